@@ -1,0 +1,58 @@
+//! Command line: `catraca serve | check-config | mock-upstream`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// catraca: AI API gateway.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "CATRACA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file.
+        #[arg(
+            long,
+            short,
+            env = "CATRACA_CONFIG",
+            default_value = "conf/catraca.yaml"
+        )]
+        config: PathBuf,
+    },
+    /// Validate a config file; print every problem with file:line:col.
+    CheckConfig {
+        /// Config file.
+        #[arg(default_value = "conf/catraca.yaml")]
+        path: PathBuf,
+    },
+    /// Run the OpenAI-compatible mock provider.
+    MockUpstream {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+        /// Status for randomly failed requests.
+        #[arg(long, default_value_t = 500)]
+        fail_status: u16,
+        /// Share of requests (0..=1) that fail with --fail-status.
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+        /// Latency added to every response, ms.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+}

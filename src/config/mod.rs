@@ -1,0 +1,11 @@
+//! Configuration: the YAML file ([`raw`]), its validation into typed values ([`resolve`]) and
+//! the hot reload of routing ([`reload`]).
+
+pub mod raw;
+pub mod reload;
+pub mod resolve;
+
+pub use resolve::{
+    Category, Config, ConfigError, Deployment, FailoverConfig, KeyEntry, Model, Provider,
+    UsageConfig, load_file, parse_str,
+};

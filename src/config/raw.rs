@@ -1,0 +1,163 @@
+//! The YAML file as written by the operator: serde types, every unknown field an error.
+//!
+//! Defaults are stated in each field's doc comment; [`super::resolve`] turns these into the
+//! validated [`super::Config`].
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// Top level of `conf/catraca.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Gateway listeners (`host:port`). Env `CATRACA_LISTEN` (comma separated) overrides.
+    /// Default `["127.0.0.1:8080"]`.
+    #[serde(default)]
+    pub listen: Option<Vec<Spanned<String>>>,
+    /// Prometheus listener. Env `CATRACA_METRICS_LISTEN` overrides. Default `127.0.0.1:9090`.
+    #[serde(default)]
+    pub metrics_listen: Option<Spanned<String>>,
+    /// Worker threads of the proxy. Default: the number of cores.
+    #[serde(default)]
+    pub threads: Option<Spanned<usize>>,
+    /// Largest request body accepted, in bytes. Default 65536 (64 KiB); see README "Limits".
+    #[serde(default)]
+    pub max_body_bytes: Option<Spanned<u64>>,
+    /// Largest multipart upload (audio) accepted, in bytes. Default 26214400 (25 MiB).
+    #[serde(default)]
+    pub max_upload_bytes: Option<Spanned<u64>>,
+    /// Seconds a SIGTERM waits for in-flight requests before exit. Default 30.
+    #[serde(default)]
+    pub grace_period_secs: Option<Spanned<u64>>,
+    /// Usage event sink of the no-database mode.
+    #[serde(default)]
+    pub usage: Option<RawUsage>,
+    /// Failover and circuit breaker policy.
+    #[serde(default)]
+    pub failover: Option<RawFailover>,
+    /// Upstream providers (OpenAI-compatible HTTP APIs).
+    #[serde(default)]
+    pub providers: Vec<Spanned<RawProvider>>,
+    /// Deployments: one provider serving one upstream model.
+    #[serde(default)]
+    pub deployments: Vec<Spanned<RawDeployment>>,
+    /// Public model catalog: what clients ask for, its prices and the deployments serving it.
+    #[serde(default)]
+    pub models: Vec<Spanned<RawModel>>,
+    /// API keys of the no-database mode.
+    #[serde(default)]
+    pub keys: Vec<Spanned<RawKey>>,
+}
+
+/// `usage:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsage {
+    /// Append-only JSONL file of usage events. Default `catraca-usage.jsonl`.
+    #[serde(default)]
+    pub jsonl_path: Option<Spanned<String>>,
+    /// Events held in memory before requests wait for the writer. Default 65536.
+    #[serde(default)]
+    pub queue_capacity: Option<Spanned<usize>>,
+}
+
+/// `failover:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFailover {
+    /// Upstream attempts per request, the first included. Default 3.
+    #[serde(default)]
+    pub max_attempts: Option<Spanned<u32>>,
+    /// Consecutive failures that open a deployment's circuit. Default 3.
+    #[serde(default)]
+    pub failures_to_trip: Option<Spanned<u32>>,
+    /// How long an open circuit keeps the deployment out of rotation, in ms. Default 30000.
+    #[serde(default)]
+    pub cooldown_ms: Option<Spanned<u64>>,
+}
+
+/// One entry of `providers:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// Unique name, referenced by deployments.
+    pub name: Spanned<String>,
+    /// Base URL including the API version path, e.g. `https://api.openai.com/v1`.
+    pub base_url: Spanned<String>,
+    /// Name of the environment variable holding the provider's API key. Optional.
+    #[serde(default)]
+    pub api_key_env: Option<Spanned<String>>,
+    /// TCP (and TLS) connect timeout in ms. Default 3000.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    /// Longest wait for any single read from the upstream (first byte, or the gap between
+    /// two stream chunks), in ms. Default 120000.
+    #[serde(default)]
+    pub read_timeout_ms: Option<Spanned<u64>>,
+    /// Longest whole upstream exchange, in ms. Default 600000.
+    #[serde(default)]
+    pub total_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// One entry of `deployments:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployment {
+    /// Unique name, referenced by models.
+    pub name: Spanned<String>,
+    /// Provider name.
+    pub provider: Spanned<String>,
+    /// Model name sent upstream.
+    pub model: Spanned<String>,
+    /// Relative share of traffic among deployments of the same priority. Default 1.
+    #[serde(default)]
+    pub weight: Option<Spanned<u32>>,
+    /// Lower is tried first; higher priorities are fallbacks. Default 0.
+    #[serde(default)]
+    pub priority: Option<Spanned<u32>>,
+}
+
+/// One entry of `models:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// Public model name clients send in `model`.
+    pub name: Spanned<String>,
+    /// Other public names for the same model.
+    #[serde(default)]
+    pub aliases: Vec<Spanned<String>>,
+    /// `chat`, `completion`, `embedding`, `image`, `audio`. Default `chat`.
+    #[serde(default)]
+    pub category: Option<Spanned<String>>,
+    /// Owner shown by `/v1/models`. Default `catraca`.
+    #[serde(default)]
+    pub owned_by: Option<Spanned<String>>,
+    /// USD per 1M input tokens, as a decimal string (`"0.15"`).
+    #[serde(default)]
+    pub input_usd_per_1m: Option<Spanned<String>>,
+    /// USD per 1M output tokens, as a decimal string.
+    #[serde(default)]
+    pub output_usd_per_1m: Option<Spanned<String>>,
+    /// Deployment names serving this model; order breaks ties within a priority.
+    pub deployments: Vec<Spanned<String>>,
+}
+
+/// One entry of `keys:`; exactly one of `sha256` and `env`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    /// Name used in usage events and logs.
+    pub name: Spanned<String>,
+    /// Lowercase hex SHA-256 of the key.
+    #[serde(default)]
+    pub sha256: Option<Spanned<String>>,
+    /// Environment variable holding the plaintext key (hashed at load, never kept).
+    #[serde(default)]
+    pub env: Option<Spanned<String>>,
+    /// A disabled key is refused with 401. Default false.
+    #[serde(default)]
+    pub disabled: Option<Spanned<bool>>,
+    /// Public model names this key may use; empty means all. Default empty.
+    #[serde(default)]
+    pub models: Vec<Spanned<String>>,
+}

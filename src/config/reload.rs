@@ -1,0 +1,90 @@
+//! Hot reload of routing: on SIGHUP or when the file changes, the config is read and validated
+//! again; a valid one is built into a new [`Live`] and swapped in whole, an invalid one is
+//! refused with a log line per problem and the old config keeps serving. In-flight requests
+//! keep the snapshot they started with.
+//!
+//! Listeners, threads and the usage sink are fixed at start; a change to them is logged and
+//! takes effect on restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::gateway::route::Live;
+use crate::state::Shared;
+
+/// How often the file's modification time and size are checked.
+const POLL: Duration = Duration::from_millis(500);
+
+/// The reload loop; returns on shutdown.
+pub async fn run(path: PathBuf, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; file watching only");
+            None
+        }
+    };
+    let mut last = stamp(&path);
+    let mut tick = tokio::time::interval(POLL);
+    loop {
+        let hup_fut = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let reason = tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = hup_fut => "SIGHUP",
+            _ = tick.tick() => {
+                let now = stamp(&path);
+                if now == last { continue; }
+                last = now;
+                "file changed"
+            }
+        };
+        reload(&path, &shared, reason).await;
+    }
+}
+
+fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Load, validate and swap; returns whether the new config is now serving.
+pub async fn reload(path: &PathBuf, shared: &Shared, reason: &str) -> bool {
+    let config = match super::load_file(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!(problem = %e, "config reload refused; the previous config keeps serving");
+            }
+            shared.metrics.reloads.with_label_values(&["refused"]).inc();
+            return false;
+        }
+    };
+    let old = shared.live.load_full();
+    if config.listen != old.config.listen || config.metrics_listen != old.config.metrics_listen {
+        tracing::warn!("listener changes take effect on restart");
+    }
+    match Live::build(Arc::new(config), Some(&old), old.epoch).await {
+        Ok(live) => {
+            shared.live.store(Arc::new(live));
+            shared.metrics.reloads.with_label_values(&["ok"]).inc();
+            tracing::info!(reason, path = %path.display(), "config reloaded");
+            true
+        }
+        Err(e) => {
+            tracing::error!(problem = %e, "config reload refused; the previous config keeps serving");
+            shared.metrics.reloads.with_label_values(&["refused"]).inc();
+            false
+        }
+    }
+}

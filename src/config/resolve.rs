@@ -1,0 +1,863 @@
+//! Validation of [`RawConfig`] into [`Config`]: every problem is collected, each with the dotted
+//! path of the field and its `file:line:col`, so `catraca check-config` can print them all.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::{Location, Spanned};
+use sha2::{Digest, Sha256};
+
+use super::raw::{RawConfig, RawKey, RawModel};
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File the problem is in.
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// What is wrong, starting with the field's path.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// Category of a catalog model, as `/v1/models` and pricing see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// `/v1/chat/completions`
+    Chat,
+    /// `/v1/completions`
+    Completion,
+    /// `/v1/embeddings`
+    Embedding,
+    /// `/v1/images/generations`
+    Image,
+    /// `/v1/audio/transcriptions`
+    Audio,
+}
+
+impl Category {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Chat => "chat",
+            Category::Completion => "completion",
+            Category::Embedding => "embedding",
+            Category::Image => "image",
+            Category::Audio => "audio",
+        }
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from (for reload and messages).
+    pub path: PathBuf,
+    /// Gateway listeners.
+    pub listen: Vec<String>,
+    /// Prometheus listener.
+    pub metrics_listen: String,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Largest JSON request body, bytes.
+    pub max_body_bytes: u64,
+    /// Largest multipart upload, bytes.
+    pub max_upload_bytes: u64,
+    /// SIGTERM grace period.
+    pub grace_period: Duration,
+    /// Usage sink settings.
+    pub usage: UsageConfig,
+    /// Failover and breaker policy.
+    pub failover: FailoverConfig,
+    /// Providers, in file order.
+    pub providers: Vec<Provider>,
+    /// Deployments, in file order.
+    pub deployments: Vec<Deployment>,
+    /// Catalog models, in file order.
+    pub models: Vec<Model>,
+    /// Config-declared API keys.
+    pub keys: Vec<KeyEntry>,
+}
+
+/// Usage sink settings.
+#[derive(Debug, Clone)]
+pub struct UsageConfig {
+    /// JSONL file path.
+    pub jsonl_path: PathBuf,
+    /// In-memory queue capacity.
+    pub queue_capacity: usize,
+}
+
+/// Failover and breaker policy.
+#[derive(Debug, Clone, Copy)]
+pub struct FailoverConfig {
+    /// Attempts per request, the first included (>= 1).
+    pub max_attempts: u32,
+    /// Consecutive failures that open a circuit (>= 1).
+    pub failures_to_trip: u32,
+    /// How long an open circuit stays open.
+    pub cooldown: Duration,
+}
+
+/// An upstream provider.
+#[derive(Clone)]
+pub struct Provider {
+    /// Unique name.
+    pub name: String,
+    /// `true` for https.
+    pub tls: bool,
+    /// Host name (SNI and `Host`).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Path prefix without trailing slash, e.g. `/v1`.
+    pub base_path: String,
+    /// Resolved API key (from the env var), never printed.
+    pub api_key: Option<String>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Per-read timeout.
+    pub read_timeout: Duration,
+    /// Whole-exchange timeout.
+    pub total_timeout: Duration,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("tls", &self.tls)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("base_path", &self.base_path)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A provider serving one upstream model.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Unique name.
+    pub name: String,
+    /// Index into [`Config::providers`].
+    pub provider: usize,
+    /// Model name sent upstream.
+    pub upstream_model: String,
+    /// Weight within its priority (>= 1).
+    pub weight: u32,
+    /// Lower is tried first.
+    pub priority: u32,
+}
+
+/// A public catalog model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Public name.
+    pub name: String,
+    /// Extra public names.
+    pub aliases: Vec<String>,
+    /// Category.
+    pub category: Category,
+    /// `owned_by` in `/v1/models`.
+    pub owned_by: String,
+    /// Micro-USD per 1M input tokens.
+    pub input_micros_per_1m: Option<i64>,
+    /// Micro-USD per 1M output tokens.
+    pub output_micros_per_1m: Option<i64>,
+    /// Indexes into [`Config::deployments`].
+    pub deployments: Vec<usize>,
+}
+
+/// A key of the no-database mode.
+#[derive(Clone)]
+pub struct KeyEntry {
+    /// Display name.
+    pub name: String,
+    /// SHA-256 of the plaintext.
+    pub hash: [u8; 32],
+    /// Refused when true.
+    pub disabled: bool,
+    /// Allowed public models; empty = all.
+    pub models: Vec<String>,
+}
+
+impl fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyEntry")
+            .field("name", &self.name)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+/// Read and validate a config file.
+pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read file: {e}"),
+        }]
+    })?;
+    parse_str(&text, path, &|name| std::env::var(name).ok())
+}
+
+/// Parse and validate config text. `env` looks up environment variables (injected for tests).
+pub fn parse_str(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigError>> {
+    let file = path.display().to_string();
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        vec![ConfigError {
+            file: file.clone(),
+            line,
+            column,
+            message: first_line(&e.to_string()),
+        }]
+    })?;
+    let mut r = Resolver {
+        file,
+        errors: Vec::new(),
+    };
+    let cfg = r.resolve(raw, path, env);
+    if r.errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(r.errors)
+    }
+}
+
+/// serde-saphyr renders a source snippet under the message; one line is enough here since the
+/// position is printed separately.
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s).trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    // drop the "line N column M: " prefix; the position is printed in front already
+    match line.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((pos, rest)) if pos.contains("column") => rest.to_string(),
+        _ => line.to_string(),
+    }
+}
+
+struct Resolver {
+    file: String,
+    errors: Vec<ConfigError>,
+}
+
+impl Resolver {
+    fn err(&mut self, at: &Location, message: String) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line: at.line(),
+            column: at.column(),
+            message,
+        });
+    }
+
+    fn positive_ms(&mut self, v: &Option<Spanned<u64>>, path: &str, default_ms: u64) -> Duration {
+        match v {
+            Some(s) if s.value == 0 => {
+                self.err(&s.referenced, format!("{path}: must be > 0"));
+                Duration::from_millis(default_ms)
+            }
+            Some(s) => Duration::from_millis(s.value),
+            None => Duration::from_millis(default_ms),
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        raw: RawConfig,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Config {
+        let listen = match (env("CATRACA_LISTEN"), &raw.listen) {
+            (Some(v), _) => v.split(',').map(|s| s.trim().to_string()).collect(),
+            (None, Some(l)) => {
+                for (i, a) in l.iter().enumerate() {
+                    self.check_addr(a, &format!("listen[{i}]"));
+                }
+                l.iter().map(|s| s.value.clone()).collect()
+            }
+            (None, None) => vec!["127.0.0.1:8080".to_string()],
+        };
+        if listen.is_empty() {
+            self.errors.push(ConfigError {
+                file: self.file.clone(),
+                line: 0,
+                column: 0,
+                message: "listen: at least one listener is needed".into(),
+            });
+        }
+        let metrics_listen = match (env("CATRACA_METRICS_LISTEN"), &raw.metrics_listen) {
+            (Some(v), _) => v,
+            (None, Some(a)) => {
+                self.check_addr(a, "metrics_listen");
+                a.value.clone()
+            }
+            (None, None) => "127.0.0.1:9090".to_string(),
+        };
+        let threads = match &raw.threads {
+            Some(t) if t.value == 0 || t.value > 1024 => {
+                self.err(&t.referenced, "threads: must be between 1 and 1024".into());
+                1
+            }
+            Some(t) => t.value,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        };
+        let max_body_bytes = self.positive_u64(&raw.max_body_bytes, "max_body_bytes", 64 * 1024);
+        let max_upload_bytes =
+            self.positive_u64(&raw.max_upload_bytes, "max_upload_bytes", 25 * 1024 * 1024);
+        let grace_period =
+            Duration::from_secs(raw.grace_period_secs.map(|s| s.value).unwrap_or(30));
+
+        let usage = UsageConfig {
+            jsonl_path: raw
+                .usage
+                .as_ref()
+                .and_then(|u| u.jsonl_path.as_ref())
+                .map(|p| PathBuf::from(&p.value))
+                .unwrap_or_else(|| PathBuf::from("catraca-usage.jsonl")),
+            queue_capacity: match raw.usage.as_ref().and_then(|u| u.queue_capacity.as_ref()) {
+                Some(q) if q.value == 0 => {
+                    self.err(&q.referenced, "usage.queue_capacity: must be > 0".into());
+                    1
+                }
+                Some(q) => q.value,
+                None => 65536,
+            },
+        };
+
+        let failover = {
+            let f = raw.failover.as_ref();
+            let max_attempts = match f.and_then(|f| f.max_attempts.as_ref()) {
+                Some(v) if v.value == 0 || v.value > 16 => {
+                    self.err(
+                        &v.referenced,
+                        "failover.max_attempts: must be between 1 and 16".into(),
+                    );
+                    1
+                }
+                Some(v) => v.value,
+                None => 3,
+            };
+            let failures_to_trip = match f.and_then(|f| f.failures_to_trip.as_ref()) {
+                Some(v) if v.value == 0 => {
+                    self.err(
+                        &v.referenced,
+                        "failover.failures_to_trip: must be > 0".into(),
+                    );
+                    1
+                }
+                Some(v) => v.value,
+                None => 3,
+            };
+            let cooldown = self.positive_ms(
+                &f.and_then(|f| f.cooldown_ms.clone()),
+                "failover.cooldown_ms",
+                30_000,
+            );
+            FailoverConfig {
+                max_attempts,
+                failures_to_trip,
+                cooldown,
+            }
+        };
+
+        // providers
+        let mut provider_idx: HashMap<String, usize> = HashMap::new();
+        let mut providers = Vec::new();
+        for (i, p) in raw.providers.iter().enumerate() {
+            let p = &p.value;
+            let path = format!("providers[{i}]");
+            if provider_idx
+                .insert(p.name.value.clone(), providers.len())
+                .is_some()
+            {
+                self.err(
+                    &p.name.referenced,
+                    format!("{path}.name: duplicate provider name {:?}", p.name.value),
+                );
+            }
+            let (tls, host, port, base_path) = match parse_base_url(&p.base_url.value) {
+                Ok(v) => v,
+                Err(m) => {
+                    self.err(&p.base_url.referenced, format!("{path}.base_url: {m}"));
+                    (false, String::new(), 0, String::new())
+                }
+            };
+            let api_key = match &p.api_key_env {
+                Some(name) => match env(&name.value) {
+                    Some(v) if !v.is_empty() => Some(v),
+                    _ => {
+                        self.err(
+                            &name.referenced,
+                            format!(
+                                "{path}.api_key_env: environment variable {} is not set",
+                                name.value
+                            ),
+                        );
+                        None
+                    }
+                },
+                None => None,
+            };
+            providers.push(Provider {
+                name: p.name.value.clone(),
+                tls,
+                host,
+                port,
+                base_path,
+                api_key,
+                connect_timeout: self.positive_ms(
+                    &p.connect_timeout_ms,
+                    &format!("{path}.connect_timeout_ms"),
+                    3_000,
+                ),
+                read_timeout: self.positive_ms(
+                    &p.read_timeout_ms,
+                    &format!("{path}.read_timeout_ms"),
+                    120_000,
+                ),
+                total_timeout: self.positive_ms(
+                    &p.total_timeout_ms,
+                    &format!("{path}.total_timeout_ms"),
+                    600_000,
+                ),
+            });
+        }
+
+        // deployments
+        let mut deployment_idx: HashMap<String, usize> = HashMap::new();
+        let mut deployments = Vec::new();
+        for (i, d) in raw.deployments.iter().enumerate() {
+            let d = &d.value;
+            let path = format!("deployments[{i}]");
+            if deployment_idx
+                .insert(d.name.value.clone(), deployments.len())
+                .is_some()
+            {
+                self.err(
+                    &d.name.referenced,
+                    format!("{path}.name: duplicate deployment name {:?}", d.name.value),
+                );
+            }
+            let provider = match provider_idx.get(&d.provider.value) {
+                Some(&p) => p,
+                None => {
+                    self.err(
+                        &d.provider.referenced,
+                        format!("{path}.provider: unknown provider {:?}", d.provider.value),
+                    );
+                    0
+                }
+            };
+            if d.model.value.is_empty() {
+                self.err(
+                    &d.model.referenced,
+                    format!("{path}.model: must not be empty"),
+                );
+            }
+            let weight = match &d.weight {
+                Some(w) if w.value == 0 => {
+                    self.err(&w.referenced, format!("{path}.weight: must be > 0"));
+                    1
+                }
+                Some(w) => w.value,
+                None => 1,
+            };
+            deployments.push(Deployment {
+                name: d.name.value.clone(),
+                provider,
+                upstream_model: d.model.value.clone(),
+                weight,
+                priority: d.priority.as_ref().map(|p| p.value).unwrap_or(0),
+            });
+        }
+
+        // models
+        let mut public_names: HashSet<String> = HashSet::new();
+        let mut models = Vec::new();
+        for (i, m) in raw.models.iter().enumerate() {
+            models.push(self.model(&m.value, i, &deployment_idx, &mut public_names));
+        }
+
+        // keys
+        let mut keys = Vec::new();
+        let mut seen_hashes = HashSet::new();
+        for (i, k) in raw.keys.iter().enumerate() {
+            if let Some(entry) = self.key(&k.value, &k.referenced, i, env, &public_names) {
+                if seen_hashes.insert(entry.hash) {
+                    keys.push(entry);
+                } else {
+                    self.err(
+                        &k.referenced,
+                        format!("keys[{i}]: the same key is declared twice"),
+                    );
+                }
+            }
+        }
+
+        Config {
+            path: path.to_path_buf(),
+            listen,
+            metrics_listen,
+            threads,
+            max_body_bytes,
+            max_upload_bytes,
+            grace_period,
+            usage,
+            failover,
+            providers,
+            deployments,
+            models,
+            keys,
+        }
+    }
+
+    fn positive_u64(&mut self, v: &Option<Spanned<u64>>, path: &str, default: u64) -> u64 {
+        match v {
+            Some(s) if s.value == 0 => {
+                self.err(&s.referenced, format!("{path}: must be > 0"));
+                default
+            }
+            Some(s) => s.value,
+            None => default,
+        }
+    }
+
+    fn check_addr(&mut self, a: &Spanned<String>, path: &str) {
+        if a.value.parse::<std::net::SocketAddr>().is_err() {
+            self.err(
+                &a.referenced,
+                format!("{path}: {:?} is not an ip:port address", a.value),
+            );
+        }
+    }
+
+    fn model(
+        &mut self,
+        m: &RawModel,
+        i: usize,
+        deployment_idx: &HashMap<String, usize>,
+        public_names: &mut HashSet<String>,
+    ) -> Model {
+        let path = format!("models[{i}]");
+        for n in std::iter::once(&m.name).chain(m.aliases.iter()) {
+            if n.value.is_empty() {
+                self.err(
+                    &n.referenced,
+                    format!("{path}: model names must not be empty"),
+                );
+            } else if !public_names.insert(n.value.clone()) {
+                self.err(
+                    &n.referenced,
+                    format!("{path}: public model name {:?} is used twice", n.value),
+                );
+            }
+        }
+        let category = match m.category.as_ref().map(|c| c.value.as_str()) {
+            None | Some("chat") => Category::Chat,
+            Some("completion") => Category::Completion,
+            Some("embedding") => Category::Embedding,
+            Some("image") => Category::Image,
+            Some("audio") => Category::Audio,
+            Some(other) => {
+                if let Some(c) = &m.category {
+                    self.err(
+                        &c.referenced,
+                        format!(
+                            "{path}.category: {other:?} is not one of chat, completion, embedding, image, audio"
+                        ),
+                    );
+                }
+                Category::Chat
+            }
+        };
+        let mut price = |v: &Option<Spanned<String>>, field: &str| -> Option<i64> {
+            let s = v.as_ref()?;
+            match parse_decimal_micros(&s.value) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    self.err(&s.referenced, format!("{path}.{field}: {e}"));
+                    None
+                }
+            }
+        };
+        let input = price(&m.input_usd_per_1m, "input_usd_per_1m");
+        let output = price(&m.output_usd_per_1m, "output_usd_per_1m");
+        let mut deployments = Vec::new();
+        if m.deployments.is_empty() {
+            self.err(
+                &m.name.referenced,
+                format!("{path}.deployments: at least one deployment is needed"),
+            );
+        }
+        for (j, d) in m.deployments.iter().enumerate() {
+            match deployment_idx.get(&d.value) {
+                Some(&k) => deployments.push(k),
+                None => self.err(
+                    &d.referenced,
+                    format!("{path}.deployments[{j}]: unknown deployment {:?}", d.value),
+                ),
+            }
+        }
+        Model {
+            name: m.name.value.clone(),
+            aliases: m.aliases.iter().map(|a| a.value.clone()).collect(),
+            category,
+            owned_by: m
+                .owned_by
+                .as_ref()
+                .map(|o| o.value.clone())
+                .unwrap_or_else(|| "catraca".into()),
+            input_micros_per_1m: input,
+            output_micros_per_1m: output,
+            deployments,
+        }
+    }
+
+    fn key(
+        &mut self,
+        k: &RawKey,
+        at: &Location,
+        i: usize,
+        env: &dyn Fn(&str) -> Option<String>,
+        public_names: &HashSet<String>,
+    ) -> Option<KeyEntry> {
+        let path = format!("keys[{i}]");
+        match (&k.sha256, &k.env) {
+            (Some(_), Some(e)) => {
+                self.err(
+                    &e.referenced,
+                    format!("{path}: set sha256 or env, not both"),
+                );
+                return None;
+            }
+            (None, None) => {
+                self.err(at, format!("{path}: one of sha256 or env is required"));
+                return None;
+            }
+            (Some(h), None) => {
+                if decode_hash(&h.value).is_none() {
+                    self.err(
+                        &h.referenced,
+                        format!("{path}.sha256: must be 64 lowercase hex characters"),
+                    );
+                    return None;
+                }
+            }
+            (None, Some(e)) => {
+                if env(&e.value).is_none_or(|v| v.is_empty()) {
+                    self.err(
+                        &e.referenced,
+                        format!("{path}.env: environment variable {} is not set", e.value),
+                    );
+                    return None;
+                }
+            }
+        }
+        for m in &k.models {
+            if !public_names.contains(&m.value) {
+                self.err(
+                    &m.referenced,
+                    format!("{path}.models: unknown model {:?}", m.value),
+                );
+            }
+        }
+        key_entry(k, env)
+    }
+}
+
+fn key_entry(k: &RawKey, env: &dyn Fn(&str) -> Option<String>) -> Option<KeyEntry> {
+    let hash = match (&k.sha256, &k.env) {
+        (Some(h), None) => decode_hash(&h.value)?,
+        (None, Some(e)) => {
+            let v = env(&e.value).filter(|v| !v.is_empty())?;
+            Sha256::digest(v.as_bytes()).into()
+        }
+        _ => return None,
+    };
+    Some(KeyEntry {
+        name: k.name.value.clone(),
+        hash,
+        disabled: k.disabled.as_ref().map(|d| d.value).unwrap_or(false),
+        models: k.models.iter().map(|m| m.value.clone()).collect(),
+    })
+}
+
+fn decode_hash(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+/// Split an `http(s)://host[:port]/path` base URL.
+fn parse_base_url(s: &str) -> Result<(bool, String, u16, String), String> {
+    let uri: http::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("{s:?} must start with http:// or https://")),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{s:?} has no host"))?
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    if uri.query().is_some() {
+        return Err(format!("{s:?} must not have a query string"));
+    }
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Ok((tls, host, port, base_path))
+}
+
+/// Parse a non-negative decimal string (`"0.15"`, `"2"`, `"1.000001"`) into millionths.
+/// More than six decimal places is an error rather than a silent rounding.
+pub fn parse_decimal_micros(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a non-negative decimal number"));
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a non-negative decimal number"));
+    }
+    if frac.len() > 6 {
+        return Err(format!("{s:?} has more than 6 decimal places"));
+    }
+    let int: i64 = int.parse().map_err(|_| format!("{s:?} is too large"))?;
+    let mut frac_v: i64 = 0;
+    for (i, b) in frac.bytes().enumerate() {
+        frac_v += i64::from(b - b'0') * 10_i64.pow(5 - i as u32);
+    }
+    int.checked_mul(1_000_000)
+        .and_then(|v| v.checked_add(frac_v))
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Config, Vec<ConfigError>> {
+        parse_str(yaml, Path::new("t.yaml"), &|k| {
+            (k == "PROVIDER_KEY" || k == "DEMO_KEY").then(|| "secret".to_string())
+        })
+    }
+
+    const GOOD: &str = r#"
+providers:
+  - name: mock
+    base_url: http://127.0.0.1:9100/v1
+    api_key_env: PROVIDER_KEY
+deployments:
+  - name: a
+    provider: mock
+    model: up-a
+  - name: b
+    provider: mock
+    model: up-b
+    priority: 1
+    weight: 3
+models:
+  - name: gpt-4o-mini
+    aliases: [mini]
+    input_usd_per_1m: "0.15"
+    output_usd_per_1m: "0.60"
+    deployments: [a, b]
+keys:
+  - name: demo
+    env: DEMO_KEY
+"#;
+
+    #[test]
+    fn good_config_resolves() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.providers[0].port, 9100);
+        assert_eq!(c.providers[0].base_path, "/v1");
+        assert_eq!(c.providers[0].api_key.as_deref(), Some("secret"));
+        assert_eq!(c.deployments[1].weight, 3);
+        assert_eq!(c.models[0].deployments, vec![0, 1]);
+        assert_eq!(c.models[0].input_micros_per_1m, Some(150_000));
+        assert_eq!(c.keys[0].hash, <[u8; 32]>::from(Sha256::digest(b"secret")));
+        assert_eq!(c.failover.max_attempts, 3);
+    }
+
+    #[test]
+    fn unknown_field_has_position() {
+        let errs = parse("providers: []\nlisten_on: 1\n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, 2, "{errs:?}");
+        assert!(errs[0].message.contains("listen_on"), "{errs:?}");
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported_with_position() {
+        let yaml = GOOD
+            .replace(
+                "provider: mock\n    model: up-b",
+                "provider: nope\n    model: up-b",
+            )
+            .replace("deployments: [a, b]", "deployments: [a, zz]")
+            .replace("\"0.60\"", "\"0.6000001\"");
+        let errs = parse(&yaml).unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 3, "{text:?}");
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("t.yaml:12:15: deployments[1].provider: unknown provider")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("models[0].deployments[1]: unknown deployment \"zz\"")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("more than 6 decimal places")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn decimal_parsing_is_exact() {
+        assert_eq!(parse_decimal_micros("0.15"), Ok(150_000));
+        assert_eq!(parse_decimal_micros("2"), Ok(2_000_000));
+        assert_eq!(parse_decimal_micros("1.000001"), Ok(1_000_001));
+        assert!(parse_decimal_micros("-1").is_err());
+        assert!(parse_decimal_micros("1e3").is_err());
+        assert!(parse_decimal_micros("").is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! Per-request state: everything the phases learn about one request, in one place.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::route::{Candidates, KeyInfo, Live};
+use crate::error::ApiError;
+use crate::sse::{SseScanner, Usage};
+
+/// The AI routes the gateway serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /v1/chat/completions`
+    Chat,
+    /// `POST /v1/completions`
+    Completions,
+    /// `POST /v1/embeddings`
+    Embeddings,
+    /// `POST /v1/images/generations`
+    Images,
+    /// `POST /v1/audio/transcriptions` (multipart, streamed through)
+    Audio,
+    /// `GET /v1/models`
+    Models,
+    /// `GET /healthz`
+    Health,
+}
+
+impl Route {
+    /// Match a request path (query already stripped).
+    pub fn from_path(path: &str) -> Option<Route> {
+        Some(match path {
+            "/v1/chat/completions" => Route::Chat,
+            "/v1/completions" => Route::Completions,
+            "/v1/embeddings" => Route::Embeddings,
+            "/v1/images/generations" => Route::Images,
+            "/v1/audio/transcriptions" => Route::Audio,
+            "/v1/models" => Route::Models,
+            "/healthz" => Route::Health,
+            _ => return None,
+        })
+    }
+
+    /// Path appended to the provider's base URL.
+    pub fn upstream_suffix(self) -> &'static str {
+        match self {
+            Route::Chat => "/chat/completions",
+            Route::Completions => "/completions",
+            Route::Embeddings => "/embeddings",
+            Route::Images => "/images/generations",
+            Route::Audio => "/audio/transcriptions",
+            Route::Models => "/models",
+            Route::Health => "/",
+        }
+    }
+
+    /// Label for metrics and usage events.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Chat => "chat.completions",
+            Route::Completions => "completions",
+            Route::Embeddings => "embeddings",
+            Route::Images => "images.generations",
+            Route::Audio => "audio.transcriptions",
+            Route::Models => "models",
+            Route::Health => "healthz",
+        }
+    }
+}
+
+/// How an upstream attempt failed, for the final error if no attempt succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptFailure {
+    /// TCP/TLS connect failed.
+    Connect,
+    /// Connect or read timed out.
+    Timeout,
+    /// Upstream answered 429 or 5xx.
+    Status(u16),
+    /// Connection broke during the exchange.
+    Io,
+}
+
+/// Per-request context.
+pub struct RequestCtx {
+    /// When the request arrived.
+    pub start: Instant,
+    /// Wall-clock arrival time (RFC 3339), for the usage event.
+    pub ts: String,
+    /// Request id.
+    pub request_id: String,
+    /// Config snapshot for the whole request.
+    pub live: Option<Arc<Live>>,
+    /// Matched route.
+    pub route: Option<Route>,
+    /// The caller's key.
+    pub key: Option<Arc<KeyInfo>>,
+    /// Catalog model index.
+    pub model: Option<usize>,
+    /// Public model name as the client sent it.
+    pub model_name: Option<String>,
+    /// Client asked for a stream.
+    pub stream: bool,
+    /// The gateway added `include_usage`; the usage event must be hidden from the client.
+    pub hide_usage: bool,
+    /// The client's body as read (pre-read routes).
+    pub body: Option<Bytes>,
+    /// Parsed body, when a rewrite is needed.
+    pub body_json: Option<serde_json::Value>,
+    /// Body for the current attempt.
+    pub upstream_body: Option<Bytes>,
+    /// Streamed (not pre-read) request body bytes seen.
+    pub streamed_body_bytes: u64,
+    /// Deployments in the order to try.
+    pub candidates: Candidates,
+    /// Attempts started.
+    pub attempts: u32,
+    /// Attempts allowed for this request.
+    pub max_attempts: u32,
+    /// Deployment of the current attempt.
+    pub deployment: Option<usize>,
+    /// Last attempt's failure.
+    pub last_failure: Option<AttemptFailure>,
+    /// Status of the current upstream response.
+    pub upstream_status: Option<u16>,
+    /// The response header is on its way to the client: no more retries.
+    pub response_started: bool,
+    /// The current upstream response is an SSE stream.
+    pub sse_active: bool,
+    /// Scanner for SSE responses.
+    pub sse: SseScanner,
+    /// Tail of a non-stream response body, for its `usage`.
+    pub resp_tail: BytesMut,
+    /// Usage found in the response.
+    pub usage: Option<Usage>,
+    /// Time to first upstream body byte.
+    pub ttft: Option<Duration>,
+    /// Whole-exchange deadline of the current provider.
+    pub total_timeout: Option<Duration>,
+    /// Error code sent to the client, if any.
+    pub error_code: Option<&'static str>,
+    /// The client went away.
+    pub client_disconnected: bool,
+    /// `x-session-id` / `x-tokia-session-id`.
+    pub session_id: Option<String>,
+}
+
+impl RequestCtx {
+    /// A fresh context.
+    pub fn new() -> Self {
+        RequestCtx {
+            start: Instant::now(),
+            ts: String::new(),
+            request_id: String::new(),
+            live: None,
+            route: None,
+            key: None,
+            model: None,
+            model_name: None,
+            stream: false,
+            hide_usage: false,
+            body: None,
+            body_json: None,
+            upstream_body: None,
+            streamed_body_bytes: 0,
+            candidates: Candidates::default(),
+            attempts: 0,
+            max_attempts: 1,
+            deployment: None,
+            last_failure: None,
+            upstream_status: None,
+            response_started: false,
+            sse_active: false,
+            sse: SseScanner::default(),
+            resp_tail: BytesMut::new(),
+            usage: None,
+            ttft: None,
+            total_timeout: None,
+            error_code: None,
+            client_disconnected: false,
+            session_id: None,
+        }
+    }
+
+    /// Whether another attempt may follow the current one.
+    pub fn can_retry(&self) -> bool {
+        !self.response_started
+            && self.attempts < self.max_attempts
+            && (self.attempts as usize) < self.candidates.len()
+    }
+
+    /// The error to give the client when no attempt succeeded.
+    pub fn exhausted_error(&self) -> ApiError {
+        match self.last_failure {
+            Some(AttemptFailure::Timeout) => ApiError::UpstreamTimeout,
+            Some(AttemptFailure::Status(_)) => ApiError::UpstreamOverloaded,
+            _ => ApiError::UpstreamUnavailable(self.attempts),
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

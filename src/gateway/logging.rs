@@ -1,0 +1,102 @@
+//! The last phase: one usage event and the request metrics, exactly once per request.
+
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType};
+
+use super::ctx::RequestCtx;
+use crate::state::Shared;
+use crate::usage::UsageEvent;
+
+/// Record metrics and hand the usage event to the sink.
+pub async fn finish(
+    shared: &Shared,
+    session: &mut Session,
+    e: Option<&Error>,
+    ctx: &mut RequestCtx,
+) {
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .unwrap_or(0);
+    if let Some(e) = e
+        && e.esource() == &ErrorSource::Downstream
+        && matches!(
+            e.etype(),
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+        )
+    {
+        ctx.client_disconnected = true;
+    }
+    let live = ctx.live.clone();
+    let (deployment, provider) = match (&live, ctx.deployment) {
+        (Some(l), Some(d)) => {
+            let dep = &l.config.deployments[d];
+            (
+                Some(dep.name.clone()),
+                Some(l.config.providers[dep.provider].name.clone()),
+            )
+        }
+        _ => (None, None),
+    };
+    let route = ctx.route.map(|r| r.label()).unwrap_or("unknown");
+    let usage = ctx.usage.or(ctx.sse.usage);
+    let latency = ctx.start.elapsed();
+    let error = ctx
+        .error_code
+        .map(str::to_string)
+        .or_else(|| {
+            ctx.client_disconnected
+                .then(|| "client_disconnected".to_string())
+        })
+        .or_else(|| e.map(|e| e.etype().as_str().to_string()));
+
+    let m = &shared.metrics;
+    let model_label = ctx.model_name.as_deref().unwrap_or("");
+    let status_label = status.to_string();
+    m.requests
+        .with_label_values(&[
+            route,
+            model_label,
+            provider.as_deref().unwrap_or(""),
+            status_label.as_str(),
+        ])
+        .inc();
+    m.latency
+        .with_label_values(&[route])
+        .observe(latency.as_secs_f64());
+    if let Some(t) = ctx.ttft {
+        m.ttft.with_label_values(&[route]).observe(t.as_secs_f64());
+    }
+    if let Some(u) = usage {
+        m.tokens
+            .with_label_values(&[model_label, "prompt"])
+            .inc_by(u.prompt_tokens);
+        m.tokens
+            .with_label_values(&[model_label, "completion"])
+            .inc_by(u.completion_tokens);
+    }
+    if ctx.route == Some(super::ctx::Route::Health) {
+        return;
+    }
+    let event = UsageEvent {
+        request_id: std::mem::take(&mut ctx.request_id),
+        ts: std::mem::take(&mut ctx.ts),
+        key: ctx.key.as_ref().map(|k| k.name.to_string()),
+        route,
+        model: ctx.model_name.take(),
+        deployment,
+        provider,
+        status,
+        error,
+        attempts: ctx.attempts,
+        stream: ctx.stream,
+        prompt_tokens: usage.map(|u| u.prompt_tokens).unwrap_or(0),
+        completion_tokens: usage.map(|u| u.completion_tokens).unwrap_or(0),
+        usage_reported: usage.is_some(),
+        latency_ms: latency.as_millis() as u64,
+        ttft_ms: ctx.ttft.map(|t| t.as_millis() as u64),
+        session_id: ctx.session_id.take(),
+        client_disconnected: ctx.client_disconnected,
+    };
+    shared.usage.record(event).await;
+}

@@ -1,0 +1,274 @@
+//! The data plane: `impl ProxyHttp for Gateway`. Each phase is a few lines that call the
+//! module owning it, in the order Pingora runs them:
+//!
+//! | phase | module |
+//! |---|---|
+//! | `request_filter`: route, key auth, body read, model → deployments | [`request`] |
+//! | `upstream_peer` / `fail_to_connect`: next deployment, breaker | [`upstream`], [`route`] |
+//! | `upstream_request_filter` / `request_body_filter`: credentials, path, body rewrite | [`upstream`] |
+//! | `upstream_response_filter`: 429/5xx → failover | [`stream`] |
+//! | `response_body_filter`: bytes through, SSE usage scan | [`stream`], [`crate::sse`] |
+//! | `fail_to_proxy`: the client's error, or an SSE error event mid-stream | [`respond`] |
+//! | `logging`: usage event and metrics | [`logging`] |
+
+pub mod ctx;
+pub mod logging;
+pub mod request;
+pub mod respond;
+pub mod route;
+pub mod stream;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::error::ApiError;
+use crate::state::Shared;
+use ctx::{AttemptFailure, RequestCtx};
+
+/// The Pingora proxy application.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    id_prefix: u64,
+    id_counter: AtomicU64,
+}
+
+impl Gateway {
+    /// A gateway over shared state.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Gateway {
+            shared,
+            id_prefix: fastrand::u64(..) & 0xffff_ffff,
+            id_counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next_request_id(&self) -> String {
+        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
+        format!("req_{:08x}{:012x}", self.id_prefix, n)
+    }
+
+    fn record_attempt_error(&self, ctx: &mut RequestCtx, failure: AttemptFailure, kind: &str) {
+        ctx.last_failure = Some(failure);
+        let (Some(live), Some(d)) = (ctx.live.as_ref(), ctx.deployment) else {
+            return;
+        };
+        let name = &live.deployment_names[d];
+        let f = &live.config.failover;
+        if live.breakers[d].on_failure(live.now_ms(), f.failures_to_trip, f.cooldown) {
+            self.shared
+                .metrics
+                .circuit_open
+                .with_label_values(&[name])
+                .inc();
+            tracing::warn!(deployment = %name, "circuit opened");
+        }
+        self.shared
+            .metrics
+            .attempts
+            .with_label_values(&[name, kind])
+            .inc();
+        self.shared
+            .metrics
+            .upstream_errors
+            .with_label_values(&[name, kind])
+            .inc();
+        tracing::info!(request_id = %ctx.request_id, deployment = %name, attempt = ctx.attempts, kind, "upstream attempt failed");
+    }
+}
+
+fn failure_of(e: &Error) -> (AttemptFailure, &'static str) {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            (AttemptFailure::Timeout, "timeout")
+        }
+        ErrorType::HTTPStatus(s) => (AttemptFailure::Status(*s), "status"),
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSHandshakeTimedout => (AttemptFailure::Connect, "connect_error"),
+        _ => (AttemptFailure::Io, "io_error"),
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.live = Some(self.shared.live.load_full());
+        ctx.request_id = self.next_request_id();
+        ctx.ts = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        ctx.session_id = request::header_str(session, "x-session-id")
+            .or_else(|| request::header_str(session, "x-tokia-session-id"))
+            .map(|s| s.chars().take(128).collect());
+        match request::prepare(session, ctx).await {
+            Ok(request::Outcome::Proxy) => Ok(false),
+            Ok(request::Outcome::Respond(body)) => {
+                respond::json(session, ctx, 200, body).await;
+                Ok(true)
+            }
+            Err(e) => {
+                respond::error(session, ctx, &e).await;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        if ctx.attempts > 0
+            && let Some(m) = ctx.model_name.as_deref()
+        {
+            self.shared.metrics.failovers.with_label_values(&[m]).inc();
+        }
+        upstream::next_peer(ctx)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _s: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let (failure, kind) = failure_of(&e);
+        self.record_attempt_error(ctx, failure, kind);
+        e.set_retry(ctx.can_retry());
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _s: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream::rewrite_request(req, ctx)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _s: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream::body_chunk(body, end_of_stream, ctx)
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _s: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        stream::on_upstream_header(&self.shared, resp, ctx)
+    }
+
+    fn response_body_filter(
+        &self,
+        _s: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        stream::on_body(body, end_of_stream, ctx)?;
+        Ok(None)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("peer: {peer}"));
+        // Our own failover signal (429/5xx) was already counted in upstream_response_filter.
+        if !matches!(e.etype(), ErrorType::HTTPStatus(_)) && e.esource() != &ErrorSource::Downstream
+        {
+            let (failure, kind) = failure_of(&e);
+            self.record_attempt_error(ctx, failure, kind);
+        }
+        // POST is safe to retry here: nothing reached the client and the body is replayable.
+        if ctx.response_started || session.as_ref().retry_buffer_truncated() || !ctx.can_retry() {
+            e.set_retry(false);
+        } else if !matches!(e.etype(), ErrorType::HTTPStatus(_)) {
+            e.set_retry(true);
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let downstream_gone = e.esource() == &ErrorSource::Downstream
+            && matches!(
+                e.etype(),
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+            );
+        if downstream_gone {
+            ctx.client_disconnected = true;
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        if ctx.response_started {
+            // Too late for a status: end the stream with an error event, bill what was sent.
+            let err = ApiError::StreamInterrupted;
+            ctx.error_code = Some(err.code());
+            if ctx.sse_active {
+                let _ = session
+                    .write_response_body(Some(err.sse_event()), true)
+                    .await;
+            }
+            return FailToProxy {
+                error_code: ctx.upstream_status.unwrap_or(502),
+                can_reuse_downstream: false,
+            };
+        }
+        let err = if ctx.attempts == 0 {
+            tracing::error!(request_id = %ctx.request_id, error = %e, "proxy failed before any attempt");
+            ApiError::Internal
+        } else {
+            if ctx.last_failure.is_none() {
+                ctx.last_failure = Some(failure_of(e).0);
+            }
+            ctx.exhausted_error()
+        };
+        respond::error(session, ctx, &err).await;
+        FailToProxy {
+            error_code: err.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        logging::finish(&self.shared, session, e, ctx).await;
+    }
+
+    fn suppress_error_log(&self, _s: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
+        // client disconnects are normal traffic; they are counted in the usage event
+        ctx.client_disconnected
+    }
+}

@@ -1,0 +1,234 @@
+//! The request phase: route, key auth, content checks, body read and the choice of model and
+//! deployments. Everything here runs before any upstream I/O; any failure is a clean 4xx.
+
+use std::borrow::Cow;
+
+use bytes::BytesMut;
+use pingora::proxy::Session;
+use serde::Deserialize;
+
+use super::ctx::{RequestCtx, Route};
+use super::route::{KeyStore, hash_key};
+use crate::config::Category;
+use crate::error::ApiError;
+
+/// Pingora's retry buffer holds 64 KiB; a pre-read body larger than that cannot be forwarded
+/// (see PINGORA-NOTES §2). `max_body_bytes` is capped to it by config validation.
+pub const PREREAD_LIMIT: u64 = 64 * 1024;
+
+/// What the request phase decided.
+pub enum Outcome {
+    /// Proxy upstream.
+    Proxy,
+    /// Answer from the gateway with this body (200).
+    Respond(bytes::Bytes),
+}
+
+/// Authenticate, validate and read the request. `ctx.live` must be set.
+pub async fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Result<Outcome, ApiError> {
+    let live = ctx.live.clone().ok_or(ApiError::Internal)?;
+    let path = session.req_header().uri.path().to_string();
+    let route = Route::from_path(&path).ok_or_else(|| ApiError::RouteNotFound(path.clone()))?;
+    ctx.route = Some(route);
+    let method = session.req_header().method.clone();
+    if route == Route::Health {
+        return Ok(Outcome::Respond(bytes::Bytes::from_static(
+            b"{\"status\":\"ok\"}",
+        )));
+    }
+
+    // key auth before anything else is revealed
+    let key = presented_key(session).ok_or(ApiError::MissingKey)?;
+    let info = live.lookup(&hash_key(key)).ok_or(ApiError::InvalidKey)?;
+    if info.disabled {
+        return Err(ApiError::DisabledKey);
+    }
+    ctx.key = Some(info);
+
+    if route == Route::Models {
+        if method != http::Method::GET {
+            return Err(ApiError::MethodNotAllowed(method.to_string()));
+        }
+        return Ok(Outcome::Respond(live.models_body.clone()));
+    }
+    if method != http::Method::POST {
+        return Err(ApiError::MethodNotAllowed(method.to_string()));
+    }
+
+    let cfg = &live.config;
+    let content_type = header_str(session, "content-type").unwrap_or("");
+    let content_length = content_length(session)?;
+    if route == Route::Audio {
+        if !content_type.starts_with("multipart/form-data") {
+            return Err(ApiError::UnsupportedMediaType("multipart/form-data"));
+        }
+        if content_length.is_some_and(|n| n > cfg.max_upload_bytes) {
+            return Err(ApiError::BodyTooLarge(cfg.max_upload_bytes));
+        }
+        // The upload is streamed through, never collected: the model comes from a header, the
+        // query string, or the catalog's first audio model.
+        let name = header_str(session, "x-catraca-model")
+            .map(str::to_string)
+            .or_else(|| query_param(session, "model"))
+            .or_else(|| {
+                cfg.models
+                    .iter()
+                    .find(|m| m.category == Category::Audio)
+                    .map(|m| m.name.clone())
+            })
+            .ok_or_else(|| ApiError::InvalidRequest("no audio model is configured".into()))?;
+        choose_model(ctx, &name, route)?;
+        return Ok(Outcome::Proxy);
+    }
+
+    if !is_json(content_type) {
+        return Err(ApiError::UnsupportedMediaType("application/json"));
+    }
+    let limit = cfg.max_body_bytes.min(PREREAD_LIMIT);
+    if content_length.is_some_and(|n| n > limit) {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
+    // Read the whole (small) body so we can route on `model`; the retry buffer lets Pingora
+    // replay it to each attempt through request_body_filter.
+    session.enable_retry_buffering();
+    let mut buf = BytesMut::with_capacity(content_length.unwrap_or(1024) as usize);
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if (buf.len() + chunk.len()) as u64 > limit {
+                    session.set_keepalive(None);
+                    return Err(ApiError::BodyTooLarge(limit));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading request body failed");
+                ctx.client_disconnected = true;
+                return Err(ApiError::InvalidRequest(
+                    "could not read the request body".into(),
+                ));
+            }
+        }
+    }
+    let body = buf.freeze();
+    ctx.body = Some(body.clone());
+
+    #[derive(Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow, default)]
+        model: Option<Cow<'a, str>>,
+        #[serde(default)]
+        stream: Option<bool>,
+        #[serde(default)]
+        stream_options: Option<StreamOptions>,
+    }
+    #[derive(Deserialize)]
+    struct StreamOptions {
+        #[serde(default)]
+        include_usage: Option<bool>,
+    }
+    if body.is_empty() {
+        return Err(ApiError::InvalidJson("the body is empty".into()));
+    }
+    let probe: Probe = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::InvalidRequest(format!(
+            "the body must be a JSON object with a string 'model': {e}"
+        )),
+        _ => ApiError::InvalidJson(e.to_string()),
+    })?;
+    let model = probe
+        .model
+        .ok_or_else(|| ApiError::InvalidRequest("you must provide a model parameter".into()))?;
+    choose_model(ctx, &model, route)?;
+    ctx.stream = probe.stream.unwrap_or(false) && matches!(route, Route::Chat | Route::Completions);
+    let client_usage = probe
+        .stream_options
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+    ctx.hide_usage = ctx.stream && !client_usage;
+    Ok(Outcome::Proxy)
+}
+
+fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), ApiError> {
+    let live = ctx.live.clone().ok_or(ApiError::Internal)?;
+    let idx = *live
+        .model_index
+        .get(name)
+        .ok_or_else(|| ApiError::ModelNotFound(name.to_string()))?;
+    if let Some(k) = &ctx.key
+        && !k.models.is_empty()
+        && !k.models.contains(&idx)
+    {
+        return Err(ApiError::ModelNotAllowed(name.to_string()));
+    }
+    let want = match route {
+        Route::Chat => Category::Chat,
+        Route::Completions => Category::Completion,
+        Route::Embeddings => Category::Embedding,
+        Route::Images => Category::Image,
+        Route::Audio => Category::Audio,
+        Route::Models | Route::Health => return Err(ApiError::Internal),
+    };
+    let have = live.category(idx);
+    // chat models commonly serve the legacy completions route too
+    if have != want && !(want == Category::Completion && have == Category::Chat) {
+        return Err(ApiError::InvalidRequest(format!(
+            "the model '{name}' is a {} model and cannot be used on {}",
+            have.as_str(),
+            route.label()
+        )));
+    }
+    ctx.model = Some(idx);
+    ctx.model_name = Some(name.to_string());
+    ctx.candidates = live.candidates(idx);
+    ctx.max_attempts = live.config.failover.max_attempts;
+    Ok(())
+}
+
+fn presented_key(session: &Session) -> Option<&str> {
+    if let Some(v) = header_str(session, "authorization") {
+        let v = v.trim();
+        let (scheme, rest) = v.split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
+            return Some(rest.trim());
+        }
+        return None;
+    }
+    header_str(session, "api-key")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// A request header as UTF-8, if present and valid.
+pub fn header_str<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn content_length(session: &Session) -> Result<Option<u64>, ApiError> {
+    match header_str(session, "content-length") {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| ApiError::InvalidRequest("invalid content-length".into())),
+    }
+}
+
+fn is_json(ct: &str) -> bool {
+    let base = ct.split(';').next().unwrap_or("").trim();
+    base.eq_ignore_ascii_case("application/json")
+}
+
+fn query_param(session: &Session, name: &str) -> Option<String> {
+    let q = session.req_header().uri.query()?;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name && !v.is_empty()).then(|| v.to_string())
+    })
+}

@@ -1,0 +1,35 @@
+//! Writing the gateway's own responses (errors, `/v1/models`, `/healthz`): the only place that
+//! turns an [`ApiError`] into bytes on the wire.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use super::ctx::RequestCtx;
+use crate::error::ApiError;
+
+/// Write `err` as OpenAI's error JSON. When the request body was not read, the connection is
+/// closed afterwards so unread body bytes cannot be taken for the next request.
+pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) {
+    ctx.error_code = Some(err.code());
+    if ctx.body.is_none() && !session.as_mut().is_body_empty() {
+        session.set_keepalive(None);
+    }
+    json(session, ctx, err.status(), err.body()).await;
+}
+
+/// Write a JSON response.
+pub async fn json(session: &mut Session, ctx: &RequestCtx, status: u16, body: Bytes) {
+    let result = async {
+        let mut h = ResponseHeader::build(status, Some(4))?;
+        h.insert_header("content-type", "application/json")?;
+        h.insert_header("content-length", body.len().to_string())?;
+        h.insert_header("x-request-id", ctx.request_id.as_str())?;
+        session.write_response_header(Box::new(h), false).await?;
+        session.write_response_body(Some(body), true).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(request_id = %ctx.request_id, error = %e, "could not write response");
+    }
+}

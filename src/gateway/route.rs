@@ -1,0 +1,423 @@
+//! Routing state built from the config: model names → deployments → providers, the circuit
+//! breakers, and the choice of deployments for one request (priority, weight, health).
+//!
+//! A [`Live`] is immutable once built; a reload builds a new one and swaps it in whole
+//! (`state::Shared::live`), so a request sees one consistent config from start to end.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{Category, Config};
+
+/// Attempts are capped at 16 by config validation; candidates fit a fixed array.
+pub const MAX_CANDIDATES: usize = 16;
+
+/// Circuit breaker of one deployment.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    failures: AtomicU32,
+    /// ms since [`Live::epoch`] until which the circuit is open; 0 = closed.
+    open_until_ms: AtomicU64,
+}
+
+impl Breaker {
+    /// Whether the deployment is cooling down at `now_ms`.
+    pub fn is_open(&self, now_ms: u64) -> bool {
+        self.open_until_ms.load(Ordering::Relaxed) > now_ms
+    }
+
+    /// A successful attempt closes the circuit.
+    pub fn on_success(&self) {
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+        if self.open_until_ms.load(Ordering::Relaxed) != 0 {
+            self.open_until_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A failed attempt; returns true when this failure opened the circuit. After a cool-down
+    /// the count is still at the threshold, so the first request through is the probe: one more
+    /// failure re-opens the circuit at once, a success closes it.
+    pub fn on_failure(&self, now_ms: u64, trip: u32, cooldown: Duration) -> bool {
+        let n = self
+            .failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        if n >= trip && !self.is_open(now_ms) {
+            self.open_until_ms
+                .store(now_ms + cooldown.as_millis() as u64, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+/// A provider with its address resolved.
+#[derive(Debug)]
+pub struct LiveProvider {
+    /// Resolved socket address (DNS is never resolved on the request path).
+    pub addr: SocketAddr,
+    /// `Host` header value.
+    pub host_header: HeaderValue,
+    /// `Authorization: Bearer …` to send upstream, if the provider has a key.
+    pub auth_header: Option<HeaderValue>,
+}
+
+/// Information about a recognised API key.
+#[derive(Debug)]
+pub struct KeyInfo {
+    /// Key name for usage events.
+    pub name: Arc<str>,
+    /// Refused when true.
+    pub disabled: bool,
+    /// Allowed model indexes; empty = all.
+    pub models: Vec<usize>,
+    hash: [u8; 32],
+}
+
+/// Looks up API keys by the SHA-256 of the presented key.
+pub trait KeyStore: Send + Sync {
+    /// The key whose hash is `hash`, if any.
+    fn lookup(&self, hash: &[u8; 32]) -> Option<Arc<KeyInfo>>;
+}
+
+/// Everything the request path reads, built from one config.
+pub struct Live {
+    /// The config this was built from.
+    pub config: Arc<Config>,
+    /// Process start, the zero of breaker clocks.
+    pub epoch: Instant,
+    /// Public name or alias → model index.
+    pub model_index: HashMap<String, usize>,
+    /// Per provider, same order as the config.
+    pub providers: Vec<LiveProvider>,
+    /// Per deployment, same order as the config; kept across reloads by deployment name.
+    pub breakers: Vec<Arc<Breaker>>,
+    /// Metric label per deployment.
+    pub deployment_names: Vec<Arc<str>>,
+    /// Config keys by hash.
+    keys: HashMap<[u8; 32], Arc<KeyInfo>>,
+    /// Pre-rendered `GET /v1/models` body.
+    pub models_body: Bytes,
+}
+
+impl KeyStore for Live {
+    fn lookup(&self, hash: &[u8; 32]) -> Option<Arc<KeyInfo>> {
+        let k = self.keys.get(hash)?;
+        // The map lookup finds the candidate; the full comparison is constant-time.
+        bool::from(k.hash.ct_eq(hash)).then(|| k.clone())
+    }
+}
+
+/// SHA-256 of a presented key.
+pub fn hash_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+impl Live {
+    /// Build from a validated config, resolving provider addresses. Breakers of deployments
+    /// that keep their name are carried over from `previous`.
+    pub async fn build(
+        config: Arc<Config>,
+        previous: Option<&Live>,
+        epoch: Instant,
+    ) -> Result<Live, String> {
+        let mut providers = Vec::with_capacity(config.providers.len());
+        for p in &config.providers {
+            let addr = resolve(&p.host, p.port)
+                .await
+                .map_err(|e| format!("provider {}: cannot resolve {}: {e}", p.name, p.host))?;
+            let default_port = if p.tls { 443 } else { 80 };
+            let host = if p.port == default_port {
+                p.host.clone()
+            } else {
+                format!("{}:{}", p.host, p.port)
+            };
+            let host_header = HeaderValue::from_str(&host)
+                .map_err(|_| format!("provider {}: bad host {host:?}", p.name))?;
+            let auth_header = match &p.api_key {
+                Some(k) => {
+                    let mut v = HeaderValue::from_str(&format!("Bearer {k}"))
+                        .map_err(|_| format!("provider {}: api key has invalid bytes", p.name))?;
+                    v.set_sensitive(true);
+                    Some(v)
+                }
+                None => None,
+            };
+            providers.push(LiveProvider {
+                addr,
+                host_header,
+                auth_header,
+            });
+        }
+        let mut breakers = Vec::with_capacity(config.deployments.len());
+        for d in &config.deployments {
+            let kept = previous.and_then(|prev| {
+                prev.config
+                    .deployments
+                    .iter()
+                    .position(|pd| pd.name == d.name)
+                    .and_then(|i| prev.breakers.get(i).cloned())
+            });
+            breakers.push(kept.unwrap_or_default());
+        }
+        let mut model_index = HashMap::new();
+        for (i, m) in config.models.iter().enumerate() {
+            model_index.insert(m.name.clone(), i);
+            for a in &m.aliases {
+                model_index.insert(a.clone(), i);
+            }
+        }
+        let mut keys = HashMap::new();
+        for k in &config.keys {
+            let models = k
+                .models
+                .iter()
+                .filter_map(|m| model_index.get(m).copied())
+                .collect();
+            keys.insert(
+                k.hash,
+                Arc::new(KeyInfo {
+                    name: Arc::from(k.name.as_str()),
+                    disabled: k.disabled,
+                    models,
+                    hash: k.hash,
+                }),
+            );
+        }
+        let models_body = render_models(&config);
+        Ok(Live {
+            deployment_names: config
+                .deployments
+                .iter()
+                .map(|d| Arc::from(d.name.as_str()))
+                .collect(),
+            config,
+            epoch,
+            model_index,
+            providers,
+            breakers,
+            keys,
+            models_body,
+        })
+    }
+
+    /// Milliseconds since the epoch, for breaker clocks.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The order in which to try the deployments of `model`: healthy ones first, by priority,
+    /// weighted-random within a priority; cooling ones last (tried only if the rest fail).
+    pub fn candidates(&self, model: usize) -> Candidates {
+        let mut out = Candidates::default();
+        let Some(m) = self.config.models.get(model) else {
+            return out;
+        };
+        let now = self.now_ms();
+        let mut healthy: [(u32, usize); MAX_CANDIDATES] = [(0, 0); MAX_CANDIDATES];
+        let mut nh = 0;
+        let mut cooling: [(u32, usize); MAX_CANDIDATES] = [(0, 0); MAX_CANDIDATES];
+        let mut nc = 0;
+        for &d in m.deployments.iter().take(MAX_CANDIDATES) {
+            let prio = self.config.deployments[d].priority;
+            if self.breakers[d].is_open(now) {
+                cooling[nc] = (prio, d);
+                nc += 1;
+            } else {
+                healthy[nh] = (prio, d);
+                nh += 1;
+            }
+        }
+        self.push_ordered(&mut healthy[..nh], &mut out);
+        self.push_ordered(&mut cooling[..nc], &mut out);
+        out
+    }
+
+    fn push_ordered(&self, list: &mut [(u32, usize)], out: &mut Candidates) {
+        list.sort_by_key(|&(p, _)| p);
+        let mut start = 0;
+        while start < list.len() {
+            let prio = list[start].0;
+            let end = start + list[start..].iter().take_while(|x| x.0 == prio).count();
+            // weighted draw without replacement inside one priority group
+            let group = &mut list[start..end];
+            for i in 0..group.len() {
+                let total: u64 = group[i..]
+                    .iter()
+                    .map(|&(_, d)| u64::from(self.config.deployments[d].weight))
+                    .sum();
+                let mut pick = fastrand::u64(0..total.max(1));
+                let mut chosen = i;
+                for (j, &(_, d)) in group.iter().enumerate().skip(i) {
+                    let w = u64::from(self.config.deployments[d].weight);
+                    if pick < w {
+                        chosen = j;
+                        break;
+                    }
+                    pick -= w;
+                }
+                group.swap(i, chosen);
+                out.push(group[i].1);
+            }
+            start = end;
+        }
+    }
+
+    /// Category of a model.
+    pub fn category(&self, model: usize) -> Category {
+        self.config.models[model].category
+    }
+}
+
+/// Ordered deployment indexes for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidates {
+    items: [u16; MAX_CANDIDATES],
+    len: u8,
+}
+
+impl Default for Candidates {
+    fn default() -> Self {
+        Candidates {
+            items: [0; MAX_CANDIDATES],
+            len: 0,
+        }
+    }
+}
+
+impl Candidates {
+    fn push(&mut self, d: usize) {
+        if (self.len as usize) < MAX_CANDIDATES {
+            self.items[self.len as usize] = d as u16;
+            self.len += 1;
+        }
+    }
+
+    /// Number of candidates.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th candidate.
+    pub fn get(&self, i: usize) -> Option<usize> {
+        (i < self.len()).then(|| self.items[i] as usize)
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))
+}
+
+fn render_models(config: &Config) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        id: &'a str,
+        object: &'static str,
+        created: u64,
+        owned_by: &'a str,
+        category: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        object: &'static str,
+        data: Vec<Entry<'a>>,
+    }
+    let mut data = Vec::new();
+    for m in &config.models {
+        for name in std::iter::once(&m.name).chain(m.aliases.iter()) {
+            data.push(Entry {
+                id: name,
+                object: "model",
+                created: 1_700_000_000,
+                owned_by: &m.owned_by,
+                category: m.category.as_str(),
+            });
+        }
+    }
+    serde_json::to_vec(&List {
+        object: "list",
+        data,
+    })
+    .map(Bytes::from)
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    async fn live(yaml: &str) -> Live {
+        let c = crate::config::parse_str(yaml, Path::new("t.yaml"), &|_| None).unwrap();
+        Live::build(Arc::new(c), None, Instant::now())
+            .await
+            .unwrap()
+    }
+
+    const YAML: &str = r#"
+providers: [{name: p, base_url: "http://127.0.0.1:1/v1"}]
+deployments:
+  - {name: a, provider: p, model: m, priority: 0, weight: 1}
+  - {name: b, provider: p, model: m, priority: 0, weight: 3}
+  - {name: c, provider: p, model: m, priority: 1}
+models:
+  - {name: x, deployments: [a, b, c]}
+"#;
+
+    #[tokio::test]
+    async fn priority_then_weight() {
+        let l = live(YAML).await;
+        let mut first_b = 0;
+        for _ in 0..4000 {
+            let c = l.candidates(0);
+            assert_eq!(c.len(), 3);
+            assert_eq!(c.get(2), Some(2), "priority 1 comes last");
+            if c.get(0) == Some(1) {
+                first_b += 1;
+            }
+        }
+        // weight 3 of 4: expect ~3000 of 4000
+        assert!((2700..3300).contains(&first_b), "{first_b}");
+    }
+
+    #[tokio::test]
+    async fn open_circuit_goes_last_and_recovers() {
+        let l = live(YAML).await;
+        let now = l.now_ms();
+        let cd = Duration::from_millis(50);
+        assert!(!l.breakers[0].on_failure(now, 2, cd));
+        assert!(l.breakers[0].on_failure(now, 2, cd));
+        assert!(l.breakers[1].on_failure(now, 1, cd));
+        for _ in 0..50 {
+            let c = l.candidates(0);
+            assert_eq!(c.get(0), Some(2), "only healthy deployment first");
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // half-open: back in rotation, and one more failure re-opens at once
+        assert!(!l.breakers[0].is_open(l.now_ms()));
+        assert!(l.breakers[0].on_failure(l.now_ms(), 2, cd));
+        l.breakers[1].on_success();
+        assert!(!l.breakers[1].is_open(l.now_ms()));
+    }
+}

@@ -1,0 +1,125 @@
+//! The response side: upstream status → failover decision, and the body passing through
+//! untouched (SSE scanned for usage, the injected usage event hidden).
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::{Error, ErrorType, Result};
+
+use super::ctx::{AttemptFailure, RequestCtx};
+use crate::state::Shared;
+
+/// Keep at most this much of a non-stream body's tail to find its `usage`.
+const TAIL_KEEP: usize = 64 * 1024;
+
+/// Decide on the upstream's status: retry another deployment (429/5xx while attempts remain),
+/// or let the response through to the client.
+pub fn on_upstream_header(
+    shared: &Shared,
+    resp: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
+    let status = resp.status.as_u16();
+    ctx.upstream_status = Some(status);
+    let (Some(live), Some(d)) = (ctx.live.clone(), ctx.deployment) else {
+        return Error::e_explain(ErrorType::InternalError, "response without deployment");
+    };
+    let name = &live.deployment_names[d];
+    let failed = status == 429 || status >= 500;
+    if failed {
+        let f = &live.config.failover;
+        if live.breakers[d].on_failure(live.now_ms(), f.failures_to_trip, f.cooldown) {
+            shared.metrics.circuit_open.with_label_values(&[name]).inc();
+            tracing::warn!(deployment = %name, "circuit opened");
+        }
+        let outcome = if status == 429 {
+            "status_429"
+        } else {
+            "status_5xx"
+        };
+        shared
+            .metrics
+            .attempts
+            .with_label_values(&[name, outcome])
+            .inc();
+        shared
+            .metrics
+            .upstream_errors
+            .with_label_values(&[name, outcome])
+            .inc();
+        ctx.last_failure = Some(AttemptFailure::Status(status));
+        tracing::info!(request_id = %ctx.request_id, deployment = %name, attempt = ctx.attempts, status, "upstream attempt failed");
+        if ctx.can_retry() {
+            let mut e = Error::explain(
+                ErrorType::HTTPStatus(status),
+                "upstream refused; failing over",
+            );
+            e.set_retry(true);
+            return Err(e);
+        }
+    } else {
+        live.breakers[d].on_success();
+        shared
+            .metrics
+            .attempts
+            .with_label_values(&[name, "ok"])
+            .inc();
+    }
+    ctx.response_started = true;
+    ctx.sse_active = ctx.stream
+        && resp
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+    if ctx.sse_active && ctx.hide_usage {
+        // we may drop an event, so the length changes
+        resp.remove_header("content-length");
+    }
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    Ok(())
+}
+
+/// One chunk of the upstream body on its way to the client.
+pub fn on_body(body: &mut Option<Bytes>, eos: bool, ctx: &mut RequestCtx) -> Result<()> {
+    if ctx.ttft.is_none() && body.as_ref().is_some_and(|b| !b.is_empty()) {
+        ctx.ttft = Some(ctx.start.elapsed());
+    }
+    if let Some(t) = ctx.total_timeout
+        && !eos
+        && ctx.start.elapsed() > t
+    {
+        ctx.last_failure = Some(AttemptFailure::Timeout);
+        return Error::e_explain(ErrorType::ReadTimedout, "total_timeout_ms exceeded");
+    }
+    if ctx.sse_active {
+        if let Some(b) = body.take() {
+            *body = Some(ctx.sse.feed(b));
+        }
+        if eos {
+            if let Some(rest) = ctx.sse.finish() {
+                *body = Some(match body.take() {
+                    Some(b) if !b.is_empty() => {
+                        let mut v = Vec::with_capacity(b.len() + rest.len());
+                        v.extend_from_slice(&b);
+                        v.extend_from_slice(&rest);
+                        Bytes::from(v)
+                    }
+                    _ => rest,
+                });
+            }
+            ctx.usage = ctx.sse.usage;
+        }
+    } else {
+        if let Some(b) = body.as_ref() {
+            ctx.resp_tail.extend_from_slice(b);
+            if ctx.resp_tail.len() > 2 * TAIL_KEEP {
+                let cut = ctx.resp_tail.len() - TAIL_KEEP;
+                let _ = ctx.resp_tail.split_to(cut);
+            }
+        }
+        if eos {
+            ctx.usage = crate::sse::find_usage(&ctx.resp_tail);
+        }
+    }
+    Ok(())
+}

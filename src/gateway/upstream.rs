@@ -1,0 +1,150 @@
+//! The upstream side of an attempt: the peer for the chosen deployment, the request headers
+//! (provider credentials, path, `Host`) and the body rewrite (`model`, `include_usage`).
+
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+use super::ctx::{RequestCtx, Route};
+
+/// Peer for the next candidate deployment; resets the per-attempt state.
+pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    let live = ctx
+        .live
+        .clone()
+        .ok_or_else(|| Error::explain(ErrorType::InternalError, "no config snapshot"))?;
+    let d = ctx
+        .candidates
+        .get(ctx.attempts as usize)
+        .filter(|_| ctx.attempts < ctx.max_attempts)
+        .ok_or_else(|| Error::explain(ErrorType::InternalError, "no deployment left to try"))?;
+    ctx.attempts += 1;
+    ctx.deployment = Some(d);
+    ctx.upstream_status = None;
+    ctx.sse_active = false;
+    ctx.sse = crate::sse::SseScanner::new(ctx.hide_usage);
+    ctx.resp_tail.clear();
+    ctx.usage = None;
+    ctx.ttft = None;
+    ctx.upstream_body = None;
+
+    let dep = &live.config.deployments[d];
+    let provider = &live.config.providers[dep.provider];
+    let lp = &live.providers[dep.provider];
+    let mut peer = HttpPeer::new(lp.addr, provider.tls, provider.host.clone());
+    peer.options.connection_timeout = Some(provider.connect_timeout);
+    peer.options.total_connection_timeout = Some(provider.connect_timeout);
+    peer.options.read_timeout = Some(provider.read_timeout);
+    peer.options.write_timeout = Some(provider.read_timeout);
+    ctx.total_timeout = Some(provider.total_timeout);
+    Ok(Box::new(peer))
+}
+
+/// Rewrite the request header for the current deployment.
+pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
+    let (live, d, route) = match (ctx.live.clone(), ctx.deployment, ctx.route) {
+        (Some(l), Some(d), Some(r)) => (l, d, r),
+        _ => return Error::e_explain(ErrorType::InternalError, "attempt without deployment"),
+    };
+    let dep = &live.config.deployments[d];
+    let provider = &live.config.providers[dep.provider];
+    let lp = &live.providers[dep.provider];
+
+    let mut path = String::with_capacity(provider.base_path.len() + 32);
+    path.push_str(&provider.base_path);
+    path.push_str(route.upstream_suffix());
+    if let Some(q) = req.uri.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    let uri = path
+        .parse::<http::Uri>()
+        .map_err(|e| Error::because(ErrorType::InternalError, "upstream uri", e))?;
+    req.set_uri(uri);
+    req.insert_header("host", lp.host_header.clone())?;
+    req.remove_header("authorization");
+    req.remove_header("api-key");
+    req.remove_header("x-catraca-model");
+    if let Some(a) = &lp.auth_header {
+        req.insert_header("authorization", a.clone())?;
+    }
+    // body filters must see plain bytes
+    req.remove_header("accept-encoding");
+    req.insert_header("x-request-id", ctx.request_id.as_str())?;
+
+    if route != Route::Audio {
+        let body = upstream_body(ctx, &dep.upstream_model)?;
+        req.remove_header("transfer-encoding");
+        req.insert_header("content-length", body.len().to_string())?;
+        ctx.upstream_body = Some(body);
+    }
+    Ok(())
+}
+
+/// The body for this attempt: the client's bytes untouched when nothing must change, else the
+/// JSON with `model` set to the upstream name and `stream_options.include_usage` added.
+fn upstream_body(ctx: &mut RequestCtx, upstream_model: &str) -> Result<Bytes> {
+    let original = ctx
+        .body
+        .clone()
+        .ok_or_else(|| Error::explain(ErrorType::InternalError, "body not read"))?;
+    let same_model = ctx.model_name.as_deref() == Some(upstream_model);
+    if same_model && !ctx.hide_usage {
+        return Ok(original);
+    }
+    if ctx.body_json.is_none() {
+        let v: serde_json::Value = serde_json::from_slice(&original)
+            .map_err(|e| Error::because(ErrorType::InternalError, "body reparse", e))?;
+        ctx.body_json = Some(v);
+    }
+    let Some(serde_json::Value::Object(obj)) = ctx.body_json.as_mut() else {
+        return Error::e_explain(ErrorType::InternalError, "body is not an object");
+    };
+    obj.insert(
+        "model".into(),
+        serde_json::Value::String(upstream_model.to_string()),
+    );
+    if ctx.hide_usage {
+        let so = obj
+            .entry("stream_options")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if !so.is_object() {
+            *so = serde_json::Value::Object(Default::default());
+        }
+        if let serde_json::Value::Object(so) = so {
+            so.insert("include_usage".into(), serde_json::Value::Bool(true));
+        }
+    }
+    let out = serde_json::to_vec(&ctx.body_json)
+        .map_err(|e| Error::because(ErrorType::InternalError, "body serialize", e))?;
+    Ok(Bytes::from(out))
+}
+
+/// Swap the replayed client body for this attempt's body; count streamed upload bytes.
+pub fn body_chunk(
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
+    if let Some(b) = &ctx.upstream_body {
+        *body = Some(if end_of_stream {
+            b.clone()
+        } else {
+            Bytes::new()
+        });
+        return Ok(());
+    }
+    if let Some(b) = body {
+        ctx.streamed_body_bytes += b.len() as u64;
+        let limit = ctx
+            .live
+            .as_ref()
+            .map(|l| l.config.max_upload_bytes)
+            .unwrap_or(u64::MAX);
+        if ctx.streamed_body_bytes > limit {
+            return Error::e_explain(ErrorType::InvalidHTTPHeader, "upload over max_upload_bytes");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! catraca: an AI API gateway on Pingora.
+//!
+//! # Layout
+//! A request enters through Pingora at [`gateway::Gateway`] (`gateway/mod.rs`, one method per
+//! proxy phase) and walks:
+//! 1. [`gateway::request`]: route, key auth ([`gateway::route::KeyStore`]), body read, model →
+//!    ordered deployments ([`gateway::route::Live::candidates`]);
+//! 2. [`gateway::upstream`]: peer, provider credentials, `model` rewrite, `include_usage`;
+//! 3. [`gateway::stream`] and [`sse`]: failover on 429/5xx, bytes through, usage scan;
+//! 4. [`gateway::logging`]: one [`usage::UsageEvent`] per request to a [`usage::UsageSink`].
+//!
+//! Around it: [`config`] (YAML → validated [`config::Config`] → hot reload), [`state`] (the
+//! one swappable [`gateway::route::Live`]), [`metrics`], [`error`] (the error catalogue),
+//! [`server`] (process assembly) and [`mock_upstream`] (the fake provider).
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod metrics;
+pub mod mock_upstream;
+pub mod server;
+pub mod sse;
+pub mod state;
+pub mod usage;

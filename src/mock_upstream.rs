@@ -1,0 +1,390 @@
+//! `catraca mock-upstream`: a fast, deterministic OpenAI-compatible provider for tests, demos
+//! and load tests. Every failover path can be driven from a request header or a process flag.
+//!
+//! Per-request headers: `x-mock-status` (answer with this status and an OpenAI error body),
+//! `x-mock-latency-ms` (wait before the response header), `x-mock-chunks` (stream chunks,
+//! default 4), `x-mock-chunk-delay-ms` (pause between chunks), `x-mock-fail-after-chunks`
+//! (break the connection after N chunks), `x-mock-no-usage` (omit `usage`).
+//! Per process: `--fail-status`, `--fail-rate`, `--latency-ms`.
+//! `GET /mock/stats` reports counters and the last request body seen, for tests.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+/// Process-level knobs.
+#[derive(Debug, Clone, Default)]
+pub struct MockOptions {
+    /// Status returned for the `fail_rate` share of requests.
+    pub fail_status: u16,
+    /// Share of requests (0..=1) answered with `fail_status`.
+    pub fail_rate: f64,
+    /// Latency added before every response.
+    pub latency: Duration,
+}
+
+#[derive(Default)]
+struct Stats {
+    requests: AtomicU64,
+    streams_started: AtomicU64,
+    streams_completed: AtomicU64,
+    streams_aborted: AtomicU64,
+    upload_bytes: AtomicU64,
+    /// The last JSON (or multipart size) body received; a short-held lock, never across await.
+    last_body: Mutex<Value>,
+    last_headers: Mutex<Value>,
+}
+
+struct Mock {
+    opts: MockOptions,
+    stats: Stats,
+}
+
+type S = State<Arc<Mock>>;
+
+/// Build the mock's router.
+pub fn router(opts: MockOptions) -> Router {
+    let mock = Arc::new(Mock {
+        opts,
+        stats: Stats::default(),
+    });
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/images/generations", post(images))
+        .route("/v1/audio/transcriptions", post(audio))
+        .route("/v1/models", get(models))
+        .route("/mock/stats", get(stats))
+        .with_state(mock)
+}
+
+/// Serve until the process ends.
+pub async fn run(addr: SocketAddr, opts: MockOptions) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "mock upstream listening");
+    axum::serve(listener, router(opts)).await
+}
+
+fn hnum(h: &HeaderMap, name: &str) -> Option<u64> {
+    h.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn error_response(status: u16) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({"error": {"message": format!("mock upstream error {status}"), "type": "mock_error", "param": null, "code": status.to_string()}});
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Common knobs: latency, forced status, random failures. `Some` = answer now with that.
+async fn preflight(m: &Mock, h: &HeaderMap) -> Option<Response> {
+    m.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let latency = hnum(h, "x-mock-latency-ms")
+        .map(Duration::from_millis)
+        .unwrap_or(m.opts.latency);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(s) = hnum(h, "x-mock-status") {
+        return Some(error_response(s as u16));
+    }
+    if m.opts.fail_rate > 0.0 && fastrand::f64() < m.opts.fail_rate {
+        return Some(error_response(m.opts.fail_status));
+    }
+    None
+}
+
+fn remember(m: &Mock, body: &Value, h: &HeaderMap) {
+    *m.stats.last_body.lock() = body.clone();
+    let hv: serde_json::Map<String, Value> = h
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                Value::String(v.to_str().unwrap_or("").to_string()),
+            )
+        })
+        .collect();
+    *m.stats.last_headers.lock() = Value::Object(hv);
+}
+
+fn parse(body: &Bytes) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|_| error_response(400))
+}
+
+/// Deterministic token count: words of every string in `messages`/`prompt`/`input`, plus 3
+/// per message.
+fn prompt_tokens(v: &Value) -> u64 {
+    fn words(v: &Value) -> u64 {
+        match v {
+            Value::String(s) => s.split_whitespace().count() as u64,
+            Value::Array(a) => a.iter().map(words).sum(),
+            Value::Object(o) => o.values().map(words).sum(),
+            _ => 0,
+        }
+    }
+    let msgs = v.get("messages").map(|m| {
+        let n = m.as_array().map(|a| a.len() as u64).unwrap_or(0);
+        words(m) + 3 * n
+    });
+    msgs.or_else(|| v.get("prompt").map(words))
+        .or_else(|| v.get("input").map(words))
+        .unwrap_or(0)
+}
+
+const WORDS: [&str; 8] = ["Olá", "do", "mock", "da", "catraca", "em", "São", "Paulo"];
+
+async fn chat(State(m): S, h: HeaderMap, body: Bytes) -> Response {
+    generate(m, h, body, true).await
+}
+
+async fn completions(State(m): S, h: HeaderMap, body: Bytes) -> Response {
+    generate(m, h, body, false).await
+}
+
+async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Response {
+    let v = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    remember(&m, &v, &h);
+    if let Some(r) = preflight(&m, &h).await {
+        return r;
+    }
+    let model = v
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_string();
+    let n_chunks = hnum(&h, "x-mock-chunks").unwrap_or(4).clamp(1, 10_000);
+    let pt = prompt_tokens(&v);
+    let no_usage = h.contains_key("x-mock-no-usage");
+    let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let id = "chatcmpl-mock";
+    if !stream {
+        let text: Vec<&str> = (0..n_chunks as usize)
+            .map(|i| WORDS[i % WORDS.len()])
+            .collect();
+        let text = text.join(" ");
+        let mut out = if chat {
+            json!({"id": id, "object": "chat.completion", "created": 1_700_000_000u64, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+        } else {
+            json!({"id": id, "object": "text_completion", "created": 1_700_000_000u64, "model": model,
+                "choices": [{"index": 0, "text": text, "finish_reason": "stop"}]})
+        };
+        if !no_usage {
+            out["usage"] = json!({"prompt_tokens": pt, "completion_tokens": n_chunks, "total_tokens": pt + n_chunks});
+        }
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            out.to_string(),
+        )
+            .into_response();
+    }
+    let include_usage = v
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        && !no_usage;
+    let delay = Duration::from_millis(hnum(&h, "x-mock-chunk-delay-ms").unwrap_or(0));
+    let fail_after = hnum(&h, "x-mock-fail-after-chunks");
+    m.stats.streams_started.fetch_add(1, Ordering::Relaxed);
+    let guard = StreamGuard {
+        mock: m.clone(),
+        done: false,
+    };
+    let st = futures_util::stream::unfold((0u64, guard), move |(i, mut guard)| {
+        let model = model.clone();
+        async move {
+            if i > 0 && !delay.is_zero() && i <= n_chunks + 1 {
+                tokio::time::sleep(delay).await;
+            }
+            if let Some(f) = fail_after
+                && i == f
+            {
+                guard.done = true; // a deliberate failure is not a client abort
+                return Some((
+                    Err(std::io::Error::other("mock: failing mid-stream")),
+                    (i + 1, guard),
+                ));
+            }
+            let ev = if i < n_chunks {
+                let w = WORDS[(i as usize) % WORDS.len()];
+                let piece = if i == 0 {
+                    w.to_string()
+                } else {
+                    format!(" {w}")
+                };
+                let delta = if chat {
+                    json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
+                        "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]})
+                } else {
+                    json!({"id": id, "object": "text_completion", "created": 1_700_000_000u64, "model": model,
+                        "choices": [{"index": 0, "text": piece, "finish_reason": null}]})
+                };
+                format!("data: {delta}\n\n")
+            } else if i == n_chunks && include_usage {
+                let u = json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
+                    "choices": [], "usage": {"prompt_tokens": pt, "completion_tokens": n_chunks, "total_tokens": pt + n_chunks}});
+                format!("data: {u}\n\n")
+            } else if i == n_chunks || (i == n_chunks + 1 && include_usage) {
+                "data: [DONE]\n\n".to_string()
+            } else {
+                guard.done = true;
+                guard
+                    .mock
+                    .stats
+                    .streams_completed
+                    .fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            Some((Ok::<_, std::io::Error>(Bytes::from(ev)), (i + 1, guard)))
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(st))
+        .unwrap_or_else(|_| error_response(500))
+}
+
+/// Counts a stream that was dropped before it finished: the client (the gateway) went away.
+struct StreamGuard {
+    mock: Arc<Mock>,
+    done: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.mock
+                .stats
+                .streams_aborted
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn embeddings(State(m): S, h: HeaderMap, body: Bytes) -> Response {
+    let v = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    remember(&m, &v, &h);
+    if let Some(r) = preflight(&m, &h).await {
+        return r;
+    }
+    let inputs: Vec<Value> = match v.get("input") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(other) => vec![other.clone()],
+        None => vec![],
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, inp)| {
+            let seed = inp.to_string().len() as f64;
+            let emb: Vec<f64> = (0..8).map(|k| ((seed + k as f64) * 0.01).sin()).collect();
+            json!({"object": "embedding", "index": i, "embedding": emb})
+        })
+        .collect();
+    let pt = prompt_tokens(&v);
+    let out = json!({"object": "list", "data": data, "model": v.get("model"), "usage": {"prompt_tokens": pt, "total_tokens": pt}});
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response()
+}
+
+async fn images(State(m): S, h: HeaderMap, body: Bytes) -> Response {
+    let v = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    remember(&m, &v, &h);
+    if let Some(r) = preflight(&m, &h).await {
+        return r;
+    }
+    let n = v.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 10);
+    let data: Vec<Value> = (0..n)
+        .map(|i| json!({"url": format!("https://mock.invalid/image/{i}.png"), "revised_prompt": v.get("prompt")}))
+        .collect();
+    let out = json!({"created": 1_700_000_000u64, "data": data});
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response()
+}
+
+async fn audio(State(m): S, h: HeaderMap, body: Body) -> Response {
+    // read the upload as a stream, counting bytes, never holding it whole
+    let mut n: u64 = 0;
+    let mut s = body.into_data_stream();
+    while let Some(chunk) = s.next().await {
+        match chunk {
+            Ok(c) => n += c.len() as u64,
+            Err(_) => return error_response(400),
+        }
+    }
+    m.stats.upload_bytes.fetch_add(n, Ordering::Relaxed);
+    remember(&m, &json!({"multipart_bytes": n}), &h);
+    if let Some(r) = preflight(&m, &h).await {
+        return r;
+    }
+    let out = json!({"text": "Olá do mock da catraca.", "bytes_received": n});
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response()
+}
+
+async fn models(State(m): S, h: HeaderMap) -> Response {
+    if let Some(r) = preflight(&m, &h).await {
+        return r;
+    }
+    let out = json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1_700_000_000u64, "owned_by": "mock"}]});
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response()
+}
+
+async fn stats(State(m): S) -> Result<Response, Infallible> {
+    let s = &m.stats;
+    let out = json!({
+        "requests": s.requests.load(Ordering::Relaxed),
+        "streams_started": s.streams_started.load(Ordering::Relaxed),
+        "streams_completed": s.streams_completed.load(Ordering::Relaxed),
+        "streams_aborted": s.streams_aborted.load(Ordering::Relaxed),
+        "upload_bytes": s.upload_bytes.load(Ordering::Relaxed),
+        "last_body": s.last_body.lock().clone(),
+        "last_headers": s.last_headers.lock().clone(),
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response())
+}

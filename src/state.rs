@@ -1,0 +1,19 @@
+//! Process-wide state shared by the gateway and the background services.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::gateway::route::Live;
+use crate::metrics::Metrics;
+use crate::usage::UsageSink;
+
+/// Shared state. Everything a reload changes is the one [`Live`] in `live`, swapped whole.
+pub struct Shared {
+    /// Current routing snapshot.
+    pub live: ArcSwap<Live>,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Usage events go here.
+    pub usage: Arc<dyn UsageSink>,
+}
