@@ -48,7 +48,8 @@ struct Stats {
 }
 
 struct Mock {
-    opts: MockOptions,
+    /// Knobs, changeable at run time through `POST /mock/config`; a short-held lock.
+    opts: Mutex<MockOptions>,
     stats: Stats,
 }
 
@@ -57,7 +58,7 @@ type S = State<Arc<Mock>>;
 /// Build the mock's router.
 pub fn router(opts: MockOptions) -> Router {
     let mock = Arc::new(Mock {
-        opts,
+        opts: Mutex::new(opts),
         stats: Stats::default(),
     });
     Router::new()
@@ -68,6 +69,7 @@ pub fn router(opts: MockOptions) -> Router {
         .route("/v1/audio/transcriptions", post(audio))
         .route("/v1/models", get(models))
         .route("/mock/stats", get(stats))
+        .route("/mock/config", post(set_config))
         .with_state(mock)
 }
 
@@ -96,17 +98,18 @@ fn error_response(status: u16) -> Response {
 /// Common knobs: latency, forced status, random failures. `Some` = answer now with that.
 async fn preflight(m: &Mock, h: &HeaderMap) -> Option<Response> {
     m.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let opts = m.opts.lock().clone();
     let latency = hnum(h, "x-mock-latency-ms")
         .map(Duration::from_millis)
-        .unwrap_or(m.opts.latency);
+        .unwrap_or(opts.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     if let Some(s) = hnum(h, "x-mock-status") {
         return Some(error_response(s as u16));
     }
-    if m.opts.fail_rate > 0.0 && fastrand::f64() < m.opts.fail_rate {
-        return Some(error_response(m.opts.fail_status));
+    if opts.fail_rate > 0.0 && fastrand::f64() < opts.fail_rate {
+        return Some(error_response(opts.fail_status));
     }
     None
 }
@@ -125,8 +128,8 @@ fn remember(m: &Mock, body: &Value, h: &HeaderMap) {
     *m.stats.last_headers.lock() = Value::Object(hv);
 }
 
-fn parse(body: &Bytes) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|_| error_response(400))
+fn parse(body: &Bytes) -> Result<Value, Box<Response>> {
+    serde_json::from_slice(body).map_err(|_| Box::new(error_response(400)))
 }
 
 /// Deterministic token count: words of every string in `messages`/`prompt`/`input`, plus 3
@@ -162,7 +165,7 @@ async fn completions(State(m): S, h: HeaderMap, body: Bytes) -> Response {
 async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Response {
     let v = match parse(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     remember(&m, &v, &h);
     if let Some(r) = preflight(&m, &h).await {
@@ -286,7 +289,7 @@ impl Drop for StreamGuard {
 async fn embeddings(State(m): S, h: HeaderMap, body: Bytes) -> Response {
     let v = match parse(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     remember(&m, &v, &h);
     if let Some(r) = preflight(&m, &h).await {
@@ -318,7 +321,7 @@ async fn embeddings(State(m): S, h: HeaderMap, body: Bytes) -> Response {
 async fn images(State(m): S, h: HeaderMap, body: Bytes) -> Response {
     let v = match parse(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     remember(&m, &v, &h);
     if let Some(r) = preflight(&m, &h).await {
@@ -369,6 +372,25 @@ async fn models(State(m): S, h: HeaderMap) -> Response {
         out.to_string(),
     )
         .into_response()
+}
+
+/// `POST /mock/config {"fail_status":500,"fail_rate":1.0,"latency_ms":0}`: change the process
+/// knobs at run time (tests use it to break and heal a provider).
+async fn set_config(State(m): S, body: Bytes) -> Response {
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return error_response(400);
+    };
+    let mut o = m.opts.lock();
+    if let Some(s) = v.get("fail_status").and_then(Value::as_u64) {
+        o.fail_status = s as u16;
+    }
+    if let Some(r) = v.get("fail_rate").and_then(Value::as_f64) {
+        o.fail_rate = r.clamp(0.0, 1.0);
+    }
+    if let Some(l) = v.get("latency_ms").and_then(Value::as_u64) {
+        o.latency = Duration::from_millis(l);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn stats(State(m): S) -> Result<Response, Infallible> {

@@ -53,13 +53,13 @@ pub async fn run(path: PathBuf, shared: Arc<Shared>, mut shutdown: watch::Receiv
     }
 }
 
-fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
+fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
 
 /// Load, validate and swap; returns whether the new config is now serving.
-pub async fn reload(path: &PathBuf, shared: &Shared, reason: &str) -> bool {
+pub async fn reload(path: &std::path::Path, shared: &Shared, reason: &str) -> bool {
     let config = match super::load_file(path) {
         Ok(c) => c,
         Err(errors) => {

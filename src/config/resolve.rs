@@ -836,7 +836,7 @@ keys:
         assert_eq!(errs.len(), 3, "{text:?}");
         assert!(
             text.iter()
-                .any(|t| t.starts_with("t.yaml:12:15: deployments[1].provider: unknown provider")),
+                .any(|t| t.starts_with("t.yaml:11:15: deployments[1].provider: unknown provider")),
             "{text:?}"
         );
         assert!(

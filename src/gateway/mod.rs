@@ -233,6 +233,15 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
+        if ctx.response_started && session.response_written().is_none() {
+            // The upstream broke after its header but before anything reached the client.
+            let err = ApiError::StreamInterrupted;
+            respond::error(session, ctx, &err).await;
+            return FailToProxy {
+                error_code: err.status(),
+                can_reuse_downstream: false,
+            };
+        }
         if ctx.response_started {
             // Too late for a status: end the stream with an error event, bill what was sent.
             let err = ApiError::StreamInterrupted;

@@ -32,6 +32,8 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     let dep = &live.config.deployments[d];
     let provider = &live.config.providers[dep.provider];
     let lp = &live.providers[dep.provider];
+    // `lp.addr` is a resolved SocketAddr, so no DNS lookup happens here.
+    #[allow(clippy::disallowed_methods)]
     let mut peer = HttpPeer::new(lp.addr, provider.tls, provider.host.clone());
     peer.options.connection_timeout = Some(provider.connect_timeout);
     peer.options.total_connection_timeout = Some(provider.connect_timeout);

@@ -1,0 +1,282 @@
+//! Test support: the mock upstream in-process on an ephemeral port, and the real `catraca`
+//! binary spawned per test with inline YAML.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use catraca::mock_upstream::{MockOptions, router};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Key accepted by every test gateway.
+pub const KEY: &str = "sk-test-key";
+/// Key declared disabled.
+pub const DISABLED_KEY: &str = "sk-test-disabled";
+
+/// A mock provider running in the test's runtime.
+pub struct Mock {
+    pub addr: SocketAddr,
+}
+
+impl Mock {
+    pub async fn start() -> Mock {
+        Self::start_with(MockOptions::default()).await
+    }
+
+    pub async fn start_with(opts: MockOptions) -> Mock {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, router(opts)).await });
+        Mock { addr }
+    }
+
+    /// Base URL for a provider entry.
+    pub fn base(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub async fn stats(&self) -> Value {
+        reqwest::get(format!("http://{}/mock/stats", self.addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn requests(&self) -> u64 {
+        self.stats().await["requests"].as_u64().unwrap()
+    }
+
+    /// Change the mock's process knobs (fail_status, fail_rate, latency_ms).
+    pub async fn set(&self, v: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("http://{}/mock/config", self.addr))
+            .body(v.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sha(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh scratch directory.
+pub fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "catraca-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    child: Child,
+}
+
+/// The part of the config every test gateway shares: listeners, usage file, keys.
+pub fn header(dir: &std::path::Path, port: u16, mport: u16) -> String {
+    format!(
+        r#"listen: ["127.0.0.1:{port}"]
+metrics_listen: "127.0.0.1:{mport}"
+threads: 2
+grace_period_secs: 1
+usage: {{jsonl_path: "{usage}"}}
+keys:
+  - {{name: test, sha256: "{k}"}}
+  - {{name: off, sha256: "{d}", disabled: true}}
+"#,
+        usage = dir.join("usage.jsonl").display(),
+        k = sha(KEY),
+        d = sha(DISABLED_KEY),
+    )
+}
+
+impl Gateway {
+    /// Start `catraca serve` with the shared header plus `body` (providers, deployments, models).
+    pub async fn start(body: &str) -> Gateway {
+        let dir = scratch();
+        let port = free_port();
+        let mport = free_port();
+        let config_path = dir.join("catraca.yaml");
+        std::fs::write(
+            &config_path,
+            format!("{}{}", header(&dir, port, mport), body),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_catraca"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env_remove("CATRACA_LISTEN")
+            .env_remove("CATRACA_METRICS_LISTEN")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let g = Gateway {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            metrics_addr: format!("127.0.0.1:{mport}").parse().unwrap(),
+            dir,
+            config_path,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(r) = reqwest::get(g.url("/healthz")).await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not start:\n{}",
+                g.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        g
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Usage events written so far.
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("usage.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Wait until at least `n` usage events are written; returns them all.
+    pub async fn wait_events(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ev = self.events();
+            if ev.len() >= n {
+                return ev;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} usage events, have {}: {ev:?}",
+                ev.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// POST JSON with the test key.
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.post_with(path, body, &[]).await
+    }
+
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut rb = reqwest::Client::new()
+            .post(self.url(path))
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        rb.send().await.unwrap()
+    }
+
+    /// Send a signal with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("gateway log ({}):\n{}", self.dir.display(), self.log());
+        }
+    }
+}
+
+/// Two providers, each with one deployment of the public model `chat-model`; `a` is tried first.
+pub fn two_deployments(a: &str, b: &str, extra: &str) -> String {
+    format!(
+        r#"failover: {{max_attempts: 3, failures_to_trip: 2, cooldown_ms: 1500}}
+providers:
+  - {{name: pa, base_url: "{a}", connect_timeout_ms: 500, read_timeout_ms: 1000}}
+  - {{name: pb, base_url: "{b}", connect_timeout_ms: 500, read_timeout_ms: 1000}}
+deployments:
+  - {{name: da, provider: pa, model: upstream-a, priority: 0}}
+  - {{name: db, provider: pb, model: upstream-b, priority: 1}}
+models:
+  - {{name: chat-model, deployments: [da, db]}}
+{extra}"#
+    )
+}
+
+/// Read a whole SSE response as text.
+pub async fn text(r: reqwest::Response) -> String {
+    r.text().await.unwrap()
+}

@@ -1,0 +1,318 @@
+//! Proxying: routes, streaming, usage injection and hiding, usage events, metrics.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::common::{Gateway, Mock, text};
+
+fn one_model(mock: &Mock) -> String {
+    format!(
+        r#"providers:
+  - {{name: p, base_url: "{}"}}
+deployments:
+  - {{name: d-chat, provider: p, model: upstream-chat}}
+  - {{name: d-emb, provider: p, model: upstream-emb}}
+  - {{name: d-img, provider: p, model: upstream-img}}
+  - {{name: d-audio, provider: p, model: upstream-audio}}
+  - {{name: d-instr, provider: p, model: upstream-instr}}
+models:
+  - {{name: chat-model, aliases: [chat-alias], deployments: [d-chat]}}
+  - {{name: emb-model, category: embedding, deployments: [d-emb]}}
+  - {{name: img-model, category: image, deployments: [d-img]}}
+  - {{name: audio-model, category: audio, deployments: [d-audio]}}
+  - {{name: instr-model, category: completion, deployments: [d-instr]}}
+"#,
+        mock.base()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_streaming_chat_passes_fields_and_rewrites_model() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    let body = json!({
+        "model": "chat-alias",
+        "messages": [{"role": "user", "content": "um dois tres"}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "response_format": {"type": "json_object"},
+        "n": 1, "seed": 42, "temperature": 0.5, "x_vendor_field": [1, 2, 3]
+    });
+    let r = gw
+        .post_with(
+            "/v1/chat/completions",
+            body.clone(),
+            &[("x-session-id", "sess-1")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-request-id").is_some());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Olá do mock da");
+    assert_eq!(v["usage"]["prompt_tokens"], 7);
+
+    // upstream got every field untouched except the model, and not the client's key
+    let st = mock.stats().await;
+    let mut sent = body.clone();
+    sent["model"] = json!("upstream-chat");
+    assert_eq!(st["last_body"], sent);
+    assert!(st["last_headers"].get("authorization").is_none());
+
+    let ev = gw.wait_events(1).await;
+    assert_eq!(ev.len(), 1);
+    let e = &ev[0];
+    assert_eq!(e["key"], "test");
+    assert_eq!(e["model"], "chat-alias");
+    assert_eq!(e["deployment"], "d-chat");
+    assert_eq!(e["provider"], "p");
+    assert_eq!(e["status"], 200);
+    assert_eq!(e["prompt_tokens"], 7);
+    assert_eq!(e["completion_tokens"], 4);
+    assert_eq!(e["session_id"], "sess-1");
+    assert_eq!(e["attempts"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_hides_injected_usage_but_records_it() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "stream": true, "messages": [{"role": "user", "content": "a b"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let t = text(r).await;
+    assert!(
+        !t.contains("\"usage\""),
+        "usage leaked to a client that did not ask: {t}"
+    );
+    assert_eq!(t.matches("data: ").count(), 5, "{t}");
+    assert!(t.ends_with("data: [DONE]\n\n"));
+    // the upstream was asked for usage
+    let st = mock.stats().await;
+    assert_eq!(st["last_body"]["stream_options"]["include_usage"], true);
+    let ev = gw.wait_events(1).await;
+    assert_eq!(ev[0]["stream"], true);
+    assert_eq!(ev[0]["prompt_tokens"], 6);
+    assert_eq!(ev[0]["completion_tokens"], 4);
+    assert_eq!(ev[0]["usage_reported"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_keeps_usage_when_client_asked() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "stream": true, "stream_options": {"include_usage": true},
+                   "messages": [{"role": "user", "content": "a b"}]}),
+        )
+        .await;
+    let t = text(r).await;
+    assert_eq!(t.matches("\"usage\"").count(), 1, "{t}");
+    assert_eq!(t.matches("data: ").count(), 6, "{t}");
+    let ev = gw.wait_events(1).await;
+    assert_eq!(ev[0]["completion_tokens"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_chunk_arrives_before_upstream_finishes() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    let start = Instant::now();
+    let r = gw
+        .post_with(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "stream": true, "messages": []}),
+            &[("x-mock-chunks", "6"), ("x-mock-chunk-delay-ms", "250")],
+        )
+        .await;
+    let mut s = r.bytes_stream();
+    let first = s.next().await.unwrap().unwrap();
+    let t_first = start.elapsed();
+    assert!(first.starts_with(b"data: "), "{first:?}");
+    let mut rest = Vec::new();
+    while let Some(c) = s.next().await {
+        rest.extend_from_slice(&c.unwrap());
+    }
+    let t_end = start.elapsed();
+    // the upstream spends >= 6 * 250 ms after its first chunk; the client must not wait for it
+    assert!(
+        t_end - t_first >= Duration::from_millis(1200),
+        "first chunk at {t_first:?}, end at {t_end:?}: the stream was buffered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_images_completions_and_models() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+
+    let r = gw
+        .post(
+            "/v1/embeddings",
+            json!({"model": "emb-model", "input": ["um", "dois tres"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_eq!(mock.stats().await["last_body"]["model"], "upstream-emb");
+
+    let r = gw
+        .post(
+            "/v1/images/generations",
+            json!({"model": "img-model", "prompt": "gato", "n": 2}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+
+    let r = gw
+        .post(
+            "/v1/completions",
+            json!({"model": "instr-model", "prompt": "diga oi"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "text_completion");
+
+    let r = reqwest::Client::new()
+        .get(gw.url("/v1/models"))
+        .bearer_auth(crate::common::KEY)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "list");
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "chat-model",
+            "chat-alias",
+            "emb-model",
+            "img-model",
+            "audio-model",
+            "instr-model"
+        ]
+    );
+
+    let ev = gw.wait_events(4).await;
+    let emb = ev.iter().find(|e| e["route"] == "embeddings").unwrap();
+    assert_eq!(emb["prompt_tokens"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_upload_is_streamed_through() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    let boundary = "catracaBOUNDARY";
+    let file = vec![b'x'; 3 * 1024 * 1024];
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\naudio-model\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\n").as_bytes());
+    body.extend_from_slice(&file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let n = body.len() as u64;
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/audio/transcriptions"))
+        .bearer_auth(crate::common::KEY)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["bytes_received"], n);
+    let ev = gw.wait_events(1).await;
+    assert_eq!(ev[0]["route"], "audio.transcriptions");
+    assert_eq!(ev[0]["deployment"], "d-audio");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_stops_upstream_and_yields_one_event() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    let r = gw
+        .post_with(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "stream": true, "messages": []}),
+            &[("x-mock-chunks", "40"), ("x-mock-chunk-delay-ms", "100")],
+        )
+        .await;
+    let mut s = r.bytes_stream();
+    let _ = s.next().await.unwrap().unwrap();
+    drop(s); // the client goes away after the first chunk
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let st = mock.stats().await;
+        if st["streams_aborted"] == 1 {
+            assert_eq!(st["streams_completed"], 0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "upstream stream was not stopped: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ev = gw.wait_events(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.events().len(), 1, "exactly one usage event: {ev:?}");
+    assert_eq!(ev[0]["client_disconnected"], true);
+    assert_eq!(ev[0]["error"], "client_disconnected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "messages": []}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    gw.wait_events(1).await;
+    let m = gw.metrics().await;
+    assert!(
+        m.contains(r#"catraca_requests_total{model="chat-model",provider="p",route="chat.completions",status="200"} 1"#),
+        "{m}"
+    );
+    assert!(m.contains("catraca_request_duration_seconds_bucket"), "{m}");
+    assert!(
+        m.contains("catraca_time_to_first_token_seconds_bucket"),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"catraca_tokens_total{kind="completion",model="chat-model"} 4"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"catraca_upstream_attempts_total{deployment="d-chat",outcome="ok"} 1"#),
+        "{m}"
+    );
+}

@@ -1,0 +1,149 @@
+//! Hot reload: file change and SIGHUP under traffic, no failed request, invalid files refused.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::common::{Gateway, KEY, Mock, header};
+
+fn body(mock: &Mock, extra_model: &str) -> String {
+    format!(
+        r#"providers:
+  - {{name: p, base_url: "{}"}}
+deployments:
+  - {{name: d, provider: p, model: up}}
+models:
+  - {{name: chat-model, deployments: [d]}}
+{extra_model}"#,
+        mock.base()
+    )
+}
+
+fn write_atomically(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+async fn wait_for_status(gw: &Gateway, model: &str, want: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = gw
+            .post(
+                "/v1/chat/completions",
+                json!({"model": model, "messages": []}),
+            )
+            .await;
+        if r.status() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{model} never answered {want}:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_traffic_drops_nothing() {
+    let mock = Mock::start().await;
+    let gw = Arc::new(Gateway::start(&body(&mock, "")).await);
+    let head = std::fs::read_to_string(&gw.config_path).unwrap();
+    let head = &head[..head.find("providers:").unwrap()];
+    let _ = header; // the shared header is kept verbatim from the running file
+
+    // a long stream in flight across every reload
+    let long = {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let r = gw
+                .post_with(
+                    "/v1/chat/completions",
+                    json!({"model": "chat-model", "stream": true, "messages": []}),
+                    &[("x-mock-chunks", "20"), ("x-mock-chunk-delay-ms", "100")],
+                )
+                .await;
+            let mut s = r.bytes_stream();
+            let mut t = Vec::new();
+            while let Some(c) = s.next().await {
+                t.extend_from_slice(&c.unwrap());
+            }
+            String::from_utf8(t).unwrap()
+        })
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (gw, stop, ok, failed) = (gw.clone(), stop.clone(), ok.clone(), failed.clone());
+        workers.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = c
+                    .post(gw.url("/v1/chat/completions"))
+                    .bearer_auth(KEY)
+                    .header("content-type", "application/json")
+                    .body(json!({"model": "chat-model", "messages": []}).to_string())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+
+    // 1: file change adds a model
+    let with_new = format!(
+        "{head}{}",
+        body(&mock, "  - {name: new-model, deployments: [d]}\n")
+    );
+    write_atomically(&gw.config_path, &with_new);
+    wait_for_status(&gw, "new-model", 200).await;
+
+    // 2: an invalid file is refused; the previous config keeps serving
+    write_atomically(
+        &gw.config_path,
+        &format!("{with_new}  - {{name: broken, deployments: [nope]}}\n"),
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(gw.log().contains("config reload refused"), "{}", gw.log());
+    wait_for_status(&gw, "new-model", 200).await;
+
+    // 3: SIGHUP reloads too (the file is restored without new-model, same mtime race-free)
+    std::fs::write(&gw.config_path, format!("{head}{}", body(&mock, ""))).unwrap();
+    gw.signal("HUP");
+    wait_for_status(&gw, "new-model", 404).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let t = long.await.unwrap();
+    assert!(
+        t.ends_with("data: [DONE]\n\n"),
+        "in-flight stream broken by reload: {t}"
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during reloads"
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 20,
+        "too little traffic to prove anything"
+    );
+    let m = gw.metrics().await;
+    assert!(
+        m.contains(r#"catraca_config_reloads_total{result="refused"}"#),
+        "{m}"
+    );
+}
