@@ -8,12 +8,12 @@ use crate::common::{Gateway, KEY, Mock};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk_works_unchanged() {
-    let probe = Command::new("python3")
-        .args(["-c", "import openai"])
-        .output();
+    // scripts/test.sh points CATRACA_PYTHON at an interpreter that has the SDK
+    let python = std::env::var("CATRACA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python).args(["-c", "import openai"]).output();
     assert!(
         probe.as_ref().is_ok_and(|o| o.status.success()),
-        "the openai package is missing: pip install -r tests/sdk/requirements.txt"
+        "the openai package is missing for {python}: run scripts/test.sh, or pip install -r tests/sdk/requirements.txt"
     );
     let mock = Mock::start().await;
     let limited = Mock::start().await;
@@ -39,7 +39,7 @@ models:
     ))
     .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
-    let out = tokio::process::Command::new("python3")
+    let out = tokio::process::Command::new(&python)
         .arg(script)
         .env("CATRACA_BASE_URL", gw.url("/v1"))
         .env("CATRACA_KEY", KEY)

@@ -1,5 +1,8 @@
 //! Integration tests: the real `catraca` binary against the mock upstream over loopback.
 
+// helpers outside #[test] functions unwrap too: a failed assumption is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 mod config_cli;

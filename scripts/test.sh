@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and integration tests (real processes over
+# loopback, the OpenAI Python SDK included). CI runs exactly this (.ci/run).
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+need_cargo
+need_cmake
+CATRACA_PYTHON="$(need_python_sdk)"
+export CATRACA_PYTHON
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+say "cargo test"
+cargo test --quiet 2>&1
