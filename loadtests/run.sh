@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Direct-vs-gateway benchmark, one run, same client (k6), same mock upstream:
+#   1. k6 → mock upstream                      (the floor)
+#   2. k6 → catraca → mock upstream            (the product)
+# Prints requests/s and p50/p99 latency of both, their ratio, and catraca's peak RSS.
+# Env: VUS (32), DURATION (20s), STREAM (0|1), MOCK_THREADS (1), OUT (loadtests/results).
+# Machines here are shared and noisy: compare the ratio, not the absolute numbers.
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$ROOT"
+need_cargo
+need_cmake
+K6="$(need_k6)"
+VUS="${VUS:-32}"; DURATION="${DURATION:-20s}"; STREAM="${STREAM:-0}"
+OUT="${OUT:-$ROOT/loadtests/results}"; mkdir -p "$OUT"
+cargo build --release --quiet
+BIN="$ROOT/target/release/catraca"
+
+rm -f /tmp/catraca-bench-usage.jsonl
+"$BIN" mock-upstream --listen 127.0.0.1:19100 --threads "${MOCK_THREADS:-1}" 2>"$OUT/mock.log" &
+MOCK=$!
+RUST_LOG=warn "$BIN" serve --config loadtests/catraca-bench.yaml 2>"$OUT/gateway.log" &
+GW=$!
+trap 'kill $MOCK $GW 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -sf http://127.0.0.1:18080/healthz >/dev/null && curl -sf http://127.0.0.1:19100/v1/models >/dev/null && break
+  sleep 0.1
+done
+
+run() { # name target key
+  "$K6" run --quiet --no-color --summary-export "$OUT/$1.json" \
+    -e TARGET="$2" -e KEY="$3" -e STREAM="$STREAM" -e VUS="$VUS" -e DURATION="$DURATION" \
+    loadtests/chat.js >"$OUT/$1.txt" 2>&1 || { cat "$OUT/$1.txt"; die "k6 run $1 failed"; }
+}
+say "k6: $VUS VUs, $DURATION, stream=$STREAM — direct to the mock"
+run direct http://127.0.0.1:19100 ""
+say "k6: $VUS VUs, $DURATION, stream=$STREAM — through catraca"
+run gateway http://127.0.0.1:18080 sk-bench
+RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$GW/status)
+EVENTS=$(wc -l < /tmp/catraca-bench-usage.jsonl)
+
+python3 - "$OUT" "$RSS_KB" "$EVENTS" <<'PY'
+import json, sys
+out, rss_kb, events = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def load(n):
+    m = json.load(open(f"{out}/{n}.json"))["metrics"]
+    d = m["http_req_duration"]
+    fails = m.get("http_req_failed", {}).get("value", 0)
+    checks = m.get("checks", {})
+    return m["http_reqs"]["rate"], m["http_reqs"]["count"], d["med"], d["p(99)"], fails, checks.get("fails", 0)
+d, g = load("direct"), load("gateway")
+print(f"{'':10} {'req/s':>10} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+for name, r in (("direct", d), ("catraca", g)):
+    print(f"{name:10} {r[0]:10.0f} {r[1]:9d} {r[2]:8.2f} {r[3]:8.2f} {r[4]*100:6.2f}%")
+print(f"ratio catraca/direct: req/s {g[0]/d[0]:.2f}  p50 {g[2]/d[2]:.2f}x  p99 {g[3]/d[3]:.2f}x")
+print(f"catraca peak RSS: {rss_kb/1024:.1f} MiB; usage events written: {events} (gateway requests: {g[1]})")
+PY
