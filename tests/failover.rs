@@ -200,3 +200,28 @@ async fn mid_stream_failure_ends_with_error_event_and_no_retry() {
     assert_eq!(ev[0]["error"], "stream_interrupted");
     assert_eq!(ev[0]["attempts"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_body_is_replayed_to_the_next_deployment() {
+    let (a, b) = (Mock::start().await, Mock::start().await);
+    a.set(json!({"fail_status": 503, "fail_rate": 1.0})).await;
+    let gw = Gateway::start(&two_deployments(&a.base(), &b.base(), "")).await;
+    let content = "x ".repeat(150_000);
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "messages": [{"role": "user", "content": content}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let st = b.stats().await;
+    assert_eq!(
+        st["last_body"]["messages"][0]["content"]
+            .as_str()
+            .map(str::len),
+        Some(300_000)
+    );
+    assert_eq!(st["last_body"]["model"], "upstream-b");
+    let ev = gw.wait_events(1).await;
+    assert_eq!(ev[0]["attempts"], 2);
+}

@@ -316,3 +316,65 @@ async fn metrics_and_health() {
         "{m}"
     );
 }
+
+fn big_messages(n_bytes: usize) -> Value {
+    let word = "palavra ";
+    let content = word.repeat(n_bytes / word.len());
+    json!([{"role": "system", "content": "s"}, {"role": "user", "content": content}])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_64k_are_routed_and_forwarded_whole() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    for (stream, size) in [(false, 300_000), (true, 100_000), (false, 2_000_000)] {
+        let msgs = big_messages(size);
+        let r = gw
+            .post(
+                "/v1/chat/completions",
+                json!({"messages": msgs, "model": "chat-model", "stream": stream}),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "size {size}: {}", gw.log());
+        let t = text(r).await;
+        assert!(t.contains("Olá"), "{t}");
+        let st = mock.stats().await;
+        assert_eq!(st["last_body"]["messages"], msgs, "body altered in transit");
+        assert_eq!(st["last_body"]["model"], "upstream-chat");
+        if stream {
+            assert!(!t.contains("\"usage\""));
+            assert_eq!(st["last_body"]["stream_options"]["include_usage"], true);
+        }
+    }
+    let ev = gw.wait_events(3).await;
+    // words: 37500 of content, plus "system", "s", "user"; plus 3 per message
+    assert_eq!(ev[0]["prompt_tokens"], 300_000 / 8 + 3 + 6);
+    assert_eq!(ev[1]["usage_reported"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_request_bodies_small_and_large() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    for size in [100, 200_000] {
+        let body = json!({"model": "chat-model", "messages": big_messages(size)}).to_string();
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body
+            .as_bytes()
+            .chunks(10_000)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        let r = reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(crate::common::KEY)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "chunked body of {size}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["model"], "upstream-chat");
+    }
+}

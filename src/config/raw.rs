@@ -20,7 +20,7 @@ pub struct RawConfig {
     /// Worker threads of the proxy. Default: the number of cores.
     #[serde(default)]
     pub threads: Option<Spanned<usize>>,
-    /// Largest request body accepted, in bytes. Default 65536 (64 KiB); see README "Limits".
+    /// Largest JSON request body accepted, in bytes. Default 8388608 (8 MiB).
     #[serde(default)]
     pub max_body_bytes: Option<Spanned<u64>>,
     /// Largest multipart upload (audio) accepted, in bytes. Default 26214400 (25 MiB).

@@ -330,7 +330,8 @@ impl Resolver {
                 .map(|n| n.get())
                 .unwrap_or(1),
         };
-        let max_body_bytes = self.positive_u64(&raw.max_body_bytes, "max_body_bytes", 64 * 1024);
+        let max_body_bytes =
+            self.positive_u64(&raw.max_body_bytes, "max_body_bytes", 8 * 1024 * 1024);
         let max_upload_bytes =
             self.positive_u64(&raw.max_upload_bytes, "max_upload_bytes", 25 * 1024 * 1024);
         let grace_period =

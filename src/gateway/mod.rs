@@ -11,6 +11,7 @@
 //! | `fail_to_proxy`: the client's error, or an SSE error event mid-stream | [`respond`] |
 //! | `logging`: usage event and metrics | [`logging`] |
 
+pub mod bigbody;
 pub mod ctx;
 pub mod logging;
 pub mod request;

@@ -12,10 +12,6 @@ use super::route::{KeyStore, hash_key};
 use crate::config::Category;
 use crate::error::ApiError;
 
-/// Pingora's retry buffer holds 64 KiB; a pre-read body larger than that cannot be forwarded
-/// (see PINGORA-NOTES §2). `max_body_bytes` is capped to it by config validation.
-pub const PREREAD_LIMIT: u64 = 64 * 1024;
-
 /// What the request phase decided.
 pub enum Outcome {
     /// Proxy upstream.
@@ -84,14 +80,14 @@ pub async fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Result<Outc
     if !is_json(content_type) {
         return Err(ApiError::UnsupportedMediaType("application/json"));
     }
-    let limit = cfg.max_body_bytes.min(PREREAD_LIMIT);
+    let limit = cfg.max_body_bytes;
     if content_length.is_some_and(|n| n > limit) {
         return Err(ApiError::BodyTooLarge(limit));
     }
-    // Read the whole (small) body so we can route on `model`; the retry buffer lets Pingora
-    // replay it to each attempt through request_body_filter.
+    // Read the whole body so we can route on `model`. Up to 64 KiB, Pingora's retry buffer keeps
+    // a copy and replays it to each attempt; a larger body is replayed by `bigbody`.
     session.enable_retry_buffering();
-    let mut buf = BytesMut::with_capacity(content_length.unwrap_or(1024) as usize);
+    let mut buf = BytesMut::with_capacity(content_length.unwrap_or(1024).min(limit) as usize);
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
@@ -113,6 +109,9 @@ pub async fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Result<Outc
     }
     let body = buf.freeze();
     ctx.body = Some(body.clone());
+    if session.as_ref().retry_buffer_truncated() {
+        super::bigbody::wrap(session, body.clone());
+    }
 
     #[derive(Deserialize)]
     struct Probe<'a> {
