@@ -156,3 +156,33 @@ async fn keep_alive_survives_errors() {
         assert_eq!(r.status(), 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_limited_to_some_models_gets_403_on_others() {
+    let (a, b) = (Mock::start().await, Mock::start().await);
+    // the harness header ends with the `keys:` list, so these lines add one more key
+    let limited = format!(
+        "  - {{name: limited, sha256: \"{}\", models: [chat-model]}}\n",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"sk-limited"))
+    );
+    let extra = "  - {name: other-model, deployments: [da]}\n";
+    let gw = Gateway::start(&format!(
+        "{limited}{}",
+        two_deployments(&a.base(), &b.base(), extra)
+    ))
+    .await;
+    let send = |model: &'static str| {
+        reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth("sk-limited")
+            .header("content-type", "application/json")
+            .body(json!({"model": model, "messages": []}).to_string())
+            .send()
+    };
+    assert_eq!(send("chat-model").await.unwrap().status(), 200);
+    let r = send("other-model").await.unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "model_not_allowed");
+    assert_eq!(v["error"]["param"], "model");
+}

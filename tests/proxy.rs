@@ -378,3 +378,26 @@ async fn chunked_request_bodies_small_and_large() {
         assert_eq!(v["model"], "upstream-chat");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_with_a_large_body_also_stops_upstream() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    let r = gw
+        .post_with(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "stream": true, "messages": big_messages(200_000)}),
+            &[("x-mock-chunks", "40"), ("x-mock-chunk-delay-ms", "100")],
+        )
+        .await;
+    let mut s = r.bytes_stream();
+    let _ = s.next().await.unwrap().unwrap();
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mock.stats().await["streams_aborted"] != 1 {
+        assert!(Instant::now() < deadline, "upstream stream was not stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ev = gw.wait_events(1).await;
+    assert_eq!(ev[0]["client_disconnected"], true);
+}

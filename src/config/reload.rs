@@ -17,6 +17,8 @@ use crate::state::Shared;
 
 /// How often the file's modification time and size are checked.
 const POLL: Duration = Duration::from_millis(500);
+/// How often provider host names are resolved again (off the request path).
+const DNS_REFRESH: Duration = Duration::from_secs(30);
 
 /// The reload loop; returns on shutdown.
 pub async fn run(path: PathBuf, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
@@ -30,6 +32,8 @@ pub async fn run(path: PathBuf, shared: Arc<Shared>, mut shutdown: watch::Receiv
     };
     let mut last = stamp(&path);
     let mut tick = tokio::time::interval(POLL);
+    let mut dns = tokio::time::interval(DNS_REFRESH);
+    dns.tick().await;
     loop {
         let hup_fut = async {
             match hup.as_mut() {
@@ -42,6 +46,10 @@ pub async fn run(path: PathBuf, shared: Arc<Shared>, mut shutdown: watch::Receiv
         let reason = tokio::select! {
             _ = shutdown.changed() => return,
             _ = hup_fut => "SIGHUP",
+            _ = dns.tick() => {
+                refresh_dns(&shared).await;
+                continue;
+            }
             _ = tick.tick() => {
                 let now = stamp(&path);
                 if now == last { continue; }
@@ -50,6 +58,33 @@ pub async fn run(path: PathBuf, shared: Arc<Shared>, mut shutdown: watch::Receiv
             }
         };
         reload(&path, &shared, reason).await;
+    }
+}
+
+/// Resolve provider host names again; swap in a new snapshot only when an address changed.
+async fn refresh_dns(shared: &Shared) {
+    let old = shared.live.load_full();
+    if old
+        .config
+        .providers
+        .iter()
+        .all(|p| p.host.parse::<std::net::IpAddr>().is_ok())
+    {
+        return;
+    }
+    match Live::build(old.config.clone(), Some(&old), old.epoch).await {
+        Ok(live) => {
+            let changed = live
+                .providers
+                .iter()
+                .zip(old.providers.iter())
+                .any(|(a, b)| a.addr != b.addr);
+            if changed {
+                tracing::info!("provider addresses changed; routing updated");
+                shared.live.store(Arc::new(live));
+            }
+        }
+        Err(e) => tracing::warn!(problem = %e, "DNS refresh failed; keeping the known addresses"),
     }
 }
 
