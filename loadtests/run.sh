@@ -33,14 +33,18 @@ run() { # name target key
 }
 say "k6: $VUS VUs, $DURATION, stream=$STREAM — direct to the mock"
 run direct http://127.0.0.1:19100 ""
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime+stime, clock ticks
 say "k6: $VUS VUs, $DURATION, stream=$STREAM — through catraca"
+GW0=$(cpu $GW); MK0=$(cpu $MOCK)
 run gateway http://127.0.0.1:18080 sk-bench
+GW_CPU=$(( $(cpu $GW) - GW0 )); MOCK_CPU=$(( $(cpu $MOCK) - MK0 ))
 RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$GW/status)
 EVENTS=$(wc -l < /tmp/catraca-bench-usage.jsonl)
 
-python3 - "$OUT" "$RSS_KB" "$EVENTS" <<'PY'
+python3 - "$OUT" "$RSS_KB" "$EVENTS" "$GW_CPU" "$MOCK_CPU" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 out, rss_kb, events = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+gw_cpu, mock_cpu, hz = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 def load(n):
     m = json.load(open(f"{out}/{n}.json"))["metrics"]
     d = m["http_req_duration"]
@@ -52,5 +56,8 @@ print(f"{'':10} {'req/s':>10} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'fail
 for name, r in (("direct", d), ("catraca", g)):
     print(f"{name:10} {r[0]:10.0f} {r[1]:9d} {r[2]:8.2f} {r[3]:8.2f} {r[4]*100:6.2f}%")
 print(f"ratio catraca/direct: req/s {g[0]/d[0]:.2f}  p50 {g[2]/d[2]:.2f}x  p99 {g[3]/d[3]:.2f}x")
+n = g[1]
+print(f"CPU per request during the catraca run: catraca {gw_cpu/hz/n*1e6:.1f} µs, mock {mock_cpu/hz/n*1e6:.1f} µs "
+      f"(ratio {gw_cpu/max(mock_cpu,1):.2f})")
 print(f"catraca peak RSS: {rss_kb/1024:.1f} MiB; usage events written: {events} (gateway requests: {g[1]})")
 PY

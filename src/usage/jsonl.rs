@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
 use tokio::sync::{mpsc, watch};
 
 use super::{UsageEvent, UsageSink};
@@ -58,57 +58,57 @@ impl UsageSink for JsonlSink {
 }
 
 impl JsonlWriter {
-    /// Write events until shutdown, then drain what is queued and return.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+    /// Write events until the process ends. Events are collected for up to [`FLUSH_EVERY`] and
+    /// written in one `write` call, so a busy gateway costs the writer a few wake-ups a second
+    /// instead of one per request. Shutdown does not stop the writer: requests still finishing
+    /// in the grace period keep sending events.
+    pub async fn run(&self, _shutdown: watch::Receiver<bool>) {
         let Some(mut rx) = self.rx.lock().await.take() else {
             return;
         };
-        let file = tokio::fs::OpenOptions::new()
+        // This task has its own runtime thread (a Pingora background service), so plain
+        // blocking file writes are fine here and avoid a blocking-pool hop per write.
+        let mut file = match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .await;
-        let mut file = match file {
+        {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot open usage file");
                 return;
             }
         };
-        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut buf = Vec::with_capacity(256 * 1024);
+        let mut batch = Vec::with_capacity(1024);
         loop {
-            // Shutdown does not stop the writer: requests still finishing in the grace period
-            // keep sending events, and every batch is flushed as soon as it is written.
-            let first = if *shutdown.borrow() {
-                rx.recv().await
-            } else {
-                tokio::select! {
-                    ev = rx.recv() => ev,
-                    _ = shutdown.changed() => continue,
-                }
-            };
-            let Some(first) = first else { break };
-            let mut n = 1u64;
-            push_line(&mut buf, &first);
-            while buf.len() < 1024 * 1024 {
+            // wait for the first event, then give the rest of the batch a moment to arrive
+            if rx.recv_many(&mut batch, 4096).await == 0 {
+                break;
+            }
+            tokio::time::sleep(FLUSH_EVERY).await;
+            while batch.len() < 16 * 1024 {
                 match rx.try_recv() {
-                    Ok(ev) => {
-                        push_line(&mut buf, &ev);
-                        n += 1;
-                    }
+                    Ok(ev) => batch.push(ev),
                     Err(_) => break,
                 }
             }
-            if let Err(e) = file.write_all(&buf).await {
+            for ev in &batch {
+                push_line(&mut buf, ev);
+            }
+            if let Err(e) = file.write_all(&buf) {
                 tracing::error!(path = %self.path.display(), error = %e, "usage write failed");
             }
-            let _ = file.flush().await;
+            self.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
             buf.clear();
-            self.queued.fetch_sub(n, Ordering::Relaxed);
+            batch.clear();
         }
-        let _ = file.sync_data().await;
+        let _ = file.sync_data();
     }
 }
+
+/// Longest time an event waits in memory before it is written.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn push_line(buf: &mut Vec<u8>, ev: &UsageEvent) {
     if serde_json::to_writer(&mut *buf, ev).is_ok() {
