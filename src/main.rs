@@ -6,6 +6,11 @@ use clap::Parser;
 
 use catraca::cli::{Cli, Command};
 
+/// mimalloc instead of glibc malloc: the proxy allocates and frees many small buffers per
+/// request across threads, where glibc's arenas showed up in profiles (see loadtests/README.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
