@@ -401,3 +401,33 @@ async fn client_disconnect_with_a_large_body_also_stops_upstream() {
     let ev = gw.wait_events(1).await;
     assert_eq!(ev[0]["client_disconnected"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_options_null_or_false_still_gets_usage_once() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&one_model(&mock)).await;
+    for so in [json!(null), json!({"include_usage": false}), json!({})] {
+        let raw = format!(
+            r#"{{"model":"chat-model","stream":true,"stream_options":{so},"messages":[]}}"#
+        );
+        let r = reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(crate::common::KEY)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let t = text(r).await;
+        assert!(!t.contains("\"usage\""), "{so}: {t}");
+        let st = mock.stats().await;
+        assert_eq!(
+            st["last_body"]["stream_options"],
+            json!({"include_usage": true}),
+            "{so}"
+        );
+    }
+    // usage reached the gateway for each of them
+    let ev = gw.wait_events(3).await;
+    assert!(ev.iter().all(|e| e["usage_reported"] == true));
+}

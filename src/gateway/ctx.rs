@@ -107,8 +107,12 @@ pub struct RequestCtx {
     pub hide_usage: bool,
     /// The client's body as read (pre-read routes).
     pub body: Option<Bytes>,
-    /// Parsed body, when a rewrite is needed.
+    /// Parsed body, when a rewrite cannot be done by splicing bytes.
     pub body_json: Option<serde_json::Value>,
+    /// Byte range of the `model` string's contents in `body`, when it has no escapes.
+    pub model_span: Option<(usize, usize)>,
+    /// The client sent no `stream_options` at all.
+    pub stream_options_absent: bool,
     /// Body for the current attempt.
     pub upstream_body: Option<Bytes>,
     /// Streamed (not pre-read) request body bytes seen.
@@ -163,6 +167,8 @@ impl RequestCtx {
             hide_usage: false,
             body: None,
             body_json: None,
+            model_span: None,
+            stream_options_absent: false,
             upstream_body: None,
             streamed_body_bytes: 0,
             candidates: Candidates::default(),

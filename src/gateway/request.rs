@@ -120,7 +120,7 @@ pub async fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Result<Outc
         #[serde(default)]
         stream: Option<bool>,
         #[serde(default)]
-        stream_options: Option<StreamOptions>,
+        stream_options: Seen<StreamOptions>,
     }
     #[derive(Deserialize)]
     struct StreamOptions {
@@ -140,13 +140,45 @@ pub async fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Result<Outc
         .model
         .ok_or_else(|| ApiError::InvalidRequest("you must provide a model parameter".into()))?;
     choose_model(ctx, &model, route)?;
+    if let Cow::Borrowed(m) = &model {
+        // borrowed = no escapes: the string's bytes sit in the body as they are
+        let start = m.as_ptr() as usize - body.as_ptr() as usize;
+        ctx.model_span = Some((start, start + m.len()));
+    }
     ctx.stream = probe.stream.unwrap_or(false) && matches!(route, Route::Chat | Route::Completions);
+    ctx.stream_options_absent = !probe.stream_options.present;
     let client_usage = probe
         .stream_options
+        .value
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     ctx.hide_usage = ctx.stream && !client_usage;
     Ok(Outcome::Proxy)
+}
+
+/// A field that may be absent, null or a value; unlike `Option`, tells absent from null (a
+/// body with `"stream_options": null` must not get a second `stream_options` key).
+struct Seen<T> {
+    present: bool,
+    value: Option<T>,
+}
+
+impl<T> Default for Seen<T> {
+    fn default() -> Self {
+        Seen {
+            present: false,
+            value: None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Seen<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Seen {
+            present: true,
+            value: Option::<T>::deserialize(d)?,
+        })
+    }
 }
 
 fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), ApiError> {

@@ -95,6 +95,9 @@ fn upstream_body(ctx: &mut RequestCtx, upstream_model: &str) -> Result<Bytes> {
     if same_model && !ctx.hide_usage {
         return Ok(original);
     }
+    if let Some(spliced) = splice(ctx, &original, upstream_model, same_model) {
+        return Ok(spliced);
+    }
     if ctx.body_json.is_none() {
         let v: serde_json::Value = serde_json::from_slice(&original)
             .map_err(|e| Error::because(ErrorType::InternalError, "body reparse", e))?;
@@ -123,6 +126,35 @@ fn upstream_body(ctx: &mut RequestCtx, upstream_model: &str) -> Result<Bytes> {
     Ok(Bytes::from(out))
 }
 
+/// The common rewrites without parsing the body again: replace the bytes of the `model` string
+/// and, when the client sent no `stream_options`, add one before the object's closing brace.
+fn splice(
+    ctx: &RequestCtx,
+    original: &Bytes,
+    upstream_model: &str,
+    same_model: bool,
+) -> Option<Bytes> {
+    if ctx.hide_usage && !ctx.stream_options_absent {
+        return None;
+    }
+    const INJECT: &[u8] = br#","stream_options":{"include_usage":true}"#;
+    let mut out = Vec::with_capacity(original.len() + upstream_model.len() + INJECT.len());
+    if same_model {
+        out.extend_from_slice(original);
+    } else {
+        let (start, end) = ctx.model_span?;
+        let escaped = serde_json::to_string(upstream_model).ok()?;
+        out.extend_from_slice(original.get(..start)?);
+        out.extend_from_slice(escaped.get(1..escaped.len() - 1)?.as_bytes());
+        out.extend_from_slice(original.get(end..)?);
+    }
+    if ctx.hide_usage {
+        let close = out.iter().rposition(|&b| b == b'}')?;
+        out.splice(close..close, INJECT.iter().copied());
+    }
+    Some(Bytes::from(out))
+}
+
 /// Swap the replayed client body for this attempt's body; count streamed upload bytes.
 pub fn body_chunk(
     body: &mut Option<Bytes>,
@@ -149,4 +181,66 @@ pub fn body_chunk(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_for(body: &str, hide_usage: bool) -> RequestCtx {
+        let mut ctx = RequestCtx::new();
+        let b = Bytes::from(body.to_string());
+        let start = body.find("\"model\": \"").map(|i| i + 10);
+        if let Some(s) = start {
+            let e = s + body[s..].find('"').unwrap_or(0);
+            ctx.model_span = Some((s, e));
+            ctx.model_name = Some(body[s..e].to_string());
+        }
+        ctx.hide_usage = hide_usage;
+        ctx.stream_options_absent = !body.contains("stream_options");
+        ctx.body = Some(b);
+        ctx
+    }
+
+    fn rewrite(body: &str, hide: bool, upstream: &str) -> serde_json::Value {
+        let mut ctx = ctx_for(body, hide);
+        let out = upstream_body(&mut ctx, upstream).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn splice_and_value_paths_agree() {
+        let cases = [
+            (
+                r#"{"model": "pub", "stream": true, "messages": [{"content": "}"}]}  "#,
+                true,
+            ),
+            (r#"{"messages": [], "model": "pub"}"#, false),
+            (
+                r#"{"model": "pub", "stream": true, "stream_options": {"include_usage": false}}"#,
+                true,
+            ),
+            (
+                r#"{"model": "pub", "stream": true, "stream_options": null}"#,
+                true,
+            ),
+        ];
+        for (body, hide) in cases {
+            let got = rewrite(body, hide, "up/\"quoted\"");
+            let mut want: serde_json::Value = serde_json::from_str(body).unwrap();
+            want["model"] = "up/\"quoted\"".into();
+            if hide {
+                want["stream_options"] = serde_json::json!({"include_usage": true});
+            }
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
+    #[test]
+    fn untouched_body_is_the_same_bytes() {
+        let body = r#"{"model": "pub", "x": 1}"#;
+        let mut ctx = ctx_for(body, false);
+        let out = upstream_body(&mut ctx, "pub").unwrap();
+        assert_eq!(&out[..], body.as_bytes());
+    }
 }
