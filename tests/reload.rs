@@ -147,3 +147,47 @@ async fn reload_under_traffic_drops_nothing() {
         "{m}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_streams_finish() {
+    let mock = Mock::start().await;
+    let mut gw = Gateway::start(&body(&mock, "")).await;
+    let r = gw
+        .post_with(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "stream": true, "messages": []}),
+            &[("x-mock-chunks", "8"), ("x-mock-chunk-delay-ms", "100")],
+        )
+        .await;
+    let mut s = r.bytes_stream();
+    let first = s.next().await.unwrap().unwrap();
+    gw.signal("TERM");
+    let mut t = first.to_vec();
+    while let Some(c) = s.next().await {
+        t.extend_from_slice(&c.unwrap());
+    }
+    let t = String::from_utf8(t).unwrap();
+    assert!(
+        t.ends_with("data: [DONE]\n\n"),
+        "stream cut by SIGTERM: {t}"
+    );
+    // grace_period_secs is 1 in tests; the process must be gone well within 10 s
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = gw.try_wait() {
+            assert!(status.success() || status.code().is_none(), "{status:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ev = gw.events();
+    assert_eq!(
+        ev.len(),
+        1,
+        "the usage event of the in-flight stream must be written"
+    );
+}

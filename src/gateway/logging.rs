@@ -78,6 +78,15 @@ pub async fn finish(
     if ctx.route == Some(super::ctx::Route::Health) {
         return;
     }
+    if ctx.attempts > 1 {
+        tracing::info!(
+            request_id = %ctx.request_id,
+            attempts = ctx.attempts,
+            deployment = deployment.as_deref().unwrap_or(""),
+            status,
+            "request finished after failover"
+        );
+    }
     let event = UsageEvent {
         request_id: std::mem::take(&mut ctx.request_id),
         ts: std::mem::take(&mut ctx.ts),

@@ -236,6 +236,11 @@ impl Gateway {
         rb.send().await.unwrap()
     }
 
+    /// The exit status, if the process has ended.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// Send a signal with kill(1).
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
