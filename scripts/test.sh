@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests (real processes over
-# loopback, the OpenAI Python SDK included). CI runs exactly this (.ci/run).
+# loopback, a real PostgreSQL, the OpenAI Python SDK). CI runs exactly this (.ci/run).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 need_cargo
 need_cmake
 CATRACA_PYTHON="$(need_python_sdk)"
 export CATRACA_PYTHON
+need_postgres   # tests create their own databases on it (sqlx::test)
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"

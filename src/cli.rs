@@ -31,6 +31,12 @@ pub enum Command {
         )]
         config: PathBuf,
     },
+    /// Apply the database migrations (`DATABASE_URL`) and exit.
+    Migrate {
+        /// PostgreSQL URL.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
     /// Validate a config file; print every problem with file:line:col.
     CheckConfig {
         /// Config file.

@@ -27,6 +27,12 @@ pub enum ApiError {
     /// 401: the key exists but is disabled.
     #[error("this API key is disabled")]
     DisabledKey,
+    /// 401: the key is past its expiry.
+    #[error("this API key has expired")]
+    ExpiredKey,
+    /// 503: the key store cannot be reached and the key is not cached.
+    #[error("the API key could not be checked right now; try again shortly")]
+    KeyStoreUnavailable,
     /// 403: the key may not use this model.
     #[error("this API key may not use the model '{0}'")]
     ModelNotAllowed(String),
@@ -67,14 +73,17 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::InvalidJson(_) | ApiError::InvalidRequest(_) => 400,
-            ApiError::MissingKey | ApiError::InvalidKey | ApiError::DisabledKey => 401,
+            ApiError::MissingKey
+            | ApiError::InvalidKey
+            | ApiError::DisabledKey
+            | ApiError::ExpiredKey => 401,
             ApiError::ModelNotAllowed(_) => 403,
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::BodyTooLarge(_) => 413,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::UpstreamUnavailable(_) | ApiError::StreamInterrupted => 502,
-            ApiError::UpstreamOverloaded => 503,
+            ApiError::UpstreamOverloaded | ApiError::KeyStoreUnavailable => 503,
             ApiError::UpstreamTimeout => 504,
             ApiError::Internal => 500,
         }
@@ -90,15 +99,16 @@ impl ApiError {
             | ApiError::MethodNotAllowed(_)
             | ApiError::BodyTooLarge(_)
             | ApiError::UnsupportedMediaType(_) => "invalid_request_error",
-            ApiError::MissingKey | ApiError::InvalidKey | ApiError::DisabledKey => {
-                "authentication_error"
-            }
+            ApiError::MissingKey
+            | ApiError::InvalidKey
+            | ApiError::DisabledKey
+            | ApiError::ExpiredKey => "authentication_error",
             ApiError::ModelNotAllowed(_) => "permission_error",
             ApiError::UpstreamUnavailable(_)
             | ApiError::UpstreamOverloaded
             | ApiError::UpstreamTimeout
             | ApiError::StreamInterrupted => "upstream_error",
-            ApiError::Internal => "server_error",
+            ApiError::Internal | ApiError::KeyStoreUnavailable => "server_error",
         }
     }
 
@@ -110,6 +120,8 @@ impl ApiError {
             ApiError::MissingKey => "missing_api_key",
             ApiError::InvalidKey => "invalid_api_key",
             ApiError::DisabledKey => "api_key_disabled",
+            ApiError::ExpiredKey => "api_key_expired",
+            ApiError::KeyStoreUnavailable => "key_store_unavailable",
             ApiError::ModelNotAllowed(_) => "model_not_allowed",
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::RouteNotFound(_) => "route_not_found",

@@ -22,4 +22,5 @@ pub mod mock_upstream;
 pub mod server;
 pub mod sse;
 pub mod state;
+pub mod store;
 pub mod usage;

@@ -29,6 +29,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             catraca::server::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Migrate { database_url } => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(catraca::server::migrate_once(&database_url))?;
+            tracing::info!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { path } => match catraca::config::load_file(&path) {
             Ok(c) => {
                 eprintln!(

@@ -17,7 +17,10 @@ use crate::gateway::Gateway;
 use crate::gateway::route::Live;
 use crate::metrics::Metrics;
 use crate::state::Shared;
+use crate::store;
+use crate::store::key_cache::PgKeys;
 use crate::usage::jsonl::{self, JsonlWriter};
+use crate::usage::{self, UsageSink};
 
 /// Load the config or print every problem and fail.
 pub fn load_or_report(path: &Path) -> anyhow::Result<Config> {
@@ -38,20 +41,52 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
     let epoch = Instant::now();
     // DNS of providers is resolved here, off the request path; this small runtime is gone
     // before Pingora starts its own (a runtime around run_forever would panic).
-    let live = tokio::runtime::Builder::new_current_thread()
+    let startup = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("startup runtime")?
+        .context("startup runtime")?;
+    let live = startup
         .block_on(Live::build(Arc::new(config.clone()), None, epoch))
         .map_err(anyhow::Error::msg)?;
+    if let Some(db) = &config.database {
+        // its own short-lived pool: connections belong to the runtime that opens them
+        match startup.block_on(migrate_once(&db.url)) {
+            Ok(()) => tracing::info!("database migrations applied"),
+            Err(e) => tracing::warn!(
+                "cannot migrate the database now ({e:#}); serving config keys and spilling usage until it is reachable"
+            ),
+        }
+    }
+    drop(startup);
 
-    let (sink, writer) =
-        jsonl::channel(config.usage.jsonl_path.clone(), config.usage.queue_capacity);
-    let sink = Arc::new(sink);
+    let (sink, usage_writer, db_keys): (Arc<dyn UsageSink>, UsageWriter, Option<Arc<PgKeys>>) =
+        match &config.database {
+            None => {
+                let (sink, writer) =
+                    jsonl::channel(config.usage.jsonl_path.clone(), config.usage.queue_capacity);
+                (Arc::new(sink), UsageWriter::Jsonl(writer), None)
+            }
+            Some(db) => {
+                // separate pools: the proxy's runtime looks keys up, the writer's runtime inserts
+                let keys_pool = store::pg::LazyPool::new(&db.url, db.max_connections)?;
+                let usage_pool = store::pg::LazyPool::new(&db.url, 2)?;
+                let (sink, writer) = usage::pg::channel(
+                    usage_pool,
+                    db.spill_path.clone(),
+                    config.usage.queue_capacity,
+                );
+                (
+                    Arc::new(sink),
+                    UsageWriter::Pg(Box::new(writer)),
+                    Some(Arc::new(PgKeys::new(keys_pool))),
+                )
+            }
+        };
     let shared = Arc::new(Shared {
         live: ArcSwap::from_pointee(live),
         metrics: Metrics::new().context("metrics registry")?,
-        usage: sink.clone(),
+        usage: sink,
+        db_keys: db_keys.clone(),
     });
 
     let conf = ServerConf {
@@ -72,13 +107,15 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         proxy.add_tcp(l);
     }
     server.add_service(proxy);
-    server.add_service(background_service("usage writer", UsageWriter(writer)));
+    server.add_service(background_service("usage writer", usage_writer));
+    if let Some(keys) = db_keys {
+        server.add_service(background_service("key listener", KeyListener(keys)));
+    }
     server.add_service(background_service(
         "metrics",
         MetricsListener {
             addr: config.metrics_listen.clone(),
             shared: shared.clone(),
-            sink,
         },
     ));
     server.add_service(background_service(
@@ -92,12 +129,35 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
     server.run_forever()
 }
 
-struct UsageWriter(JsonlWriter);
+/// Connect, migrate, disconnect.
+pub async fn migrate_once(url: &str) -> anyhow::Result<()> {
+    let pool = store::pg::pool(url, 1)?;
+    let result = store::pg::migrate(&pool).await;
+    pool.close().await;
+    result.context("migrations")
+}
+
+enum UsageWriter {
+    Jsonl(JsonlWriter),
+    Pg(Box<usage::pg::PgWriter>),
+}
 
 #[async_trait]
 impl BackgroundService for UsageWriter {
     async fn start(&self, shutdown: ShutdownWatch) {
-        self.0.run(shutdown).await;
+        match self {
+            UsageWriter::Jsonl(w) => w.run(shutdown).await,
+            UsageWriter::Pg(w) => w.run(shutdown).await,
+        }
+    }
+}
+
+struct KeyListener(Arc<PgKeys>);
+
+#[async_trait]
+impl BackgroundService for KeyListener {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.0.listen(shutdown).await;
     }
 }
 
@@ -116,21 +176,18 @@ impl BackgroundService for Reloader {
 struct MetricsListener {
     addr: String,
     shared: Arc<Shared>,
-    sink: Arc<jsonl::JsonlSink>,
 }
 
 #[async_trait]
 impl BackgroundService for MetricsListener {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let shared = self.shared.clone();
-        let sink = self.sink.clone();
         let app = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || {
                 let shared = shared.clone();
-                let sink = sink.clone();
                 async move {
-                    shared.metrics.usage_queue.set(sink.depth() as i64);
+                    shared.metrics.usage_queue.set(shared.usage.depth() as i64);
                     (
                         [("content-type", "text/plain; version=0.0.4")],
                         shared.metrics.render(),

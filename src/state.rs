@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 
 use crate::gateway::route::Live;
 use crate::metrics::Metrics;
+use crate::store::key_cache::PgKeys;
 use crate::usage::UsageSink;
 
 /// Shared state. Everything a reload changes is the one [`Live`] in `live`, swapped whole.
@@ -16,4 +17,6 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Usage events go here.
     pub usage: Arc<dyn UsageSink>,
+    /// Keys stored in Postgres, when a database is configured.
+    pub db_keys: Option<Arc<PgKeys>>,
 }

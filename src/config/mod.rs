@@ -6,6 +6,6 @@ pub mod reload;
 pub mod resolve;
 
 pub use resolve::{
-    Category, Config, ConfigError, Deployment, FailoverConfig, KeyEntry, Model, Provider,
-    UsageConfig, load_file, parse_str,
+    Category, Config, ConfigError, DatabaseConfig, Deployment, FailoverConfig, KeyEntry, Model,
+    Provider, UsageConfig, load_file, parse_str,
 };

@@ -32,6 +32,9 @@ pub struct RawConfig {
     /// Usage event sink of the no-database mode.
     #[serde(default)]
     pub usage: Option<RawUsage>,
+    /// PostgreSQL. Present (or env `DATABASE_URL` set) = keys and usage in Postgres.
+    #[serde(default)]
+    pub database: Option<RawDatabase>,
     /// Failover and circuit breaker policy.
     #[serde(default)]
     pub failover: Option<RawFailover>,
@@ -59,6 +62,22 @@ pub struct RawUsage {
     /// Events held in memory before requests wait for the writer. Default 65536.
     #[serde(default)]
     pub queue_capacity: Option<Spanned<usize>>,
+}
+
+/// `database:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// Connection URL. Env `DATABASE_URL` overrides (keep passwords out of this file).
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Pool size. Default 8.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u32>>,
+    /// Append-only file that holds usage events while Postgres is unreachable; replayed, exactly
+    /// once, when it returns. Default `catraca-usage-spill.jsonl`.
+    #[serde(default)]
+    pub spill_path: Option<Spanned<String>>,
 }
 
 /// `failover:` section.

@@ -81,6 +81,8 @@ pub struct Config {
     pub grace_period: Duration,
     /// Usage sink settings.
     pub usage: UsageConfig,
+    /// PostgreSQL, when configured.
+    pub database: Option<DatabaseConfig>,
     /// Failover and breaker policy.
     pub failover: FailoverConfig,
     /// Providers, in file order.
@@ -100,6 +102,26 @@ pub struct UsageConfig {
     pub jsonl_path: PathBuf,
     /// In-memory queue capacity.
     pub queue_capacity: usize,
+}
+
+/// PostgreSQL settings.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// Connection URL (may hold a password: never printed).
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Spill file for usage events during outages.
+    pub spill_path: PathBuf,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("max_connections", &self.max_connections)
+            .field("spill_path", &self.spill_path)
+            .finish()
+    }
 }
 
 /// Failover and breaker policy.
@@ -354,6 +376,39 @@ impl Resolver {
             },
         };
 
+        let database = {
+            let d = raw.database.as_ref();
+            let url = env("DATABASE_URL")
+                .filter(|u| !u.is_empty())
+                .or_else(|| d.and_then(|d| d.url.as_ref()).map(|u| u.value.clone()));
+            if let (Some(u), Some(spanned)) = (&url, d.and_then(|d| d.url.as_ref()))
+                && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+            {
+                self.err(
+                    &spanned.referenced,
+                    "database.url: must start with postgres:// or postgresql://".into(),
+                );
+            }
+            url.map(|url| DatabaseConfig {
+                url,
+                max_connections: match d.and_then(|d| d.max_connections.as_ref()) {
+                    Some(m) if m.value == 0 => {
+                        self.err(
+                            &m.referenced,
+                            "database.max_connections: must be > 0".into(),
+                        );
+                        1
+                    }
+                    Some(m) => m.value,
+                    None => 8,
+                },
+                spill_path: d
+                    .and_then(|d| d.spill_path.as_ref())
+                    .map(|p| PathBuf::from(&p.value))
+                    .unwrap_or_else(|| PathBuf::from("catraca-usage-spill.jsonl")),
+            })
+        };
+
         let failover = {
             let f = raw.failover.as_ref();
             let max_attempts = match f.and_then(|f| f.max_attempts.as_ref()) {
@@ -533,6 +588,7 @@ impl Resolver {
             max_upload_bytes,
             grace_period,
             usage,
+            database,
             failover,
             providers,
             deployments,

@@ -87,8 +87,8 @@ pub enum AttemptFailure {
 pub struct RequestCtx {
     /// When the request arrived.
     pub start: Instant,
-    /// Wall-clock arrival time (RFC 3339), for the usage event.
-    pub ts: String,
+    /// Wall-clock arrival time, for the usage event.
+    pub ts: time::OffsetDateTime,
     /// Request id.
     pub request_id: String,
     /// Config snapshot for the whole request.
@@ -156,7 +156,7 @@ impl RequestCtx {
     pub fn new() -> Self {
         RequestCtx {
             start: Instant::now(),
-            ts: String::new(),
+            ts: time::OffsetDateTime::UNIX_EPOCH,
             request_id: String::new(),
             live: None,
             route: None,

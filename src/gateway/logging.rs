@@ -89,9 +89,11 @@ pub async fn finish(
     }
     let event = UsageEvent {
         request_id: std::mem::take(&mut ctx.request_id),
-        ts: std::mem::take(&mut ctx.ts),
+        ts: ctx.ts,
         key: ctx.key.as_ref().map(|k| k.name.to_string()),
-        route,
+        organization_id: ctx.key.as_ref().and_then(|k| k.organization_id),
+        api_key_id: ctx.key.as_ref().and_then(|k| k.api_key_id),
+        route: route.into(),
         model: ctx.model_name.take(),
         deployment,
         provider,

@@ -46,14 +46,14 @@ impl Gateway {
     pub fn new(shared: Arc<Shared>) -> Self {
         Gateway {
             shared,
-            id_prefix: fastrand::u64(..) & 0xffff_ffff,
+            id_prefix: fastrand::u64(..),
             id_counter: AtomicU64::new(0),
         }
     }
 
     fn next_request_id(&self) -> String {
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
-        format!("req_{:08x}{:012x}", self.id_prefix, n)
+        format!("req_{:016x}{:08x}", self.id_prefix, n)
     }
 
     fn record_attempt_error(&self, ctx: &mut RequestCtx, failure: AttemptFailure, kind: &str) {
@@ -111,13 +111,11 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.live = Some(self.shared.live.load_full());
         ctx.request_id = self.next_request_id();
-        ctx.ts = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        ctx.ts = time::OffsetDateTime::now_utc();
         ctx.session_id = request::header_str(session, "x-session-id")
             .or_else(|| request::header_str(session, "x-tokia-session-id"))
             .map(|s| s.chars().take(128).collect());
-        match request::prepare(session, ctx).await {
+        match request::prepare(session, ctx, self.shared.db_keys.as_deref()).await {
             Ok(request::Outcome::Proxy) => Ok(false),
             Ok(request::Outcome::Respond(body)) => {
                 respond::json(session, ctx, 200, body).await;

@@ -11,6 +11,7 @@ use super::ctx::{RequestCtx, Route};
 use super::route::{KeyStore, hash_key};
 use crate::config::Category;
 use crate::error::ApiError;
+use crate::store::key_cache::PgKeys;
 
 /// What the request phase decided.
 pub enum Outcome {
@@ -21,7 +22,11 @@ pub enum Outcome {
 }
 
 /// Authenticate, validate and read the request. `ctx.live` must be set.
-pub async fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Result<Outcome, ApiError> {
+pub async fn prepare(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    db_keys: Option<&PgKeys>,
+) -> Result<Outcome, ApiError> {
     let live = ctx.live.clone().ok_or(ApiError::Internal)?;
     let path = session.req_header().uri.path().to_string();
     let route = Route::from_path(&path).ok_or_else(|| ApiError::RouteNotFound(path.clone()))?;
@@ -35,9 +40,17 @@ pub async fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Result<Outc
 
     // key auth before anything else is revealed
     let key = presented_key(session).ok_or(ApiError::MissingKey)?;
-    let info = live.lookup(&hash_key(key)).ok_or(ApiError::InvalidKey)?;
+    let hash = hash_key(key);
+    let info = match (live.lookup(&hash), db_keys) {
+        (Some(info), _) => info,
+        (None, Some(db)) => db.lookup(&hash).await?.ok_or(ApiError::InvalidKey)?,
+        (None, None) => return Err(ApiError::InvalidKey),
+    };
     if info.disabled {
         return Err(ApiError::DisabledKey);
+    }
+    if info.is_expired() {
+        return Err(ApiError::ExpiredKey);
     }
     ctx.key = Some(info);
 
@@ -189,7 +202,10 @@ fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), Ap
         .ok_or_else(|| ApiError::ModelNotFound(name.to_string()))?;
     if let Some(k) = &ctx.key
         && !k.models.is_empty()
-        && !k.models.contains(&idx)
+        && !k
+            .models
+            .iter()
+            .any(|m| live.model_index.get(m.as_str()) == Some(&idx))
     {
         return Err(ApiError::ModelNotAllowed(name.to_string()));
     }

@@ -77,11 +77,46 @@ pub struct LiveProvider {
 pub struct KeyInfo {
     /// Key name for usage events.
     pub name: Arc<str>,
-    /// Refused when true.
+    /// Refused when true (disabled or revoked).
     pub disabled: bool,
-    /// Allowed model indexes; empty = all.
-    pub models: Vec<usize>,
+    /// Refused after this time.
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// Allowed public model names; empty = all.
+    pub models: Vec<String>,
+    /// Tenant, for keys stored in Postgres.
+    pub organization_id: Option<uuid::Uuid>,
+    /// Row id, for keys stored in Postgres.
+    pub api_key_id: Option<uuid::Uuid>,
     hash: [u8; 32],
+}
+
+impl KeyInfo {
+    /// A key read from the store.
+    pub fn from_store(
+        hash: [u8; 32],
+        name: &str,
+        disabled: bool,
+        expires_at: Option<time::OffsetDateTime>,
+        models: Vec<String>,
+        organization_id: uuid::Uuid,
+        api_key_id: uuid::Uuid,
+    ) -> Self {
+        KeyInfo {
+            name: Arc::from(name),
+            disabled,
+            expires_at,
+            models,
+            organization_id: Some(organization_id),
+            api_key_id: Some(api_key_id),
+            hash,
+        }
+    }
+
+    /// Whether the key may be used now.
+    pub fn is_expired(&self) -> bool {
+        self.expires_at
+            .is_some_and(|t| t <= time::OffsetDateTime::now_utc())
+    }
 }
 
 /// Looks up API keys by the SHA-256 of the presented key.
@@ -179,17 +214,15 @@ impl Live {
         }
         let mut keys = HashMap::new();
         for k in &config.keys {
-            let models = k
-                .models
-                .iter()
-                .filter_map(|m| model_index.get(m).copied())
-                .collect();
             keys.insert(
                 k.hash,
                 Arc::new(KeyInfo {
                     name: Arc::from(k.name.as_str()),
                     disabled: k.disabled,
-                    models,
+                    expires_at: None,
+                    models: k.models.clone(),
+                    organization_id: None,
+                    api_key_id: None,
                     hash: k.hash,
                 }),
             );

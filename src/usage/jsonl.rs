@@ -39,13 +39,6 @@ pub fn channel(path: PathBuf, capacity: usize) -> (JsonlSink, JsonlWriter) {
     )
 }
 
-impl JsonlSink {
-    /// Events waiting to be written.
-    pub fn depth(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
-    }
-}
-
 #[async_trait::async_trait]
 impl UsageSink for JsonlSink {
     async fn record(&self, event: UsageEvent) {
@@ -54,6 +47,10 @@ impl UsageSink for JsonlSink {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             tracing::error!("usage writer is gone; usage event lost");
         }
+    }
+
+    fn depth(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
     }
 }
 

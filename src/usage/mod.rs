@@ -5,20 +5,26 @@
 //! no-database mode the sink is [`jsonl::JsonlSink`], an append-only file.
 
 pub mod jsonl;
+pub mod pg;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One request's record.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UsageEvent {
     /// Gateway request id (also the `x-request-id` response header).
     pub request_id: String,
-    /// RFC 3339 time the request arrived.
-    pub ts: String,
+    /// Time the request arrived (RFC 3339 in JSON).
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: time::OffsetDateTime,
     /// Key name, when the key was recognised.
     pub key: Option<String>,
+    /// Tenant of the key (Postgres keys).
+    pub organization_id: Option<uuid::Uuid>,
+    /// Key id (Postgres keys).
+    pub api_key_id: Option<uuid::Uuid>,
     /// Route, e.g. `chat.completions`.
-    pub route: &'static str,
+    pub route: std::borrow::Cow<'static, str>,
     /// Public model the client asked for.
     pub model: Option<String>,
     /// Deployment of the last attempt.
@@ -54,4 +60,7 @@ pub struct UsageEvent {
 pub trait UsageSink: Send + Sync {
     /// Take one event. May wait when the sink's queue is full (back-pressure, never loss).
     async fn record(&self, event: UsageEvent);
+
+    /// Events accepted but not yet written.
+    fn depth(&self) -> u64;
 }

@@ -120,8 +120,14 @@ keys:
 }
 
 impl Gateway {
-    /// Start `catraca serve` with the shared header plus `body` (providers, deployments, models).
+    /// Start `catraca serve` with the shared header plus `body` (providers, deployments, models),
+    /// in the no-database mode.
     pub async fn start(body: &str) -> Gateway {
+        Self::start_with_env(body, &[]).await
+    }
+
+    /// Same, with extra environment (e.g. `DATABASE_URL` for the Postgres mode).
+    pub async fn start_with_env(body: &str, env: &[(&str, &str)]) -> Gateway {
         let dir = scratch();
         let port = free_port();
         let mport = free_port();
@@ -132,17 +138,21 @@ impl Gateway {
         )
         .unwrap();
         let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_catraca"))
-            .arg("serve")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_catraca"));
+        cmd.arg("serve")
             .arg("--config")
             .arg(&config_path)
+            .current_dir(&dir)
             .env_remove("CATRACA_LISTEN")
             .env_remove("CATRACA_METRICS_LISTEN")
+            .env_remove("DATABASE_URL")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
         let g = Gateway {
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
             metrics_addr: format!("127.0.0.1:{mport}").parse().unwrap(),
@@ -284,4 +294,93 @@ models:
 /// Read a whole SSE response as text.
 pub async fn text(r: reqwest::Response) -> String {
     r.text().await.unwrap()
+}
+
+/// A TCP forwarder the test can cut and restore, to take Postgres away from a gateway without
+/// stopping the server other tests share.
+pub struct TcpCut {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl TcpCut {
+    pub async fn start(target: SocketAddr) -> TcpCut {
+        use std::sync::atomic::AtomicBool;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(AtomicBool::new(true));
+        let (cut, cut_rx) = tokio::sync::watch::channel(0u64);
+        let up2 = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut down, _)) = l.accept().await else {
+                    return;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(down);
+                    continue;
+                }
+                let mut rx = cut_rx.clone();
+                rx.borrow_and_update(); // only cuts after this connection count
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut down, &mut upstream) => {}
+                        _ = rx.changed() => {}
+                    }
+                });
+            }
+        });
+        TcpCut { port, up, cut }
+    }
+
+    /// Drop every open connection and refuse new ones.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|g| *g += 1);
+    }
+
+    /// Accept connections again.
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// URL of the database behind `pool`, optionally through another local port.
+pub fn db_url(pool: &sqlx::PgPool, port: Option<u16>) -> String {
+    let o = pool.connect_options();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        o.get_username(),
+        if port.is_some() {
+            "127.0.0.1"
+        } else {
+            o.get_host()
+        },
+        port.unwrap_or(o.get_port()),
+        o.get_database().unwrap_or("postgres")
+    )
+}
+
+/// An organization and a key in it; returns (organization_id, api_key_id).
+pub async fn insert_key(pool: &sqlx::PgPool, key: &str) -> (uuid::Uuid, uuid::Uuid) {
+    let org: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO organization (name) VALUES ('Org') RETURNING organization_id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO api_key (organization_id, key_hash, prefix, name) VALUES ($1, $2, $3, 'k') RETURNING api_key_id",
+    )
+    .bind(org)
+    .bind(Sha256::digest(key.as_bytes()).to_vec())
+    .bind(&key[..8])
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (org, id)
 }

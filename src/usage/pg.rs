@@ -1,0 +1,308 @@
+//! Usage events into Postgres: a bounded queue, batched inserts, and a spill file for outages.
+//!
+//! The writer takes up to [`BATCH`] events at a time and inserts them in one statement. If the
+//! insert fails (Postgres down, network cut), the batch is appended to the spill file (JSONL,
+//! flushed and synced) and the writer carries on. While the spill file has content, the writer
+//! tries every [`REPLAY_EVERY`] to insert it; `request_id` is unique and the insert skips rows
+//! already present, so a replay that is cut half way and run again still stores each event
+//! exactly once. Key totals are updated from the rows the insert actually added.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch};
+
+use super::{UsageEvent, UsageSink};
+use crate::store::pg::LazyPool;
+
+/// Events per insert.
+pub const BATCH: usize = 1000;
+/// How long the writer lets a batch fill before inserting it.
+pub const LINGER: Duration = Duration::from_millis(20);
+/// How often a non-empty spill file is retried.
+pub const REPLAY_EVERY: Duration = Duration::from_secs(1);
+
+/// Sender half, held by the gateway.
+pub struct PgSink {
+    tx: mpsc::Sender<UsageEvent>,
+    queued: Arc<AtomicU64>,
+}
+
+/// Writer half, run as a background service.
+pub struct PgWriter {
+    pool: LazyPool,
+    spill: PathBuf,
+    rx: tokio::sync::Mutex<Option<mpsc::Receiver<UsageEvent>>>,
+    queued: Arc<AtomicU64>,
+    /// Events written to Postgres (inserted or found present), for metrics and tests.
+    pub written: Arc<AtomicU64>,
+    /// Events currently waiting in the spill file.
+    pub spilled: Arc<AtomicU64>,
+}
+
+/// A sink and its writer sharing one queue of `capacity` events.
+pub fn channel(pool: LazyPool, spill: PathBuf, capacity: usize) -> (PgSink, PgWriter) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let queued = Arc::new(AtomicU64::new(0));
+    (
+        PgSink {
+            tx,
+            queued: queued.clone(),
+        },
+        PgWriter {
+            pool,
+            spill,
+            rx: tokio::sync::Mutex::new(Some(rx)),
+            queued,
+            written: Arc::new(AtomicU64::new(0)),
+            spilled: Arc::new(AtomicU64::new(0)),
+        },
+    )
+}
+
+#[async_trait::async_trait]
+impl UsageSink for PgSink {
+    async fn record(&self, event: UsageEvent) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(event).await.is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("usage writer is gone; usage event lost");
+        }
+    }
+
+    fn depth(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+impl PgWriter {
+    /// Write until the process ends (shutdown does not stop it: requests finishing in the grace
+    /// period still send events).
+    pub async fn run(&self, _shutdown: watch::Receiver<bool>) {
+        let Some(mut rx) = self.rx.lock().await.take() else {
+            return;
+        };
+        let pool = self.pool.get();
+        self.spilled
+            .store(count_lines(&self.spill), Ordering::Relaxed);
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut replay = tokio::time::interval(REPLAY_EVERY);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    if batch.len() < BATCH {
+                        tokio::time::sleep(LINGER).await;
+                        while batch.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(ev) => batch.push(ev),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    let n = batch.len() as u64;
+                    match insert(pool, &batch).await {
+                        Ok(()) => {
+                            self.written.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, events = n, "usage insert failed; spilling to {}", self.spill.display());
+                            self.spill_batch(&batch);
+                        }
+                    }
+                    self.queued.fetch_sub(n, Ordering::Relaxed);
+                    batch.clear();
+                }
+                _ = replay.tick() => {
+                    if self.spilled.load(Ordering::Relaxed) > 0 {
+                        self.replay(pool).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn spill_batch(&self, batch: &[UsageEvent]) {
+        let mut buf = Vec::with_capacity(batch.len() * 256);
+        for ev in batch {
+            if serde_json::to_writer(&mut buf, ev).is_ok() {
+                buf.push(b'\n');
+            }
+        }
+        let result = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.spill)
+            .and_then(|mut f| {
+                f.write_all(&buf)?;
+                f.sync_data()
+            });
+        match result {
+            Ok(()) => {
+                self.spilled
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(path = %self.spill.display(), error = %e, events = batch.len(), "cannot write the spill file; usage events lost");
+            }
+        }
+    }
+
+    /// Insert everything in the spill file, then empty it. Stops at the first failure and tries
+    /// again later; rows inserted before the failure are skipped next time.
+    async fn replay(&self, pool: &PgPool) {
+        let events = match read_spill(&self.spill) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::error!(path = %self.spill.display(), error = %e, "cannot read the spill file");
+                return;
+            }
+        };
+        for chunk in events.chunks(BATCH) {
+            if let Err(e) = insert(pool, chunk).await {
+                tracing::debug!(error = %e, "replay of spilled usage failed; will retry");
+                return;
+            }
+        }
+        if let Err(e) = std::fs::write(&self.spill, b"") {
+            tracing::error!(path = %self.spill.display(), error = %e, "cannot empty the spill file");
+            return;
+        }
+        self.written
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.spilled.store(0, Ordering::Relaxed);
+        tracing::info!(
+            events = events.len(),
+            "spilled usage events replayed into Postgres"
+        );
+    }
+}
+
+fn count_lines(path: &PathBuf) -> u64 {
+    std::fs::File::open(path)
+        .map(|f| std::io::BufReader::new(f).lines().count() as u64)
+        .unwrap_or(0)
+}
+
+fn read_spill(path: &PathBuf) -> std::io::Result<Vec<UsageEvent>> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(ev) => out.push(ev),
+            // a line torn by a crash mid-write cannot be recovered; say so and go on
+            Err(e) => tracing::error!(error = %e, "unreadable line in the spill file skipped"),
+        }
+    }
+    Ok(out)
+}
+
+/// Insert a batch in one statement; rows whose `request_id` exists are skipped, and only the
+/// rows actually added count towards their key's totals.
+pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Error> {
+    let mut request_id = Vec::with_capacity(batch.len());
+    let mut organization_id = Vec::with_capacity(batch.len());
+    let mut api_key_id = Vec::with_capacity(batch.len());
+    let mut key_name = Vec::with_capacity(batch.len());
+    let mut route = Vec::with_capacity(batch.len());
+    let mut model = Vec::with_capacity(batch.len());
+    let mut deployment = Vec::with_capacity(batch.len());
+    let mut provider = Vec::with_capacity(batch.len());
+    let mut status = Vec::with_capacity(batch.len());
+    let mut error = Vec::with_capacity(batch.len());
+    let mut attempts = Vec::with_capacity(batch.len());
+    let mut stream = Vec::with_capacity(batch.len());
+    let mut prompt = Vec::with_capacity(batch.len());
+    let mut completion = Vec::with_capacity(batch.len());
+    let mut reported = Vec::with_capacity(batch.len());
+    let mut latency = Vec::with_capacity(batch.len());
+    let mut ttft = Vec::with_capacity(batch.len());
+    let mut session = Vec::with_capacity(batch.len());
+    let mut disconnected = Vec::with_capacity(batch.len());
+    let mut created = Vec::with_capacity(batch.len());
+    for e in batch {
+        request_id.push(e.request_id.as_str());
+        organization_id.push(e.organization_id);
+        api_key_id.push(e.api_key_id);
+        key_name.push(e.key.as_deref());
+        route.push(e.route.as_ref());
+        model.push(e.model.as_deref());
+        deployment.push(e.deployment.as_deref());
+        provider.push(e.provider.as_deref());
+        status.push(e.status as i16);
+        error.push(e.error.as_deref());
+        attempts.push(e.attempts.min(i16::MAX as u32) as i16);
+        stream.push(e.stream);
+        prompt.push(e.prompt_tokens.min(i64::MAX as u64) as i64);
+        completion.push(e.completion_tokens.min(i64::MAX as u64) as i64);
+        reported.push(e.usage_reported);
+        latency.push(e.latency_ms.min(i32::MAX as u64) as i32);
+        ttft.push(e.ttft_ms.map(|t| t.min(i32::MAX as u64) as i32));
+        session.push(e.session_id.as_deref());
+        disconnected.push(e.client_disconnected);
+        created.push(e.ts);
+    }
+    sqlx::query(
+        r#"
+        WITH ins AS (
+            INSERT INTO usage_event (
+                request_id, organization_id, api_key_id, key_name, route, model, deployment,
+                provider, status, error, attempts, stream, prompt_tokens, completion_tokens,
+                usage_reported, latency_ms, ttft_ms, session_id, client_disconnected, created_at)
+            SELECT * FROM UNNEST(
+                $1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::int2[], $10::text[], $11::int2[], $12::bool[], $13::int8[], $14::int8[],
+                $15::bool[], $16::int4[], $17::int4[], $18::text[], $19::bool[], $20::timestamptz[])
+            ON CONFLICT (request_id) DO NOTHING
+            RETURNING api_key_id, prompt_tokens, completion_tokens, created_at
+        ), per_key AS (
+            SELECT api_key_id, count(*) AS n, sum(prompt_tokens) AS p,
+                   sum(completion_tokens) AS c, max(created_at) AS last
+            FROM ins WHERE api_key_id IS NOT NULL GROUP BY api_key_id
+        )
+        UPDATE api_key k SET
+            total_requests = k.total_requests + per_key.n,
+            total_prompt_tokens = k.total_prompt_tokens + per_key.p,
+            total_completion_tokens = k.total_completion_tokens + per_key.c,
+            last_used_at = greatest(k.last_used_at, per_key.last)
+        FROM per_key WHERE k.api_key_id = per_key.api_key_id
+        "#,
+    )
+    .bind(&request_id)
+    .bind(&organization_id)
+    .bind(&api_key_id)
+    .bind(&key_name)
+    .bind(&route)
+    .bind(&model)
+    .bind(&deployment)
+    .bind(&provider)
+    .bind(&status)
+    .bind(&error)
+    .bind(&attempts)
+    .bind(&stream)
+    .bind(&prompt)
+    .bind(&completion)
+    .bind(&reported)
+    .bind(&latency)
+    .bind(&ttft)
+    .bind(&session)
+    .bind(&disconnected)
+    .bind(&created)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
