@@ -3,7 +3,8 @@
 #   1. k6 → mock upstream                      (the floor)
 #   2. k6 → catraca → mock upstream            (the product)
 # Prints requests/s and p50/p99 latency of both, their ratio, and catraca's peak RSS.
-# Env: VUS (32), DURATION (20s), STREAM (0|1), MOCK_THREADS (1), OUT (loadtests/results).
+#   3. with DB=1, k6 → catraca with keys and usage in Postgres → mock upstream
+# Env: VUS (32), DURATION (20s), STREAM (0|1), DB (0|1), MOCK_THREADS (1), OUT (loadtests/results).
 # Machines here are shared and noisy: compare the ratio, not the absolute numbers.
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
@@ -41,7 +42,30 @@ GW_CPU=$(( $(cpu $GW) - GW0 )); MOCK_CPU=$(( $(cpu $MOCK) - MK0 ))
 RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$GW/status)
 EVENTS=$(wc -l < /tmp/catraca-bench-usage.jsonl)
 
-python3 - "$OUT" "$RSS_KB" "$EVENTS" "$GW_CPU" "$MOCK_CPU" "$(getconf CLK_TCK)" <<'PY'
+DB_ROWS=""
+if [ "${DB:-0}" = 1 ]; then
+  # the same gateway with keys and usage in Postgres (a scratch database, dropped after)
+  need_postgres
+  DBNAME="catraca_load_$$"
+  psql "$DATABASE_URL" -qc "CREATE DATABASE $DBNAME" >/dev/null
+  DBURL="${DATABASE_URL%/*}/$DBNAME"
+  "$BIN" migrate --database-url "$DBURL" 2>/dev/null
+  psql "$DBURL" -qc "WITH o AS (INSERT INTO organization (name) VALUES ('load') RETURNING organization_id)
+    INSERT INTO api_key (organization_id, key_hash, prefix, name)
+    SELECT organization_id, sha256('sk-bench-db'::bytea), 'sk-bench', 'load' FROM o" >/dev/null
+  sed 's/127.0.0.1:18080/127.0.0.1:18081/; s/127.0.0.1:19090/127.0.0.1:19091/' loadtests/catraca-bench.yaml > "$OUT/catraca-db.yaml"
+  (cd "$OUT" && RUST_LOG=warn DATABASE_URL="$DBURL" exec "$BIN" serve --config "$OUT/catraca-db.yaml" 2>"$OUT/gateway-db.log") &
+  GWDB=$!
+  trap 'kill $MOCK $GW $GWDB 2>/dev/null || true; psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+  for _ in $(seq 100); do curl -sf http://127.0.0.1:18081/healthz >/dev/null && break; sleep 0.1; done
+  say "k6: $VUS VUs, $DURATION, stream=$STREAM — through catraca with Postgres keys and usage"
+  run gateway_db http://127.0.0.1:18081 sk-bench-db
+  sleep 2 # let the writer flush
+  DB_ROWS=$(psql "$DBURL" -qtAc "SELECT count(*) FROM usage_event")
+fi
+
+[ "${DB:-0}" = 1 ] || rm -f "$OUT/gateway_db.json"
+python3 - "$OUT" "$RSS_KB" "$EVENTS" "$GW_CPU" "$MOCK_CPU" "$(getconf CLK_TCK)" "$DB_ROWS" <<'PY'
 import json, sys
 out, rss_kb, events = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 gw_cpu, mock_cpu, hz = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -59,5 +83,11 @@ print(f"ratio catraca/direct: req/s {g[0]/d[0]:.2f}  p50 {g[2]/d[2]:.2f}x  p99 {
 n = g[1]
 print(f"CPU per request during the catraca run: catraca {gw_cpu/hz/n*1e6:.1f} µs, mock {mock_cpu/hz/n*1e6:.1f} µs "
       f"(ratio {gw_cpu/max(mock_cpu,1):.2f})")
+import os
+if os.path.exists(f"{out}/gateway_db.json") and sys.argv[7]:
+    p = load("gateway_db")
+    print(f"{'catraca+pg':10} {p[0]:10.0f} {p[1]:9d} {p[2]:8.2f} {p[3]:8.2f} {p[4]*100:6.2f}%")
+    print(f"ratio catraca+pg/catraca: req/s {p[0]/g[0]:.2f}  p50 {p[2]/g[2]:.2f}x  p99 {p[3]/g[3]:.2f}x; "
+          f"usage rows in Postgres: {sys.argv[7]} (requests: {p[1]})")
 print(f"catraca peak RSS: {rss_kb/1024:.1f} MiB; usage events written: {events} (gateway requests: {g[1]})")
 PY
