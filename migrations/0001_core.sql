@@ -67,6 +67,7 @@ CREATE INDEX membership_user_idx ON membership (user_id);
 -- API keys: only the SHA-256 of the key and a short display prefix are stored.
 CREATE TABLE api_key (
     api_key_id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    serial_id             bigint GENERATED ALWAYS AS IDENTITY UNIQUE,  -- integer id of contracts that use one (MaxAI)
     organization_id       uuid NOT NULL REFERENCES organization (organization_id) ON DELETE CASCADE,
     created_by            uuid REFERENCES app_user (user_id) ON DELETE SET NULL,
     key_hash              bytea NOT NULL UNIQUE CHECK (octet_length(key_hash) = 32),

@@ -31,6 +31,17 @@ pub enum Command {
         )]
         config: PathBuf,
     },
+    /// Run the admin app alone (needs a database).
+    Admin {
+        /// Config file.
+        #[arg(
+            long,
+            short,
+            env = "CATRACA_CONFIG",
+            default_value = "conf/catraca.yaml"
+        )]
+        config: PathBuf,
+    },
     /// Apply the database migrations (`DATABASE_URL`) and exit.
     Migrate {
         /// PostgreSQL URL.

@@ -13,6 +13,7 @@
 //! one swappable [`gateway::route::Live`]), [`metrics`], [`error`] (the error catalogue),
 //! [`server`] (process assembly) and [`mock_upstream`] (the fake provider).
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -29,6 +29,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             catraca::server::serve(&config)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Admin { config } => {
+            catraca::server::admin_alone(&config)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate { database_url } => {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -87,6 +87,7 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         metrics: Metrics::new().context("metrics registry")?,
         usage: sink,
         db_keys: db_keys.clone(),
+        admin_addr: config.database.as_ref().map(|_| config.admin_listen),
     });
 
     let conf = ServerConf {
@@ -110,6 +111,16 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
     server.add_service(background_service("usage writer", usage_writer));
     if let Some(keys) = db_keys {
         server.add_service(background_service("key listener", KeyListener(keys)));
+    }
+    if let Some(db) = &config.database {
+        server.add_service(background_service(
+            "admin app",
+            AdminService {
+                pool: store::pg::LazyPool::new(&db.url, db.max_connections)?,
+                addr: config.admin_listen,
+                jwt: Arc::new(crate::admin::jwt_from_env()),
+            },
+        ));
     }
     server.add_service(background_service(
         "metrics",
@@ -150,6 +161,52 @@ impl BackgroundService for UsageWriter {
             UsageWriter::Pg(w) => w.run(shutdown).await,
         }
     }
+}
+
+struct AdminService {
+    pool: store::pg::LazyPool,
+    addr: std::net::SocketAddr,
+    jwt: Arc<crate::admin::auth::Jwt>,
+}
+
+#[async_trait]
+impl BackgroundService for AdminService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let state = crate::admin::AdminState {
+            pool: self.pool.get().clone(),
+            jwt: self.jwt.clone(),
+            started: Instant::now(),
+        };
+        crate::admin::serve(self.addr, state, shutdown).await;
+    }
+}
+
+/// `catraca admin`: the admin app alone (for deployments that scale it apart).
+pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
+    let config = load_or_report(path)?;
+    let db = config
+        .database
+        .as_ref()
+        .context("the admin app needs a database: set DATABASE_URL or database.url")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("runtime")?;
+    rt.block_on(async {
+        migrate_once(&db.url).await?;
+        let state = crate::admin::AdminState {
+            pool: store::pg::pool(&db.url, db.max_connections)?,
+            jwt: Arc::new(crate::admin::jwt_from_env()),
+            started: Instant::now(),
+        };
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(true);
+        });
+        crate::admin::serve(config.admin_listen, state, rx).await;
+        Ok(())
+    })
 }
 
 struct KeyListener(Arc<PgKeys>);

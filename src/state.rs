@@ -19,4 +19,6 @@ pub struct Shared {
     pub usage: Arc<dyn UsageSink>,
     /// Keys stored in Postgres, when a database is configured.
     pub db_keys: Option<Arc<PgKeys>>,
+    /// The admin app's listener: paths that are not AI routes are forwarded there.
+    pub admin_addr: Option<std::net::SocketAddr>,
 }

@@ -9,6 +9,7 @@ mod config_cli;
 mod db;
 mod errors;
 mod failover;
+mod maxai;
 mod proxy;
 mod reload;
 mod sdk;

@@ -17,6 +17,10 @@ pub struct RawConfig {
     /// Prometheus listener. Env `CATRACA_METRICS_LISTEN` overrides. Default `127.0.0.1:9090`.
     #[serde(default)]
     pub metrics_listen: Option<Spanned<String>>,
+    /// Admin app listener (loopback; the gateway forwards non-AI paths to it). Runs when a
+    /// database is configured. Env `CATRACA_ADMIN_LISTEN` overrides. Default `127.0.0.1:8081`.
+    #[serde(default)]
+    pub admin_listen: Option<Spanned<String>>,
     /// Worker threads of the proxy. Default: the number of cores.
     #[serde(default)]
     pub threads: Option<Spanned<usize>>,

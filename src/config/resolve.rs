@@ -71,6 +71,8 @@ pub struct Config {
     pub listen: Vec<String>,
     /// Prometheus listener.
     pub metrics_listen: String,
+    /// Admin app listener.
+    pub admin_listen: std::net::SocketAddr,
     /// Proxy worker threads.
     pub threads: usize,
     /// Largest JSON request body, bytes.
@@ -342,6 +344,22 @@ impl Resolver {
             }
             (None, None) => "127.0.0.1:9090".to_string(),
         };
+        let admin_listen = match (env("CATRACA_ADMIN_LISTEN"), &raw.admin_listen) {
+            (Some(v), _) => v.parse().unwrap_or_else(|_| {
+                self.errors.push(ConfigError {
+                    file: "CATRACA_ADMIN_LISTEN".into(),
+                    line: 0,
+                    column: 0,
+                    message: format!("{v:?} is not an ip:port address"),
+                });
+                default_admin()
+            }),
+            (None, Some(a)) => {
+                self.check_addr(a, "admin_listen");
+                a.value.parse().unwrap_or_else(|_| default_admin())
+            }
+            (None, None) => default_admin(),
+        };
         let threads = match &raw.threads {
             Some(t) if t.value == 0 || t.value > 1024 => {
                 self.err(&t.referenced, "threads: must be between 1 and 1024".into());
@@ -583,6 +601,7 @@ impl Resolver {
             path: path.to_path_buf(),
             listen,
             metrics_listen,
+            admin_listen,
             threads,
             max_body_bytes,
             max_upload_bytes,
@@ -749,6 +768,10 @@ impl Resolver {
         }
         key_entry(k, env)
     }
+}
+
+fn default_admin() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8081))
 }
 
 fn key_entry(k: &RawKey, env: &dyn Fn(&str) -> Option<String>) -> Option<KeyEntry> {

@@ -149,6 +149,8 @@ pub struct RequestCtx {
     pub client_disconnected: bool,
     /// `x-session-id` / `x-tokia-session-id`.
     pub session_id: Option<String>,
+    /// Forwarded to the admin app (not AI traffic).
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 impl RequestCtx {
@@ -187,6 +189,7 @@ impl RequestCtx {
             error_code: None,
             client_disconnected: false,
             session_id: None,
+            admin: None,
         }
     }
 

@@ -38,7 +38,11 @@ pub async fn finish(
         }
         _ => (None, None),
     };
-    let route = ctx.route.map(|r| r.label()).unwrap_or("unknown");
+    let route = match (ctx.route, ctx.admin) {
+        (Some(r), _) => r.label(),
+        (None, Some(_)) => "admin",
+        (None, None) => "unknown",
+    };
     let usage = ctx.usage.or(ctx.sse.usage);
     let latency = ctx.start.elapsed();
     let error = ctx
@@ -75,7 +79,8 @@ pub async fn finish(
             .with_label_values(&[model_label, "completion"])
             .inc_by(u.completion_tokens);
     }
-    if ctx.route == Some(super::ctx::Route::Health) {
+    // one usage event per AI request; health checks and admin calls are not usage
+    if ctx.route == Some(super::ctx::Route::Health) || ctx.admin.is_some() {
         return;
     }
     if ctx.attempts > 1 {

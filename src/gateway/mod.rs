@@ -115,8 +115,9 @@ impl ProxyHttp for Gateway {
         ctx.session_id = request::header_str(session, "x-session-id")
             .or_else(|| request::header_str(session, "x-tokia-session-id"))
             .map(|s| s.chars().take(128).collect());
-        match request::prepare(session, ctx, self.shared.db_keys.as_deref()).await {
-            Ok(request::Outcome::Proxy) => Ok(false),
+        let (keys, admin) = (self.shared.db_keys.as_deref(), self.shared.admin_addr);
+        match request::prepare(session, ctx, keys, admin).await {
+            Ok(request::Outcome::Proxy | request::Outcome::Admin) => Ok(false),
             Ok(request::Outcome::Respond(body)) => {
                 respond::json(session, ctx, 200, body).await;
                 Ok(true)
@@ -129,6 +130,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        if let Some(addr) = ctx.admin {
+            return upstream::admin_peer(addr, ctx);
+        }
         if ctx.attempts > 0
             && let Some(m) = ctx.model_name.as_deref()
         {
@@ -156,6 +160,9 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if ctx.admin.is_some() {
+            return Ok(());
+        }
         upstream::rewrite_request(req, ctx)
     }
 
@@ -175,6 +182,10 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if ctx.admin.is_some() {
+            ctx.response_started = true;
+            return Ok(());
+        }
         stream::on_upstream_header(&self.shared, resp, ctx)
     }
 
@@ -185,7 +196,9 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
-        stream::on_body(body, end_of_stream, ctx)?;
+        if ctx.admin.is_none() {
+            stream::on_body(body, end_of_stream, ctx)?;
+        }
         Ok(None)
     }
 
@@ -198,6 +211,10 @@ impl ProxyHttp for Gateway {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
+        if ctx.admin.is_some() {
+            e.set_retry(false);
+            return e;
+        }
         // Our own failover signal (429/5xx) was already counted in upstream_response_filter.
         if !matches!(e.etype(), ErrorType::HTTPStatus(_)) && e.esource() != &ErrorSource::Downstream
         {
@@ -255,7 +272,10 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
-        let err = if ctx.attempts == 0 {
+        let err = if ctx.admin.is_some() {
+            tracing::error!(request_id = %ctx.request_id, error = %e, "admin app unreachable");
+            ApiError::UpstreamUnavailable(1)
+        } else if ctx.attempts == 0 {
             tracing::error!(request_id = %ctx.request_id, error = %e, "proxy failed before any attempt");
             ApiError::Internal
         } else {

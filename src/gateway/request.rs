@@ -19,6 +19,8 @@ pub enum Outcome {
     Proxy,
     /// Answer from the gateway with this body (200).
     Respond(bytes::Bytes),
+    /// Forward to the admin app as it is.
+    Admin,
 }
 
 /// Authenticate, validate and read the request. `ctx.live` must be set.
@@ -26,10 +28,18 @@ pub async fn prepare(
     session: &mut Session,
     ctx: &mut RequestCtx,
     db_keys: Option<&PgKeys>,
+    admin: Option<std::net::SocketAddr>,
 ) -> Result<Outcome, ApiError> {
     let live = ctx.live.clone().ok_or(ApiError::Internal)?;
-    let path = session.req_header().uri.path().to_string();
-    let route = Route::from_path(&path).ok_or_else(|| ApiError::RouteNotFound(path.clone()))?;
+    let path = session.req_header().uri.path();
+    let Some(route) = Route::from_path(path) else {
+        // everything else belongs to the admin app, when there is one
+        if let Some(addr) = admin {
+            ctx.admin = Some(addr);
+            return Ok(Outcome::Admin);
+        }
+        return Err(ApiError::RouteNotFound(path.to_string()));
+    };
     ctx.route = Some(route);
     let method = session.req_header().method.clone();
     if route == Route::Health {

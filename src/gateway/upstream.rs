@@ -43,6 +43,16 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     Ok(Box::new(peer))
 }
 
+/// Peer for the admin app on loopback.
+pub fn admin_peer(addr: std::net::SocketAddr, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    ctx.attempts = 1;
+    #[allow(clippy::disallowed_methods)] // a SocketAddr: no DNS
+    let mut peer = HttpPeer::new(addr, false, String::new());
+    peer.options.connection_timeout = Some(std::time::Duration::from_secs(2));
+    peer.options.read_timeout = Some(std::time::Duration::from_secs(60));
+    Ok(Box::new(peer))
+}
+
 /// Rewrite the request header for the current deployment.
 pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
     let (live, d, route) = match (ctx.live.clone(), ctx.deployment, ctx.route) {

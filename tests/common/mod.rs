@@ -103,9 +103,11 @@ pub struct Gateway {
 
 /// The part of the config every test gateway shares: listeners, usage file, keys.
 pub fn header(dir: &std::path::Path, port: u16, mport: u16) -> String {
+    let aport = free_port();
     format!(
         r#"listen: ["127.0.0.1:{port}"]
 metrics_listen: "127.0.0.1:{mport}"
+admin_listen: "127.0.0.1:{aport}"
 threads: 2
 grace_period_secs: 1
 usage: {{jsonl_path: "{usage}"}}

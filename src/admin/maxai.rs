@@ -1,0 +1,499 @@
+//! The MaxAI surface (`../shared/seeds/maxai-openapi.json`): paths under `/api/`, errors as
+//! `{"error": "...", "details": "..."}`, integer key ids, USD amounts as JSON numbers.
+//!
+//! Mounted so far: health, auth (register, login, refresh), customer profile, API keys.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::AdminState;
+use super::auth::{self, AuthError};
+use super::extract::{AuthUser, bearer};
+
+/// MaxAI's routes.
+pub fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/realtime/health", get(realtime_health))
+        .route("/api/auth/register", post(register))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/customer/profile", get(profile).put(update_profile))
+        .route("/api/keys", get(list_keys).post(create_key))
+        .route("/api/keys/{key_id}", delete(revoke_key))
+}
+
+/// MaxAI's error: status plus `{"error", "details"}`.
+#[derive(Debug)]
+pub struct MaxError {
+    status: StatusCode,
+    error: &'static str,
+    details: Option<String>,
+}
+
+impl MaxError {
+    fn bad_request(details: impl Into<String>) -> Self {
+        MaxError {
+            status: StatusCode::BAD_REQUEST,
+            error: "validation_error",
+            details: Some(details.into()),
+        }
+    }
+
+    fn not_found() -> Self {
+        MaxError {
+            status: StatusCode::NOT_FOUND,
+            error: "not_found",
+            details: None,
+        }
+    }
+}
+
+impl IntoResponse for MaxError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": self.error});
+        if let Some(d) = self.details {
+            body["details"] = Value::String(d);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AuthError> for MaxError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::BadCredentials => MaxError {
+                status: StatusCode::UNAUTHORIZED,
+                error: "invalid_credentials",
+                details: None,
+            },
+            AuthError::BadToken | AuthError::Reused => MaxError {
+                status: StatusCode::UNAUTHORIZED,
+                error: "unauthorized",
+                details: Some(e.to_string()),
+            },
+            AuthError::EmailTaken => MaxError::bad_request("email already registered"),
+            AuthError::Db(err) => {
+                tracing::error!(error = %err, "database error");
+                MaxError::internal()
+            }
+            AuthError::Hash => MaxError::internal(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for MaxError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database error");
+        MaxError::internal()
+    }
+}
+
+impl MaxError {
+    fn internal() -> Self {
+        MaxError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: "internal_error",
+            details: None,
+        }
+    }
+}
+
+/// A logged-in customer (the MaxAI name for a user and their organization).
+pub struct Customer(pub AuthUser);
+
+impl FromRequestParts<AdminState> for Customer {
+    type Rejection = MaxError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, MaxError> {
+        Ok(Customer(AuthUser::from_parts(parts, state).await?))
+    }
+}
+
+/// JSON body with MaxAI's 400 on anything malformed.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = MaxError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, MaxError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(e) => Err(MaxError::bad_request(e.body_text())),
+        }
+    }
+}
+
+async fn health(State(s): State<AdminState>) -> Json<Value> {
+    Json(json!({
+        "service": "catraca-admin",
+        "status": "ok",
+        "timestamp": now_rfc3339(),
+        "uptime_seconds": s.started.elapsed().as_secs_f64(),
+    }))
+}
+
+async fn realtime_health(State(s): State<AdminState>) -> Json<Value> {
+    Json(json!({
+        "service": "catraca-realtime",
+        "status": "ok",
+        "timestamp": now_rfc3339(),
+        "uptime_seconds": s.started.elapsed().as_secs_f64(),
+    }))
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+struct RegisterReq {
+    email: String,
+    password: String,
+    name: String,
+}
+
+fn valid_email(e: &str) -> bool {
+    let e = e.trim();
+    e.len() <= 254
+        && e.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
+        && !e.contains(char::is_whitespace)
+}
+
+async fn register(
+    State(s): State<AdminState>,
+    Body(r): Body<RegisterReq>,
+) -> Result<(StatusCode, Json<Value>), MaxError> {
+    if !valid_email(&r.email) {
+        return Err(MaxError::bad_request("email: not a valid address"));
+    }
+    if r.password.chars().count() < 8 {
+        return Err(MaxError::bad_request("password: at least 8 characters"));
+    }
+    if r.name.trim().is_empty() || r.name.len() > 200 {
+        return Err(MaxError::bad_request("name: 1 to 200 characters"));
+    }
+    let (user, org) = auth::register(
+        &s.pool,
+        r.email.trim(),
+        &r.password,
+        r.name.trim(),
+        "customer",
+    )
+    .await?;
+    let session = auth::start_session(&s.pool, &s.jwt, user, org).await?;
+    Ok((StatusCode::CREATED, Json(token_pair(&s, &session).await?)))
+}
+
+async fn token_pair(s: &AdminState, session: &auth::Session) -> Result<Value, MaxError> {
+    Ok(json!({
+        "access_token": session.access_token,
+        "refresh_token": session.refresh_token,
+        "customer": customer_json(s, session.user_id, session.organization_id).await?,
+    }))
+}
+
+/// email, name, company, phone, created_at
+type UserRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    time::OffsetDateTime,
+);
+
+async fn customer_json(s: &AdminState, user: Uuid, org: Uuid) -> Result<Value, MaxError> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT email, name, company, phone, created_at FROM app_user WHERE user_id = $1",
+    )
+    .bind(user)
+    .fetch_optional(&s.pool)
+    .await?;
+    let (email, name, company, phone, created) = row.ok_or_else(MaxError::not_found)?;
+    Ok(json!({
+        "id": user,
+        "organization_id": org,
+        "email": email,
+        "name": name,
+        "company": company,
+        "phone": phone,
+        "created_at": created.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct LoginReq {
+    email: String,
+    password: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    totp: Option<String>,
+}
+
+async fn login(
+    State(s): State<AdminState>,
+    Body(r): Body<LoginReq>,
+) -> Result<Json<Value>, MaxError> {
+    let (user, org) = auth::login(&s.pool, &r.email, &r.password).await?;
+    let session = auth::start_session(&s.pool, &s.jwt, user, org).await?;
+    Ok(Json(token_pair(&s, &session).await?))
+}
+
+#[derive(Deserialize, Default)]
+struct RefreshReq {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// The refresh token comes as the Bearer token (as the contract's security says) or in the body.
+async fn refresh(
+    State(s): State<AdminState>,
+    req: axum::extract::Request,
+) -> Result<Json<Value>, MaxError> {
+    let (parts, body) = req.into_parts();
+    let from_header = bearer(&parts).map(str::to_string);
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| MaxError::bad_request("body too large"))?;
+    let from_body = if bytes.is_empty() {
+        None
+    } else {
+        serde_json::from_slice::<RefreshReq>(&bytes)
+            .map_err(|e| MaxError::bad_request(e.to_string()))?
+            .refresh_token
+    };
+    let token = from_body
+        .or(from_header)
+        .ok_or(MaxError::from(AuthError::BadToken))?;
+    let session = auth::rotate(&s.pool, &s.jwt, &token).await?;
+    Ok(Json(token_pair(&s, &session).await?))
+}
+
+async fn profile(
+    State(s): State<AdminState>,
+    Customer(u): Customer,
+) -> Result<Json<Value>, MaxError> {
+    Ok(Json(customer_json(&s, u.user_id, u.organization_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileUpdate {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    company: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+async fn update_profile(
+    State(s): State<AdminState>,
+    Customer(u): Customer,
+    Body(p): Body<ProfileUpdate>,
+) -> Result<Json<Value>, MaxError> {
+    if let Some(n) = &p.name
+        && (n.trim().is_empty() || n.len() > 200)
+    {
+        return Err(MaxError::bad_request("name: 1 to 200 characters"));
+    }
+    sqlx::query(
+        "UPDATE app_user SET name = coalesce($2, name), company = coalesce($3, company), phone = coalesce($4, phone)
+         WHERE user_id = $1",
+    )
+    .bind(u.user_id)
+    .bind(p.name.as_deref().map(str::trim))
+    .bind(p.company)
+    .bind(p.phone)
+    .execute(&s.pool)
+    .await?;
+    Ok(Json(customer_json(&s, u.user_id, u.organization_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyCreate {
+    name: String,
+    #[serde(default)]
+    rate_limit_rpm: Option<i64>,
+    #[serde(default)]
+    rate_limit_rpd: Option<i64>,
+    #[serde(default)]
+    budget: Option<serde_json::Number>,
+}
+
+/// A limit of 0 means none (the contract's minimum is 0); stored as NULL.
+fn limit(v: Option<i64>, field: &str) -> Result<Option<i32>, MaxError> {
+    match v {
+        None | Some(0) => Ok(None),
+        Some(n) if n < 0 || n > i64::from(i32::MAX) => Err(MaxError::bad_request(format!(
+            "{field}: must be between 0 and {}",
+            i32::MAX
+        ))),
+        Some(n) => Ok(Some(n as i32)),
+    }
+}
+
+async fn create_key(
+    State(s): State<AdminState>,
+    Customer(u): Customer,
+    Body(k): Body<KeyCreate>,
+) -> Result<(StatusCode, Json<Value>), MaxError> {
+    if k.name.trim().is_empty() || k.name.len() > 200 {
+        return Err(MaxError::bad_request("name: 1 to 200 characters"));
+    }
+    let rpm = limit(k.rate_limit_rpm, "rate_limit_rpm")?;
+    let rpd = limit(k.rate_limit_rpd, "rate_limit_rpd")?;
+    // the JSON number as written ("10.5"), parsed exactly into micro-dollars
+    let budget = match &k.budget {
+        None => None,
+        Some(n) => Some(
+            crate::config::resolve::parse_decimal_micros(&n.to_string())
+                .map_err(|e| MaxError::bad_request(format!("budget: {e}")))?,
+        ),
+    };
+    let plaintext = format!("maxai-{}", hex::encode(rand_bytes()));
+    let prefix = plaintext[..12].to_string();
+    let serial: i64 = sqlx::query_scalar(
+        "INSERT INTO api_key (organization_id, created_by, key_hash, prefix, name, rate_limit_rpm, rate_limit_rpd, budget_usd_micros)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING serial_id",
+    )
+    .bind(u.organization_id)
+    .bind(u.user_id)
+    .bind(Sha256::digest(plaintext.as_bytes()).to_vec())
+    .bind(&prefix)
+    .bind(k.name.trim())
+    .bind(rpm)
+    .bind(rpd)
+    .bind(budget)
+    .fetch_one(&s.pool)
+    .await?;
+    audit(&s, &u, "api_key.create", &serial.to_string()).await?;
+    let mut v = key_json(&s, &u, serial).await?;
+    v["key"] = Value::String(plaintext);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+fn rand_bytes() -> [u8; 20] {
+    let mut b = [0u8; 20];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    b
+}
+
+async fn audit(s: &AdminState, u: &AuthUser, action: &str, target: &str) -> Result<(), MaxError> {
+    sqlx::query(
+        "INSERT INTO audit_log (organization_id, user_id, action, target) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(u.organization_id)
+    .bind(u.user_id)
+    .bind(action)
+    .bind(target)
+    .execute(&s.pool)
+    .await?;
+    Ok(())
+}
+
+type KeyRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<i32>,
+    Option<i32>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    time::OffsetDateTime,
+);
+
+const KEY_COLUMNS: &str = "serial_id, name, prefix, status, rate_limit_rpm, rate_limit_rpd, total_requests,
+     total_prompt_tokens + total_completion_tokens, total_cost_usd_micros, budget_usd_micros, created_at";
+
+fn micros_to_number(m: i64) -> Value {
+    // micro-units are exact; the contract wants a JSON number, so the conversion happens here
+    // and only here, for display
+    serde_json::Number::from_f64(m as f64 / 1_000_000.0)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+fn row_json(r: KeyRow) -> Value {
+    json!({
+        "id": r.0,
+        "name": r.1,
+        "key_prefix": r.2,
+        "status": r.3,
+        "rate_limit_rpm": r.4.unwrap_or(0),
+        "rate_limit_rpd": r.5.unwrap_or(0),
+        "total_requests": r.6,
+        "total_tokens": r.7,
+        "total_cost": micros_to_number(r.8),
+        "budget": r.9.map(micros_to_number).unwrap_or(Value::Null),
+        "budget_used": micros_to_number(r.8),
+        "created_at": r.10.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    })
+}
+
+async fn key_json(s: &AdminState, u: &AuthUser, serial: i64) -> Result<Value, MaxError> {
+    let row: Option<KeyRow> = sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_key WHERE serial_id = $1 AND organization_id = $2"
+    ))
+    .bind(serial)
+    .bind(u.organization_id)
+    .fetch_optional(&s.pool)
+    .await?;
+    row.map(row_json).ok_or_else(MaxError::not_found)
+}
+
+async fn list_keys(
+    State(s): State<AdminState>,
+    Customer(u): Customer,
+) -> Result<Json<Value>, MaxError> {
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_key WHERE organization_id = $1 AND status <> 'revoked' ORDER BY serial_id DESC"
+    ))
+    .bind(u.organization_id)
+    .fetch_all(&s.pool)
+    .await?;
+    Ok(Json(
+        json!({"keys": rows.into_iter().map(row_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn revoke_key(
+    State(s): State<AdminState>,
+    Customer(u): Customer,
+    Path(key_id): Path<String>,
+) -> Result<Json<Value>, MaxError> {
+    let id: i64 = key_id
+        .parse()
+        .map_err(|_| MaxError::bad_request("key_id: must be an integer"))?;
+    let done = sqlx::query(
+        "UPDATE api_key SET status = 'revoked', revoked_at = now()
+         WHERE serial_id = $1 AND organization_id = $2 AND status <> 'revoked'",
+    )
+    .bind(id)
+    .bind(u.organization_id)
+    .execute(&s.pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(MaxError::not_found());
+    }
+    audit(&s, &u, "api_key.revoke", &id.to_string()).await?;
+    Ok(Json(
+        json!({"success": true, "id": id, "status": "revoked"}),
+    ))
+}

@@ -1,0 +1,70 @@
+//! The management app: axum over the same Postgres as the gateway, served beside it by
+//! `catraca serve` (and alone by `catraca admin`). The gateway forwards every path that is not
+//! AI traffic here, so a client sees one host.
+//!
+//! One domain core ([`auth`], and the store queries each surface calls) and one thin HTTP
+//! surface per seed contract, mounted at that contract's paths with its JSON shapes:
+//! [`maxai`] (`../shared/seeds/maxai-openapi.json`).
+
+pub mod auth;
+pub mod extract;
+pub mod maxai;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Database.
+    pub pool: PgPool,
+    /// Access-token keys.
+    pub jwt: Arc<auth::Jwt>,
+    /// Process start, for uptime.
+    pub started: Instant,
+}
+
+/// Every mounted route.
+pub fn router(state: AdminState) -> Router {
+    Router::new().merge(maxai::router()).with_state(state)
+}
+
+/// The JWT secret: `CATRACA_JWT_SECRET` (32 bytes or more), or a random one for this process
+/// (sessions then end on restart and are not shared between nodes; logged).
+pub fn jwt_from_env() -> auth::Jwt {
+    match std::env::var("CATRACA_JWT_SECRET") {
+        Ok(s) if s.len() >= 32 => auth::Jwt::new(s.as_bytes()),
+        Ok(_) => {
+            tracing::error!("CATRACA_JWT_SECRET is shorter than 32 bytes; using a random secret");
+            auth::Jwt::new(auth::random_token().as_bytes())
+        }
+        Err(_) => {
+            tracing::warn!(
+                "CATRACA_JWT_SECRET is not set; using a random secret (sessions end on restart and are not shared between nodes)"
+            );
+            auth::Jwt::new(auth::random_token().as_bytes())
+        }
+    }
+}
+
+/// Serve the admin app on `addr` until shutdown.
+pub async fn serve(addr: SocketAddr, state: AdminState, mut shutdown: watch::Receiver<bool>) {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot bind the admin listener");
+            return;
+        }
+    };
+    tracing::info!(%addr, "admin app listening");
+    let _ = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+}

@@ -1,0 +1,355 @@
+//! The MaxAI contract through the gateway's port: auth, profile, keys, and a key created in the
+//! dashboard working at the gateway at once and refused within a second of its revocation.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::common::{Gateway, Mock, db_url};
+
+fn body(mock: &Mock) -> String {
+    format!(
+        r#"providers:
+  - {{name: p, base_url: "{}"}}
+deployments:
+  - {{name: d, provider: p, model: up}}
+models:
+  - {{name: gpt-4o-mini, deployments: [d]}}
+"#,
+        mock.base()
+    )
+}
+
+async fn start(pool: &PgPool, mock: &Mock) -> Gateway {
+    Gateway::start_with_env(
+        &body(mock),
+        &[
+            ("DATABASE_URL", &db_url(pool, None)),
+            (
+                "CATRACA_JWT_SECRET",
+                "test-secret-test-secret-test-secret-123",
+            ),
+        ],
+    )
+    .await
+}
+
+async fn call(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let c = reqwest::Client::new();
+    let mut rb = c.request(method.parse().unwrap(), gw.url(path));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = rb.send().await.unwrap();
+    let s = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        s,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn register(gw: &Gateway, email: &str) -> Value {
+    let (s, v) = call(
+        gw,
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"email": email, "password": "senha-forte-1", "name": "Ana"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn auth_register_login_profile_and_errors(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+
+    let (s, v) = call(&gw, "GET", "/api/health", None, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "ok");
+    assert!(v["uptime_seconds"].is_number());
+    let (s, _) = call(&gw, "GET", "/api/realtime/health", None, None).await;
+    assert_eq!(s, 200);
+
+    let v = register(&gw, "ana@example.com").await;
+    assert!(
+        v["access_token"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3)
+    );
+    assert!(v["refresh_token"].is_string());
+    assert_eq!(v["customer"]["email"], "ana@example.com");
+
+    // validation errors: MaxAI's {"error", "details"} with 400
+    for bad in [
+        json!({"email": "ana@example.com", "password": "senha-forte-1", "name": "Ana"}),
+        json!({"email": "not-an-email", "password": "senha-forte-1", "name": "Ana"}),
+        json!({"email": "b@example.com", "password": "short", "name": "Ana"}),
+        json!({"email": "b@example.com", "password": "senha-forte-1"}),
+    ] {
+        let (s, v) = call(&gw, "POST", "/api/auth/register", None, Some(bad.clone())).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert_eq!(v["error"], "validation_error");
+        assert!(v["details"].is_string());
+    }
+    let stored: String = sqlx::query_scalar("SELECT password_hash FROM app_user")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(stored.starts_with("$argon2id$"));
+
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": "ANA@example.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let token = v["access_token"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": "ana@example.com", "password": "wrong-password"})),
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_credentials")));
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": "nobody@example.com", "password": "wrong-password"})),
+    )
+    .await;
+    assert_eq!(s, 401);
+
+    let (s, v) = call(&gw, "GET", "/api/customer/profile", Some(&token), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["name"], "Ana");
+    let (s, _) = call(&gw, "GET", "/api/customer/profile", None, None).await;
+    assert_eq!(s, 401);
+    let (s, _) = call(
+        &gw,
+        "GET",
+        "/api/customer/profile",
+        Some("forged.jwt.token"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, v) = call(
+        &gw,
+        "PUT",
+        "/api/customer/profile",
+        Some(&token),
+        Some(json!({"name": "Ana Souza", "company": "Tokia"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["name"].as_str(), v["company"].as_str()),
+        (Some("Ana Souza"), Some("Tokia"))
+    );
+    let (s, _) = call(
+        &gw,
+        "PUT",
+        "/api/customer/profile",
+        Some(&token),
+        Some(json!({"name": ""})),
+    )
+    .await;
+    assert_eq!(s, 400);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let v = register(&gw, "rot@example.com").await;
+    let r1 = v["refresh_token"].as_str().unwrap().to_string();
+
+    // the contract sends the refresh token as the Bearer token
+    let (s, v) = call(&gw, "POST", "/api/auth/refresh", Some(&r1), None).await;
+    assert_eq!(s, 200, "{v}");
+    let r2 = v["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2);
+    let (s, v) = call(
+        &gw,
+        "GET",
+        "/api/customer/profile",
+        v["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    // r1 again: reuse → refused, and r2 (same family) is dead too
+    let (s, _) = call(&gw, "POST", "/api/auth/refresh", Some(&r1), None).await;
+    assert_eq!(s, 401);
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/api/auth/refresh",
+        None,
+        Some(json!({"refresh_token": r2})),
+    )
+    .await;
+    assert_eq!(s, 401, "a token of a revoked family must not refresh");
+    // a fresh login is a new family and works
+    let (_, v) = call(
+        &gw,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": "rot@example.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/api/auth/refresh",
+        v["refresh_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&gw, "POST", "/api/auth/refresh", Some("made-up"), None).await;
+    assert_eq!(s, 401);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn dashboard_key_works_at_gateway_and_revocation_is_seen_within_a_second(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let v = register(&gw, "keys@example.com").await;
+    let token = v["access_token"].as_str().unwrap().to_string();
+
+    let (s, k) = call(
+        &gw,
+        "POST",
+        "/api/keys",
+        Some(&token),
+        Some(json!({"name": "prod", "rate_limit_rpm": 60, "rate_limit_rpd": 0, "budget": 10.5})),
+    )
+    .await;
+    assert_eq!(s, 201, "{k}");
+    let key = k["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("maxai-"));
+    assert_eq!(k["key_prefix"], &key[..12]);
+    assert!(k["id"].is_i64());
+    assert_eq!(
+        (k["rate_limit_rpm"].as_i64(), k["rate_limit_rpd"].as_i64()),
+        (Some(60), Some(0))
+    );
+    assert_eq!(k["budget"], 10.5);
+    assert_eq!(k["status"], "active");
+    let micros: Option<i64> = sqlx::query_scalar("SELECT budget_usd_micros FROM api_key")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(micros, Some(10_500_000), "budget stored exactly");
+
+    // usable at the gateway at once
+    let chat = |key: String| {
+        let url = gw.url("/v1/chat/completions");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(json!({"model": "gpt-4o-mini", "messages": []}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(chat(key.clone()).await, 200);
+
+    let (s, list) = call(&gw, "GET", "/api/keys", Some(&token), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["keys"].as_array().unwrap().len(), 1);
+    assert!(
+        list["keys"][0].get("key").is_none(),
+        "plaintext is shown only once"
+    );
+
+    // bad input changes nothing
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x", "budget": -1}),
+        json!({"name": "x", "rate_limit_rpm": -5}),
+        json!({"nome": "x"}),
+    ] {
+        let (s, v) = call(&gw, "POST", "/api/keys", Some(&token), Some(bad.clone())).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM api_key")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+
+    // another customer sees none of it and cannot revoke it
+    let other = register(&gw, "other@example.com").await;
+    let ot = other["access_token"].as_str().unwrap();
+    let (_, l) = call(&gw, "GET", "/api/keys", Some(ot), None).await;
+    assert_eq!(l["keys"], json!([]));
+    let id = k["id"].as_i64().unwrap();
+    let (s, _) = call(&gw, "DELETE", &format!("/api/keys/{id}"), Some(ot), None).await;
+    assert_eq!(s, 404);
+    assert_eq!(chat(key.clone()).await, 200);
+
+    // revoke: refused at the gateway within one second
+    let t0 = Instant::now();
+    let (s, v) = call(
+        &gw,
+        "DELETE",
+        &format!("/api/keys/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    loop {
+        if chat(key.clone()).await == 401 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "revoked key still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (s, _) = call(
+        &gw,
+        "DELETE",
+        &format!("/api/keys/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = call(&gw, "DELETE", "/api/keys/abc", Some(&token), None).await;
+    assert_eq!(s, 400);
+}
