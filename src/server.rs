@@ -50,8 +50,8 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     if let Some(db) = &config.database {
         // its own short-lived pool: connections belong to the runtime that opens them
-        match startup.block_on(migrate_once(&db.url)) {
-            Ok(()) => tracing::info!("database migrations applied"),
+        match startup.block_on(migrate_and_sync(&db.url, &config)) {
+            Ok(()) => tracing::info!("database migrations applied, model catalog synced"),
             Err(e) => tracing::warn!(
                 "cannot migrate the database now ({e:#}); serving config keys and spilling usage until it is reachable"
             ),
@@ -140,6 +140,20 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
     server.run_forever()
 }
 
+/// Migrate, then mirror the config's model catalog into the database.
+pub async fn migrate_and_sync(url: &str, config: &Config) -> anyhow::Result<()> {
+    let pool = store::pg::pool(url, 1)?;
+    let result = async {
+        store::pg::migrate(&pool).await.context("migrations")?;
+        store::catalog::sync(&pool, config)
+            .await
+            .context("model catalog sync")
+    }
+    .await;
+    pool.close().await;
+    result
+}
+
 /// Connect, migrate, disconnect.
 pub async fn migrate_once(url: &str) -> anyhow::Result<()> {
     let pool = store::pg::pool(url, 1)?;
@@ -193,7 +207,7 @@ pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
         .build()
         .context("runtime")?;
     rt.block_on(async {
-        migrate_once(&db.url).await?;
+        migrate_and_sync(&db.url, &config).await?;
         let state = crate::admin::AdminState {
             pool: store::pg::pool(&db.url, db.max_connections)?,
             jwt: Arc::new(crate::admin::jwt_from_env()),

@@ -353,3 +353,140 @@ async fn dashboard_key_works_at_gateway_and_revocation_is_seen_within_a_second(p
     let (s, _) = call(&gw, "DELETE", "/api/keys/abc", Some(&token), None).await;
     assert_eq!(s, 400);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn usage_and_model_metrics_come_from_real_gateway_traffic(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let v = register(&gw, "use@example.com").await;
+    let token = v["access_token"].as_str().unwrap().to_string();
+    let (_, k) = call(
+        &gw,
+        "POST",
+        "/api/keys",
+        Some(&token),
+        Some(json!({"name": "k"})),
+    )
+    .await;
+    let key = k["key"].as_str().unwrap().to_string();
+
+    let send = |model: &'static str, stream: bool| {
+        let url = gw.url("/v1/chat/completions");
+        let key = key.clone();
+        async move {
+            let r = reqwest::Client::new().post(url).bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "oi"}]}).to_string())
+                .send().await.unwrap();
+            let s = r.status().as_u16();
+            let _ = r.text().await;
+            s
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(send("gpt-4o-mini", false).await, 200);
+    }
+    assert_eq!(send("gpt-4o-mini", true).await, 200);
+    assert_eq!(send("no-such-model", false).await, 404);
+
+    // the writer batches; wait for the five rows
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM usage_event")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        < 5
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (s, st) = call(&gw, "GET", "/api/usage/stats?days=7", Some(&token), None).await;
+    assert_eq!(s, 200, "{st}");
+    assert_eq!(st["total_requests"], 5);
+    assert_eq!(st["successful_requests"], 4);
+    assert_eq!(st["failed_requests"], 1);
+    assert_eq!(st["tokens_in"], 4 * 5);
+    assert_eq!(st["tokens_out"], 4 * 4);
+    assert_eq!(st["daily"].as_array().unwrap().len(), 1);
+    assert_eq!(st["by_model"][0]["model"], "gpt-4o-mini");
+    assert_eq!(st["by_model"][0]["requests"], 4);
+
+    let (s, r) = call(
+        &gw,
+        "GET",
+        "/api/usage/recent?page=1&per_page=2",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (r["total"].as_i64(), r["pages"].as_i64()),
+        (Some(5), Some(3))
+    );
+    assert_eq!(r["logs"].as_array().unwrap().len(), 2);
+    assert_eq!(r["logs"][0]["key_prefix"], &key[..12]);
+    let (_, r3) = call(
+        &gw,
+        "GET",
+        "/api/usage/recent?page=3&per_page=2",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(r3["logs"].as_array().unwrap().len(), 1);
+
+    // another customer sees no usage
+    let other = register(&gw, "nouse@example.com").await;
+    let (_, st) = call(
+        &gw,
+        "GET",
+        "/api/usage/stats",
+        other["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(st["total_requests"], 0);
+
+    for bad in [
+        "/api/usage/stats?days=0",
+        "/api/usage/stats?days=abc",
+        "/api/usage/recent?per_page=0",
+    ] {
+        let (s, _) = call(&gw, "GET", bad, Some(&token), None).await;
+        assert_eq!(s, 400, "{bad}");
+    }
+    let (s, _) = call(&gw, "GET", "/api/usage/stats", None, None).await;
+    assert_eq!(s, 401);
+
+    let (s, m) = call(&gw, "GET", "/api/models", None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(m["models"][0]["id"], "gpt-4o-mini");
+
+    let (s, m) = call(&gw, "GET", "/api/models/metrics?window=1h", None, None).await;
+    assert_eq!(s, 200, "{m}");
+    let gm = &m["models"][0];
+    assert_eq!(
+        (
+            gm["model"].as_str(),
+            gm["requests"].as_i64(),
+            gm["success"].as_i64()
+        ),
+        (Some("gpt-4o-mini"), Some(4), Some(4))
+    );
+    assert_eq!(gm["tokens_in"], 20);
+    let (s, l) = call(
+        &gw,
+        "GET",
+        "/api/models/leaderboards?window=24h&top=3",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{l}");
+    assert_eq!(l["by_volume"][0]["model"], "gpt-4o-mini");
+    assert_eq!(l["by_volume"][0]["value"], 4);
+    let (s, _) = call(&gw, "GET", "/api/models/metrics?window=2h", None, None).await;
+    assert_eq!(s, 400);
+}

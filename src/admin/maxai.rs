@@ -1,7 +1,8 @@
 //! The MaxAI surface (`../shared/seeds/maxai-openapi.json`): paths under `/api/`, errors as
 //! `{"error": "...", "details": "..."}`, integer key ids, USD amounts as JSON numbers.
 //!
-//! Mounted so far: health, auth (register, login, refresh), customer profile, API keys.
+//! Mounted so far: health, auth (register, login, refresh), customer profile, API keys, usage
+//! stats and recent, model catalog, metrics and leaderboards.
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
@@ -29,6 +30,11 @@ pub fn router() -> Router<AdminState> {
         .route("/api/customer/profile", get(profile).put(update_profile))
         .route("/api/keys", get(list_keys).post(create_key))
         .route("/api/keys/{key_id}", delete(revoke_key))
+        .route("/api/usage/stats", get(usage_stats))
+        .route("/api/usage/recent", get(usage_recent))
+        .route("/api/models", get(models))
+        .route("/api/models/metrics", get(model_metrics))
+        .route("/api/models/leaderboards", get(leaderboards))
 }
 
 /// MaxAI's error: status plus `{"error", "details"}`.
@@ -496,4 +502,261 @@ async fn revoke_key(
     Ok(Json(
         json!({"success": true, "id": id, "status": "revoked"}),
     ))
+}
+
+/// Query string with MaxAI's 400 on a malformed value.
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = MaxError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, MaxError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| MaxError::bad_request(e.body_text()))
+    }
+}
+
+#[derive(Deserialize)]
+struct DaysQ {
+    #[serde(default = "thirty")]
+    days: i32,
+}
+
+fn thirty() -> i32 {
+    30
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+async fn usage_stats(
+    State(s): State<AdminState>,
+    Customer(u): Customer,
+    Query(q): Query<DaysQ>,
+) -> Result<Json<Value>, MaxError> {
+    if !(1..=366).contains(&q.days) {
+        return Err(MaxError::bad_request("days: between 1 and 366"));
+    }
+    let t = super::usage::totals(&s.pool, u.organization_id, q.days).await?;
+    let days = super::usage::series(&s.pool, u.organization_id, q.days, "day").await?;
+    let models = super::usage::by_model(&s.pool, u.organization_id, q.days).await?;
+    let bucket = |b: &super::usage::Bucket, key: &str| {
+        json!({
+            key: b.key,
+            "requests": b.requests,
+            "tokens_in": b.prompt_tokens,
+            "tokens_out": b.completion_tokens,
+            "total_tokens": b.prompt_tokens + b.completion_tokens,
+            "cost": micros_to_number(b.cost_usd_micros),
+        })
+    };
+    Ok(Json(json!({
+        "days": q.days,
+        "total_requests": t.requests,
+        "successful_requests": t.successful,
+        "failed_requests": t.failed,
+        "success_rate": if t.requests > 0 { t.successful as f64 / t.requests as f64 } else { 0.0 },
+        "tokens_in": t.prompt_tokens,
+        "tokens_out": t.completion_tokens,
+        "total_tokens": t.prompt_tokens + t.completion_tokens,
+        "total_cost": micros_to_number(t.cost_usd_micros),
+        "avg_latency_ms": t.avg_latency_ms,
+        "daily": days.iter().map(|b| bucket(b, "date")).collect::<Vec<_>>(),
+        "by_model": models.iter().map(|b| bucket(b, "model")).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+struct PageQ {
+    #[serde(default = "one")]
+    page: i64,
+    #[serde(default = "fifty")]
+    per_page: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn fifty() -> i64 {
+    50
+}
+
+async fn usage_recent(
+    State(s): State<AdminState>,
+    Customer(u): Customer,
+    Query(q): Query<PageQ>,
+) -> Result<Json<Value>, MaxError> {
+    if q.page < 1 || !(1..=500).contains(&q.per_page) {
+        return Err(MaxError::bad_request(
+            "page >= 1 and per_page between 1 and 500",
+        ));
+    }
+    let (rows, total) =
+        super::usage::recent(&s.pool, u.organization_id, q.page, q.per_page).await?;
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "request_id": r.request_id,
+                "timestamp": rfc3339(r.created_at),
+                "key_name": r.key_name,
+                "key_prefix": r.key_prefix,
+                "endpoint": r.route,
+                "model": r.model,
+                "status": r.status,
+                "error": r.error,
+                "tokens_in": r.prompt_tokens,
+                "tokens_out": r.completion_tokens,
+                "total_tokens": r.prompt_tokens + r.completion_tokens,
+                "cost": micros_to_number(r.cost_usd_micros.unwrap_or(0)),
+                "latency_ms": r.latency_ms,
+                "ttft_ms": r.ttft_ms,
+                "stream": r.stream,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "page": q.page,
+        "per_page": q.per_page,
+        "total": total,
+        "pages": (total + q.per_page - 1) / q.per_page,
+        "logs": items,
+    })))
+}
+
+type ModelRow = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i32>,
+);
+
+async fn models(State(s): State<AdminState>) -> Result<Json<Value>, MaxError> {
+    let rows: Vec<ModelRow> = sqlx::query_as(
+        "SELECT name, category, owned_by, input_usd_micros_per_1m, output_usd_micros_per_1m, context_window
+         FROM model WHERE active ORDER BY name",
+    )
+    .fetch_all(&s.pool)
+    .await?;
+    let models: Vec<Value> = rows
+        .into_iter()
+        .map(|(name, category, owned_by, input, output, ctx)| {
+            json!({
+                "id": name,
+                "name": name,
+                "category": category,
+                "provider": owned_by,
+                "pricing": {
+                    "input_per_1m": input.map(micros_to_number),
+                    "output_per_1m": output.map(micros_to_number),
+                    "currency": "USD",
+                },
+                "context_window": ctx,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"count": models.len(), "models": models})))
+}
+
+#[derive(Deserialize)]
+struct WindowQ {
+    #[serde(default = "day_window")]
+    window: String,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    top: Option<i64>,
+}
+
+fn day_window() -> String {
+    "24h".into()
+}
+
+fn window_secs(w: &str) -> Result<i64, MaxError> {
+    Ok(match w {
+        "1h" => 3600,
+        "24h" => 86_400,
+        "7d" => 7 * 86_400,
+        "30d" => 30 * 86_400,
+        _ => return Err(MaxError::bad_request("window: one of 1h, 24h, 7d, 30d")),
+    })
+}
+
+fn metric_json(m: &super::usage::ModelMetric) -> Value {
+    let total = m.tokens_in + m.tokens_out;
+    let cost = m.cost_usd_micros as f64 / 1_000_000.0;
+    json!({
+        "model": m.model,
+        "requests": m.requests,
+        "success": m.success,
+        "errors": m.errors,
+        "success_rate": if m.requests > 0 { m.success as f64 / m.requests as f64 } else { 0.0 },
+        "tokens_in": m.tokens_in,
+        "tokens_out": m.tokens_out,
+        "total_tokens": total,
+        "total_cost": cost,
+        "cost_per_1k_tokens": if total > 0 { cost * 1000.0 / total as f64 } else { 0.0 },
+        "avg_latency_ms": m.avg_latency_ms,
+    })
+}
+
+async fn model_metrics(
+    State(s): State<AdminState>,
+    Query(q): Query<WindowQ>,
+) -> Result<Json<Value>, MaxError> {
+    let secs = window_secs(&q.window)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(MaxError::bad_request("limit: between 1 and 500"));
+    }
+    let rows = super::usage::model_metrics(&s.pool, secs, limit).await?;
+    Ok(Json(json!({
+        "window": q.window,
+        "timestamp": now_rfc3339(),
+        "models": rows.iter().map(metric_json).collect::<Vec<_>>(),
+    })))
+}
+
+async fn leaderboards(
+    State(s): State<AdminState>,
+    Query(q): Query<WindowQ>,
+) -> Result<Json<Value>, MaxError> {
+    let secs = window_secs(&q.window)?;
+    let top = q.top.unwrap_or(10);
+    if !(1..=100).contains(&top) {
+        return Err(MaxError::bad_request("top: between 1 and 100"));
+    }
+    let rows = super::usage::model_metrics(&s.pool, secs, 1000).await?;
+    let mut ranked: Vec<Value> = rows.iter().map(metric_json).collect();
+    let board = |ranked: &mut Vec<Value>, key: &str, ascending: bool| -> Vec<Value> {
+        ranked.sort_by(|a, b| {
+            let (x, y) = (
+                a[key].as_f64().unwrap_or(0.0),
+                b[key].as_f64().unwrap_or(0.0),
+            );
+            let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+            if ascending { o } else { o.reverse() }
+        });
+        ranked
+            .iter()
+            .take(top as usize)
+            .enumerate()
+            .map(|(i, m)| json!({"rank": i + 1, "model": m["model"], "value": m[key]}))
+            .collect()
+    };
+    Ok(Json(json!({
+        "window": q.window,
+        "timestamp": now_rfc3339(),
+        "by_volume": board(&mut ranked, "requests", false),
+        "by_latency": board(&mut ranked, "avg_latency_ms", true),
+        "by_cost": board(&mut ranked, "total_cost", false),
+        "by_tokens": board(&mut ranked, "total_tokens", false),
+    })))
 }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod extract;
 pub mod maxai;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,213 @@
+//! Usage queries shared by the surfaces: totals, per day, per model, recent events, and the
+//! per-model metrics behind MaxAI's leaderboards. All tenant queries take the organization id
+//! from the caller's session, never from the request.
+
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Totals over a window.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Totals {
+    /// Requests.
+    pub requests: i64,
+    /// Requests answered 2xx/3xx.
+    pub successful: i64,
+    /// The rest.
+    pub failed: i64,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Upstream cost, micro-USD.
+    pub cost_usd_micros: i64,
+    /// Mean latency, ms.
+    pub avg_latency_ms: f64,
+}
+
+/// One bucket of a series (a day, a week, a month) or one model.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Bucket {
+    /// Bucket key: date (YYYY-MM-DD) or model name.
+    pub key: String,
+    /// Requests.
+    pub requests: i64,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Upstream cost, micro-USD.
+    pub cost_usd_micros: i64,
+}
+
+/// Totals of one organization over the last `days` days.
+pub async fn totals(pool: &PgPool, org: Uuid, days: i32) -> Result<Totals, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*) AS requests,
+                count(*) FILTER (WHERE status BETWEEN 200 AND 399) AS successful,
+                count(*) FILTER (WHERE status NOT BETWEEN 200 AND 399) AS failed,
+                coalesce(sum(prompt_tokens), 0)::int8 AS prompt_tokens,
+                coalesce(sum(completion_tokens), 0)::int8 AS completion_tokens,
+                coalesce(sum(cost_upstream_usd_micros), 0)::int8 AS cost_usd_micros,
+                coalesce(avg(latency_ms), 0)::float8 AS avg_latency_ms
+         FROM usage_event
+         WHERE organization_id = $1 AND created_at >= now() - make_interval(days => $2)",
+    )
+    .bind(org)
+    .bind(days)
+    .fetch_one(pool)
+    .await
+}
+
+/// Per `unit` ('day', 'week', 'month') series of one organization over the last `days` days.
+pub async fn series(
+    pool: &PgPool,
+    org: Uuid,
+    days: i32,
+    unit: &str,
+) -> Result<Vec<Bucket>, sqlx::Error> {
+    let unit = match unit {
+        "week" => "week",
+        "month" => "month",
+        _ => "day",
+    };
+    sqlx::query_as(
+        "SELECT to_char(date_trunc($3, created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS key,
+                count(*) AS requests,
+                coalesce(sum(prompt_tokens), 0)::int8 AS prompt_tokens,
+                coalesce(sum(completion_tokens), 0)::int8 AS completion_tokens,
+                coalesce(sum(cost_upstream_usd_micros), 0)::int8 AS cost_usd_micros
+         FROM usage_event
+         WHERE organization_id = $1 AND created_at >= now() - make_interval(days => $2)
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(org)
+    .bind(days)
+    .bind(unit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Per model totals of one organization over the last `days` days.
+pub async fn by_model(pool: &PgPool, org: Uuid, days: i32) -> Result<Vec<Bucket>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT coalesce(model, '') AS key, count(*) AS requests,
+                coalesce(sum(prompt_tokens), 0)::int8 AS prompt_tokens,
+                coalesce(sum(completion_tokens), 0)::int8 AS completion_tokens,
+                coalesce(sum(cost_upstream_usd_micros), 0)::int8 AS cost_usd_micros
+         FROM usage_event
+         WHERE organization_id = $1 AND created_at >= now() - make_interval(days => $2)
+         GROUP BY 1 ORDER BY 2 DESC",
+    )
+    .bind(org)
+    .bind(days)
+    .fetch_all(pool)
+    .await
+}
+
+/// One usage event as the dashboards list it.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Recent {
+    /// Gateway request id.
+    pub request_id: String,
+    /// When.
+    pub created_at: time::OffsetDateTime,
+    /// Key name.
+    pub key_name: Option<String>,
+    /// Key display prefix.
+    pub key_prefix: Option<String>,
+    /// Route.
+    pub route: String,
+    /// Model.
+    pub model: Option<String>,
+    /// Status.
+    pub status: i16,
+    /// Error code.
+    pub error: Option<String>,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Upstream cost, micro-USD.
+    pub cost_usd_micros: Option<i64>,
+    /// Latency, ms.
+    pub latency_ms: i32,
+    /// Time to first token, ms.
+    pub ttft_ms: Option<i32>,
+    /// Streamed.
+    pub stream: bool,
+}
+
+/// A page of one organization's events, newest first, and the total count.
+pub async fn recent(
+    pool: &PgPool,
+    org: Uuid,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<Recent>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(
+        "SELECT u.request_id, u.created_at, u.key_name, k.prefix AS key_prefix, u.route, u.model,
+                u.status, u.error, u.prompt_tokens, u.completion_tokens,
+                u.cost_upstream_usd_micros AS cost_usd_micros, u.latency_ms, u.ttft_ms, u.stream
+         FROM usage_event u LEFT JOIN api_key k ON k.api_key_id = u.api_key_id
+         WHERE u.organization_id = $1
+         ORDER BY u.created_at DESC, u.usage_event_id DESC
+         LIMIT $2 OFFSET $3",
+    )
+    .bind(org)
+    .bind(per_page)
+    .bind((page - 1) * per_page)
+    .fetch_all(pool)
+    .await?;
+    let total: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM usage_event WHERE organization_id = $1")
+            .bind(org)
+            .fetch_one(pool)
+            .await?;
+    Ok((rows, total))
+}
+
+/// Per-model metrics across the platform over a window.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct ModelMetric {
+    /// Model.
+    pub model: String,
+    /// Requests.
+    pub requests: i64,
+    /// 2xx/3xx.
+    pub success: i64,
+    /// The rest.
+    pub errors: i64,
+    /// Input tokens.
+    pub tokens_in: i64,
+    /// Output tokens.
+    pub tokens_out: i64,
+    /// Upstream cost, micro-USD.
+    pub cost_usd_micros: i64,
+    /// Mean latency, ms.
+    pub avg_latency_ms: f64,
+}
+
+/// Metrics of every model seen in the window, busiest first.
+pub async fn model_metrics(
+    pool: &PgPool,
+    window_secs: i64,
+    limit: i64,
+) -> Result<Vec<ModelMetric>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT model, count(*) AS requests,
+                count(*) FILTER (WHERE status BETWEEN 200 AND 399) AS success,
+                count(*) FILTER (WHERE status NOT BETWEEN 200 AND 399) AS errors,
+                coalesce(sum(prompt_tokens), 0)::int8 AS tokens_in,
+                coalesce(sum(completion_tokens), 0)::int8 AS tokens_out,
+                coalesce(sum(cost_upstream_usd_micros), 0)::int8 AS cost_usd_micros,
+                coalesce(avg(latency_ms), 0)::float8 AS avg_latency_ms
+         FROM usage_event
+         WHERE model IS NOT NULL AND created_at >= now() - make_interval(secs => $1::float8)
+         GROUP BY model ORDER BY requests DESC, model LIMIT $2",
+    )
+    .bind(window_secs as f64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
