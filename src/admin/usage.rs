@@ -1,6 +1,10 @@
 //! Usage queries shared by the surfaces: totals, per day, per model, recent events, and the
 //! per-model metrics behind MaxAI's leaderboards. All tenant queries take the organization id
 //! from the caller's session, never from the request.
+//!
+//! Windows of whole days read the `usage_daily` rollup (migrations/0003) that the usage writer
+//! keeps: `days = N` covers today and the N-1 days before it, in UTC. Shorter windows and the
+//! event list read `usage_event` through its time indexes.
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -43,15 +47,15 @@ pub struct Bucket {
 /// Totals of one organization over the last `days` days.
 pub async fn totals(pool: &PgPool, org: Uuid, days: i32) -> Result<Totals, sqlx::Error> {
     sqlx::query_as(
-        "SELECT count(*) AS requests,
-                count(*) FILTER (WHERE status BETWEEN 200 AND 399) AS successful,
-                count(*) FILTER (WHERE status NOT BETWEEN 200 AND 399) AS failed,
+        "SELECT coalesce(sum(requests), 0)::int8 AS requests,
+                coalesce(sum(successful), 0)::int8 AS successful,
+                coalesce(sum(requests - successful), 0)::int8 AS failed,
                 coalesce(sum(prompt_tokens), 0)::int8 AS prompt_tokens,
                 coalesce(sum(completion_tokens), 0)::int8 AS completion_tokens,
-                coalesce(sum(cost_upstream_usd_micros), 0)::int8 AS cost_usd_micros,
-                coalesce(avg(latency_ms), 0)::float8 AS avg_latency_ms
-         FROM usage_event
-         WHERE organization_id = $1 AND created_at >= now() - make_interval(days => $2)",
+                coalesce(sum(cost_usd_micros), 0)::int8 AS cost_usd_micros,
+                coalesce(sum(latency_ms_sum)::float8 / nullif(sum(requests), 0), 0)::float8 AS avg_latency_ms
+         FROM usage_daily
+         WHERE organization_id = $1 AND day > (now() AT TIME ZONE 'UTC')::date - $2",
     )
     .bind(org)
     .bind(days)
@@ -72,13 +76,13 @@ pub async fn series(
         _ => "day",
     };
     sqlx::query_as(
-        "SELECT to_char(date_trunc($3, created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS key,
-                count(*) AS requests,
-                coalesce(sum(prompt_tokens), 0)::int8 AS prompt_tokens,
-                coalesce(sum(completion_tokens), 0)::int8 AS completion_tokens,
-                coalesce(sum(cost_upstream_usd_micros), 0)::int8 AS cost_usd_micros
-         FROM usage_event
-         WHERE organization_id = $1 AND created_at >= now() - make_interval(days => $2)
+        "SELECT to_char(date_trunc($3, day), 'YYYY-MM-DD') AS key,
+                sum(requests)::int8 AS requests,
+                sum(prompt_tokens)::int8 AS prompt_tokens,
+                sum(completion_tokens)::int8 AS completion_tokens,
+                sum(cost_usd_micros)::int8 AS cost_usd_micros
+         FROM usage_daily
+         WHERE organization_id = $1 AND day > (now() AT TIME ZONE 'UTC')::date - $2
          GROUP BY 1 ORDER BY 1",
     )
     .bind(org)
@@ -91,13 +95,13 @@ pub async fn series(
 /// Per model totals of one organization over the last `days` days.
 pub async fn by_model(pool: &PgPool, org: Uuid, days: i32) -> Result<Vec<Bucket>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT coalesce(model, '') AS key, count(*) AS requests,
-                coalesce(sum(prompt_tokens), 0)::int8 AS prompt_tokens,
-                coalesce(sum(completion_tokens), 0)::int8 AS completion_tokens,
-                coalesce(sum(cost_upstream_usd_micros), 0)::int8 AS cost_usd_micros
-         FROM usage_event
-         WHERE organization_id = $1 AND created_at >= now() - make_interval(days => $2)
-         GROUP BY 1 ORDER BY 2 DESC",
+        "SELECT model AS key, sum(requests)::int8 AS requests,
+                sum(prompt_tokens)::int8 AS prompt_tokens,
+                sum(completion_tokens)::int8 AS completion_tokens,
+                sum(cost_usd_micros)::int8 AS cost_usd_micros
+         FROM usage_daily
+         WHERE organization_id = $1 AND day > (now() AT TIME ZONE 'UTC')::date - $2
+         GROUP BY 1 ORDER BY 2 DESC, 1",
     )
     .bind(org)
     .bind(days)
@@ -146,12 +150,13 @@ pub async fn recent(
     per_page: i64,
 ) -> Result<(Vec<Recent>, i64), sqlx::Error> {
     let rows = sqlx::query_as(
-        "SELECT u.request_id, u.created_at, u.key_name, k.prefix AS key_prefix, u.route, u.model,
-                u.status, u.error, u.prompt_tokens, u.completion_tokens,
+        "SELECT u.request_id, u.created_at, u.key_name,
+                (SELECT k.prefix FROM api_key k WHERE k.api_key_id = u.api_key_id) AS key_prefix,
+                u.route, u.model, u.status, u.error, u.prompt_tokens, u.completion_tokens,
                 u.cost_upstream_usd_micros AS cost_usd_micros, u.latency_ms, u.ttft_ms, u.stream
-         FROM usage_event u LEFT JOIN api_key k ON k.api_key_id = u.api_key_id
+         FROM usage_event u
          WHERE u.organization_id = $1
-         ORDER BY u.created_at DESC, u.usage_event_id DESC
+         ORDER BY u.created_at DESC
          LIMIT $2 OFFSET $3",
     )
     .bind(org)
@@ -159,11 +164,13 @@ pub async fn recent(
     .bind((page - 1) * per_page)
     .fetch_all(pool)
     .await?;
-    let total: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM usage_event WHERE organization_id = $1")
-            .bind(org)
-            .fetch_one(pool)
-            .await?;
+    // the rollup holds the same count without scanning the events
+    let total: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(requests), 0)::int8 FROM usage_daily WHERE organization_id = $1",
+    )
+    .bind(org)
+    .fetch_one(pool)
+    .await?;
     Ok((rows, total))
 }
 
@@ -188,12 +195,29 @@ pub struct ModelMetric {
     pub avg_latency_ms: f64,
 }
 
-/// Metrics of every model seen in the window, busiest first.
+/// Metrics of every model seen in the window, busiest first. Windows of a day or more read the
+/// rollup (whole UTC days); shorter ones read the events.
 pub async fn model_metrics(
     pool: &PgPool,
     window_secs: i64,
     limit: i64,
 ) -> Result<Vec<ModelMetric>, sqlx::Error> {
+    if window_secs >= 86_400 {
+        return sqlx::query_as(
+            "SELECT model, sum(requests)::int8 AS requests, sum(successful)::int8 AS success,
+                    sum(requests - successful)::int8 AS errors,
+                    sum(prompt_tokens)::int8 AS tokens_in, sum(completion_tokens)::int8 AS tokens_out,
+                    sum(cost_usd_micros)::int8 AS cost_usd_micros,
+                    (sum(latency_ms_sum)::float8 / nullif(sum(requests), 0))::float8 AS avg_latency_ms
+             FROM usage_daily
+             WHERE model <> '' AND day > (now() AT TIME ZONE 'UTC')::date - $1::int4
+             GROUP BY model ORDER BY requests DESC, model LIMIT $2",
+        )
+        .bind((window_secs / 86_400) as i32)
+        .bind(limit)
+        .fetch_all(pool)
+        .await;
+    }
     sqlx::query_as(
         "SELECT model, count(*) AS requests,
                 count(*) FILTER (WHERE status BETWEEN 200 AND 399) AS success,

@@ -268,7 +268,23 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
                 $8::text[], $9::int2[], $10::text[], $11::int2[], $12::bool[], $13::int8[], $14::int8[],
                 $15::bool[], $16::int4[], $17::int4[], $18::text[], $19::bool[], $20::timestamptz[])
             ON CONFLICT (request_id) DO NOTHING
-            RETURNING api_key_id, prompt_tokens, completion_tokens, created_at
+            RETURNING organization_id, api_key_id, model, status, prompt_tokens, completion_tokens,
+                      cost_upstream_usd_micros, latency_ms, created_at
+        ), daily AS (
+            INSERT INTO usage_daily AS d (organization_id, day, model, requests, successful,
+                prompt_tokens, completion_tokens, cost_usd_micros, latency_ms_sum)
+            SELECT coalesce(organization_id, '00000000-0000-0000-0000-000000000000'::uuid),
+                   (created_at AT TIME ZONE 'UTC')::date, coalesce(model, ''), count(*),
+                   count(*) FILTER (WHERE status BETWEEN 200 AND 399), sum(prompt_tokens),
+                   sum(completion_tokens), coalesce(sum(cost_upstream_usd_micros), 0), sum(latency_ms)
+            FROM ins GROUP BY 1, 2, 3
+            ON CONFLICT (organization_id, day, model) DO UPDATE SET
+                requests = d.requests + EXCLUDED.requests,
+                successful = d.successful + EXCLUDED.successful,
+                prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
+                completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens,
+                cost_usd_micros = d.cost_usd_micros + EXCLUDED.cost_usd_micros,
+                latency_ms_sum = d.latency_ms_sum + EXCLUDED.latency_ms_sum
         ), per_key AS (
             SELECT api_key_id, count(*) AS n, sum(prompt_tokens) AS p,
                    sum(completion_tokens) AS c, max(created_at) AS last
