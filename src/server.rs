@@ -119,6 +119,7 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
                 pool: store::pg::LazyPool::new(&db.url, db.max_connections)?,
                 addr: config.admin_listen,
                 jwt: Arc::new(crate::admin::jwt_from_env()),
+                gateway_url: config.listen.first().map(|l| format!("http://{l}")),
             },
         ));
     }
@@ -181,6 +182,7 @@ struct AdminService {
     pool: store::pg::LazyPool,
     addr: std::net::SocketAddr,
     jwt: Arc<crate::admin::auth::Jwt>,
+    gateway_url: Option<String>,
 }
 
 #[async_trait]
@@ -190,6 +192,8 @@ impl BackgroundService for AdminService {
             pool: self.pool.get().clone(),
             jwt: self.jwt.clone(),
             started: Instant::now(),
+            gateway_url: self.gateway_url.clone(),
+            http: reqwest::Client::new(),
         };
         crate::admin::serve(self.addr, state, shutdown).await;
     }
@@ -212,6 +216,10 @@ pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
             pool: store::pg::pool(&db.url, db.max_connections)?,
             jwt: Arc::new(crate::admin::jwt_from_env()),
             started: Instant::now(),
+            gateway_url: std::env::var("CATRACA_GATEWAY_URL")
+                .ok()
+                .or_else(|| config.listen.first().map(|l| format!("http://{l}"))),
+            http: reqwest::Client::new(),
         };
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

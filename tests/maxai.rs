@@ -490,3 +490,113 @@ async fn usage_and_model_metrics_come_from_real_gateway_traffic(pool: PgPool) {
     let (s, _) = call(&gw, "GET", "/api/models/metrics?window=2h", None, None).await;
     assert_eq!(s, 400);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn templates_list_render_and_run_through_the_gateway(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let v = register(&gw, "tpl@example.com").await;
+    let token = v["access_token"].as_str().unwrap().to_string();
+    let (_, k) = call(
+        &gw,
+        "POST",
+        "/api/keys",
+        Some(&token),
+        Some(json!({"name": "k"})),
+    )
+    .await;
+    let key = k["key"].as_str().unwrap().to_string();
+
+    let (s, l) = call(&gw, "GET", "/api/templates", None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(l["count"], 3);
+    let resumo = l["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["slug"] == "resumo")
+        .unwrap()
+        .clone();
+    assert_eq!(resumo["is_builtin"], true);
+    let id = resumo["id"].as_i64().unwrap();
+
+    let (s, t) = call(&gw, "GET", &format!("/api/templates/{id}"), None, None).await;
+    assert_eq!((s, t["slug"].as_str()), (200, Some("resumo")));
+    let (s, _) = call(&gw, "GET", "/api/templates/999999", None, None).await;
+    assert_eq!(s, 404);
+
+    let (s, r) = call(
+        &gw,
+        "POST",
+        &format!("/api/templates/{id}/render"),
+        None,
+        Some(json!({"variables": {"texto": "A catraca controla a entrada."}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["model"], "gpt-4o-mini");
+    assert_eq!(
+        r["messages"][1]["content"],
+        "Resuma em 3 frases:\n\nA catraca controla a entrada."
+    );
+    let (s, e) = call(
+        &gw,
+        "POST",
+        &format!("/api/templates/{id}/render"),
+        None,
+        Some(json!({"variables": {}})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("missing_variable")),
+        "{e}"
+    );
+
+    // run: rendered, sent to the gateway with the caller's key, metered like any request
+    let (s, out) = call(
+        &gw,
+        "POST",
+        &format!("/api/templates/{id}/run"),
+        Some(&token),
+        Some(json!({"api_key": key, "variables": {"texto": "Olá"}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["output"], "Olá do mock da");
+    assert_eq!(
+        mock.stats().await["last_body"]["temperature"],
+        0.3,
+        "template parameters are sent"
+    );
+    let (_, t) = call(&gw, "GET", &format!("/api/templates/{id}"), None, None).await;
+    assert_eq!(t["runs"], 1);
+    // a bad key: the gateway's 401 reaches the caller
+    let (s, _) = call(
+        &gw,
+        "POST",
+        &format!("/api/templates/{id}/run"),
+        Some(&token),
+        Some(json!({"api_key": "maxai-wrong", "variables": {"texto": "Olá"}})),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, _) = call(
+        &gw,
+        "POST",
+        &format!("/api/templates/{id}/run"),
+        None,
+        Some(json!({"api_key": key, "variables": {"texto": "Olá"}})),
+    )
+    .await;
+    assert_eq!(s, 401, "run needs a logged-in customer");
+    let (s, _) = call(
+        &gw,
+        "POST",
+        &format!("/api/templates/{id}/run"),
+        Some(&token),
+        Some(json!({"variables": {}})),
+    )
+    .await;
+    assert_eq!(s, 400);
+}

@@ -1,8 +1,9 @@
 //! The MaxAI surface (`../shared/seeds/maxai-openapi.json`): paths under `/api/`, errors as
 //! `{"error": "...", "details": "..."}`, integer key ids, USD amounts as JSON numbers.
 //!
-//! Mounted so far: health, auth (register, login, refresh), customer profile, API keys, usage
-//! stats and recent, model catalog, metrics and leaderboards.
+//! Every path of the contract is mounted: health, auth (register, login, refresh), customer
+//! profile, API keys, usage stats and recent, model catalog, metrics and leaderboards,
+//! templates (list, detail, render, run). `/v1/*` is the gateway's own.
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
@@ -35,6 +36,10 @@ pub fn router() -> Router<AdminState> {
         .route("/api/models", get(models))
         .route("/api/models/metrics", get(model_metrics))
         .route("/api/models/leaderboards", get(leaderboards))
+        .route("/api/templates", get(list_templates))
+        .route("/api/templates/{template_id}", get(get_template))
+        .route("/api/templates/{template_id}/render", post(render_template))
+        .route("/api/templates/{template_id}/run", post(run_template))
 }
 
 /// MaxAI's error: status plus `{"error", "details"}`.
@@ -759,4 +764,220 @@ async fn leaderboards(
         "by_cost": board(&mut ranked, "total_cost", false),
         "by_tokens": board(&mut ranked, "total_tokens", false),
     })))
+}
+
+/// The caller, when a valid token is present (templates list personal ones then).
+pub struct MaybeCustomer(pub Option<AuthUser>);
+
+impl FromRequestParts<AdminState> for MaybeCustomer {
+    type Rejection = MaxError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, MaxError> {
+        if bearer(parts).is_none() {
+            return Ok(MaybeCustomer(None));
+        }
+        Ok(MaybeCustomer(Some(
+            AuthUser::from_parts(parts, state).await?,
+        )))
+    }
+}
+
+type TemplateRow = (
+    i64,
+    Option<Uuid>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Value,
+    Value,
+    i64,
+);
+
+const TEMPLATE_COLUMNS: &str =
+    "template_id, organization_id, slug, name, category, description, default_model,
+     system_prompt, user_prompt, parameters, variables, runs";
+
+fn template_json(t: &TemplateRow) -> Value {
+    json!({
+        "id": t.0,
+        "slug": t.2,
+        "name": t.3,
+        "category": t.4,
+        "description": t.5,
+        "default_model": t.6,
+        "system_prompt": t.7,
+        "user_prompt": t.8,
+        "parameters": t.9,
+        "variables": t.10,
+        "is_builtin": t.1.is_none(),
+        "runs": t.11,
+    })
+}
+
+/// A built-in template or one of the caller's organization.
+async fn load_template(
+    s: &AdminState,
+    id: &str,
+    org: Option<Uuid>,
+) -> Result<TemplateRow, MaxError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| MaxError::bad_request("template_id: must be an integer"))?;
+    let row: Option<TemplateRow> = sqlx::query_as(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM template
+         WHERE template_id = $1 AND (organization_id IS NULL OR organization_id = $2)"
+    ))
+    .bind(id)
+    .bind(org)
+    .fetch_optional(&s.pool)
+    .await?;
+    row.ok_or_else(MaxError::not_found)
+}
+
+async fn list_templates(
+    State(s): State<AdminState>,
+    MaybeCustomer(u): MaybeCustomer,
+) -> Result<Json<Value>, MaxError> {
+    let org = u.map(|u| u.organization_id);
+    let rows: Vec<TemplateRow> = sqlx::query_as(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM template
+         WHERE organization_id IS NULL OR organization_id = $1 ORDER BY organization_id NULLS FIRST, template_id"
+    ))
+    .bind(org)
+    .fetch_all(&s.pool)
+    .await?;
+    Ok(Json(
+        json!({"count": rows.len(), "templates": rows.iter().map(template_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn get_template(
+    State(s): State<AdminState>,
+    MaybeCustomer(u): MaybeCustomer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, MaxError> {
+    let t = load_template(&s, &id, u.map(|u| u.organization_id)).await?;
+    Ok(Json(template_json(&t)))
+}
+
+#[derive(Deserialize, Default)]
+struct RenderReq {
+    #[serde(default)]
+    variables: serde_json::Map<String, Value>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// (model, messages, parameters) of a rendered template.
+fn render_messages(
+    t: &TemplateRow,
+    vars: &serde_json::Map<String, Value>,
+    model: Option<String>,
+) -> Result<(String, Value), MaxError> {
+    let declared = t.10.as_array().cloned().unwrap_or_default();
+    let missing = super::templates::missing_required(vars, &declared);
+    if !missing.is_empty() {
+        return Err(MaxError {
+            status: StatusCode::BAD_REQUEST,
+            error: "missing_variable",
+            details: Some(format!("missing variable(s): {}", missing.join(", "))),
+        });
+    }
+    let render = |text: &str| {
+        super::templates::render(text, vars, &declared).map_err(|e| MaxError {
+            status: StatusCode::BAD_REQUEST,
+            error: "missing_variable",
+            details: Some(e.to_string()),
+        })
+    };
+    let mut messages = Vec::new();
+    if !t.7.is_empty() {
+        messages.push(json!({"role": "system", "content": render(&t.7)?}));
+    }
+    messages.push(json!({"role": "user", "content": render(&t.8)?}));
+    Ok((model.unwrap_or_else(|| t.6.clone()), Value::Array(messages)))
+}
+
+async fn render_template(
+    State(s): State<AdminState>,
+    MaybeCustomer(u): MaybeCustomer,
+    Path(id): Path<String>,
+    Body(r): Body<RenderReq>,
+) -> Result<Json<Value>, MaxError> {
+    let t = load_template(&s, &id, u.map(|u| u.organization_id)).await?;
+    let (model, messages) = render_messages(&t, &r.variables, r.model)?;
+    Ok(Json(
+        json!({"template_id": t.0, "model": model, "messages": messages, "parameters": t.9}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct RunReq {
+    api_key: String,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    variables: serde_json::Map<String, Value>,
+}
+
+/// Render, then call the gateway with the caller's key exactly as a client would: the run is
+/// authenticated, limited, routed, metered and billed like any other request.
+async fn run_template(
+    State(s): State<AdminState>,
+    Customer(u): Customer,
+    Path(id): Path<String>,
+    Body(r): Body<RunReq>,
+) -> Result<Response, MaxError> {
+    let t = load_template(&s, &id, Some(u.organization_id)).await?;
+    if r.api_key.trim().is_empty() {
+        return Err(MaxError::bad_request("api_key: required"));
+    }
+    let (model, messages) = render_messages(&t, &r.variables, r.model)?;
+    let Some(gateway) = &s.gateway_url else {
+        return Err(MaxError::internal());
+    };
+    let mut body = json!({"model": model, "messages": messages});
+    if let (Some(p), Some(b)) = (t.9.as_object(), body.as_object_mut()) {
+        for (k, v) in p {
+            b.entry(k.clone()).or_insert(v.clone());
+        }
+    }
+    let resp = s
+        .http
+        .post(format!("{gateway}/v1/chat/completions"))
+        .bearer_auth(r.api_key.trim())
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "template run: gateway unreachable");
+            MaxError::internal()
+        })?;
+    let status = resp.status();
+    let out: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        // the gateway's verdict (401, 402, 429, ...) reaches the caller with its status
+        let code = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        return Ok((code, Json(out)).into_response());
+    }
+    sqlx::query("UPDATE template SET runs = runs + 1 WHERE template_id = $1")
+        .bind(t.0)
+        .execute(&s.pool)
+        .await?;
+    let content = out
+        .pointer("/choices/0/message/content")
+        .cloned()
+        .unwrap_or(Value::Null);
+    Ok(Json(json!({
+        "template_id": t.0,
+        "model": model,
+        "output": content,
+        "usage": out.get("usage").cloned().unwrap_or(Value::Null),
+        "response": out,
+    }))
+    .into_response())
 }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod extract;
 pub mod maxai;
+pub mod templates;
 pub mod usage;
 
 use std::net::SocketAddr;
@@ -28,6 +29,10 @@ pub struct AdminState {
     pub jwt: Arc<auth::Jwt>,
     /// Process start, for uptime.
     pub started: Instant,
+    /// The gateway's own base URL (`http://127.0.0.1:8080`), for template runs.
+    pub gateway_url: Option<String>,
+    /// HTTP client for calls to the gateway.
+    pub http: reqwest::Client,
 }
 
 /// Every mounted route.
