@@ -10,6 +10,7 @@ mod db;
 mod errors;
 mod failover;
 mod maxai;
+mod openapi;
 mod proxy;
 mod reload;
 mod sdk;

@@ -5,12 +5,12 @@
 //! profile, API keys, usage stats and recent, model catalog, metrics and leaderboards,
 //! templates (list, detail, render, run). `/v1/*` is the gateway's own.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -19,27 +19,144 @@ use uuid::Uuid;
 use super::AdminState;
 use super::auth::{self, AuthError};
 use super::extract::{AuthUser, bearer};
+use super::openapi::Api;
 
 /// MaxAI's routes.
-pub fn router() -> Router<AdminState> {
-    Router::new()
-        .route("/api/health", get(health))
-        .route("/api/realtime/health", get(realtime_health))
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/customer/profile", get(profile).put(update_profile))
-        .route("/api/keys", get(list_keys).post(create_key))
-        .route("/api/keys/{key_id}", delete(revoke_key))
-        .route("/api/usage/stats", get(usage_stats))
-        .route("/api/usage/recent", get(usage_recent))
-        .route("/api/models", get(models))
-        .route("/api/models/metrics", get(model_metrics))
-        .route("/api/models/leaderboards", get(leaderboards))
-        .route("/api/templates", get(list_templates))
-        .route("/api/templates/{template_id}", get(get_template))
-        .route("/api/templates/{template_id}/render", post(render_template))
-        .route("/api/templates/{template_id}/run", post(run_template))
+pub fn api() -> Api<AdminState> {
+    Api::new("maxai")
+        .route(
+            "GET",
+            "/api/health",
+            "Service liveness probe",
+            false,
+            get(health),
+        )
+        .route(
+            "GET",
+            "/api/realtime/health",
+            "WebSocket layer health",
+            false,
+            get(realtime_health),
+        )
+        .route(
+            "POST",
+            "/api/auth/register",
+            "Create a new customer account",
+            false,
+            post(register),
+        )
+        .route(
+            "POST",
+            "/api/auth/login",
+            "Login with email + password",
+            false,
+            post(login),
+        )
+        .route(
+            "POST",
+            "/api/auth/refresh",
+            "Refresh the access token",
+            true,
+            post(refresh),
+        )
+        .route(
+            "GET",
+            "/api/customer/profile",
+            "Get the authenticated customer's profile",
+            true,
+            get(profile),
+        )
+        .route(
+            "PUT",
+            "/api/customer/profile",
+            "Update the authenticated customer's profile",
+            true,
+            put(update_profile),
+        )
+        .route(
+            "GET",
+            "/api/keys",
+            "List the caller's API keys",
+            true,
+            get(list_keys),
+        )
+        .route(
+            "POST",
+            "/api/keys",
+            "Create a new API key (returns plaintext once)",
+            true,
+            post(create_key),
+        )
+        .route(
+            "DELETE",
+            "/api/keys/{key_id}",
+            "Revoke an API key",
+            true,
+            delete(revoke_key),
+        )
+        .route(
+            "GET",
+            "/api/usage/stats",
+            "Aggregate usage stats for the caller",
+            true,
+            get(usage_stats),
+        )
+        .route(
+            "GET",
+            "/api/usage/recent",
+            "Recent request logs (paginated)",
+            true,
+            get(usage_recent),
+        )
+        .route(
+            "GET",
+            "/api/models",
+            "Dashboard model catalog (with pricing)",
+            false,
+            get(models),
+        )
+        .route(
+            "GET",
+            "/api/models/metrics",
+            "Per-model performance metrics",
+            false,
+            get(model_metrics),
+        )
+        .route(
+            "GET",
+            "/api/models/leaderboards",
+            "Top models by volume / latency / cost / tokens",
+            false,
+            get(leaderboards),
+        )
+        .route(
+            "GET",
+            "/api/templates",
+            "List built-in + caller's personal templates",
+            false,
+            get(list_templates),
+        )
+        .route(
+            "GET",
+            "/api/templates/{template_id}",
+            "Template detail",
+            false,
+            get(get_template),
+        )
+        .route(
+            "POST",
+            "/api/templates/{template_id}/render",
+            "Preview rendered messages",
+            false,
+            post(render_template),
+        )
+        .route(
+            "POST",
+            "/api/templates/{template_id}/run",
+            "Execute template against the gateway",
+            true,
+            post(run_template),
+        )
 }
 
 /// MaxAI's error: status plus `{"error", "details"}`.

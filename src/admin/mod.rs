@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod extract;
 pub mod maxai;
+pub mod openapi;
 pub mod templates;
 pub mod usage;
 
@@ -35,9 +36,29 @@ pub struct AdminState {
     pub http: reqwest::Client,
 }
 
-/// Every mounted route.
+/// Every mounted route, and `/openapi.json` describing them.
 pub fn router(state: AdminState) -> Router {
-    Router::new().merge(maxai::router()).with_state(state)
+    let (router, docs) = api().into_parts();
+    let doc = axum::Json(openapi::document(&docs));
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { doc }),
+        )
+        // a path no surface mounts: marked, so tests can tell it from a handler's own 404
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                [("x-catraca-route", "none")],
+                axum::Json(serde_json::json!({"error": "not_found", "details": "no such route"})),
+            )
+        })
+        .with_state(state)
+}
+
+/// Every contract surface, as mounted.
+pub fn api() -> openapi::Api<AdminState> {
+    openapi::Api::new("catraca").merge(maxai::api())
 }
 
 /// The JWT secret: `CATRACA_JWT_SECRET` (32 bytes or more), or a random one for this process

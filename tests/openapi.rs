@@ -1,0 +1,187 @@
+//! `/openapi.json` lists exactly what is mounted, covers every path of the seed contracts
+//! mounted so far, and a user of another organization gets 403/404 — never data — on every
+//! route that names a resource.
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::common::{Gateway, Mock, db_url};
+
+async fn start(pool: &PgPool, mock: &Mock) -> Gateway {
+    let body = format!(
+        "providers:\n  - {{name: p, base_url: \"{}\"}}\ndeployments:\n  - {{name: d, provider: p, model: up}}\nmodels:\n  - {{name: gpt-4o-mini, deployments: [d]}}\n",
+        mock.base()
+    );
+    Gateway::start_with_env(&body, &[("DATABASE_URL", &db_url(pool, None))]).await
+}
+
+fn seed(name: &str) -> Value {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/seeds")
+        .join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .unwrap()
+}
+
+fn fill(path: &str, id: &str) -> String {
+    path.split('/')
+        .map(|seg| if seg.starts_with('{') { id } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn openapi_lists_every_mounted_route_and_the_seed_paths(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let doc: Value = reqwest::get(gw.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+
+    // every MaxAI path and method of the seed (but the gateway's own /v1/*) is documented
+    let maxai = seed("maxai-openapi.json");
+    for (path, ops) in maxai["paths"].as_object().unwrap() {
+        if path.starts_with("/v1/") {
+            continue;
+        }
+        for method in ops.as_object().unwrap().keys() {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} missing from /openapi.json"
+            );
+        }
+    }
+
+    // every documented route is really mounted: never the router's fallback, never 405
+    let c = reqwest::Client::new();
+    let mut n = 0;
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let r = c
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    gw.url(&fill(path, "1")),
+                )
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_ne!(r.status(), 405, "{method} {path}");
+            assert!(
+                r.headers().get("x-catraca-route").is_none(),
+                "{method} {path} is documented but not mounted"
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 19, "{n} operations");
+    // and an undocumented path hits the fallback
+    let r = c.get(gw.url("/api/not-a-route")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().get("x-catraca-route").is_some());
+}
+
+async fn register(gw: &Gateway, email: &str) -> (String, Value) {
+    let r = reqwest::Client::new()
+        .post(gw.url("/api/auth/register"))
+        .json(&json!({"email": email, "password": "senha-forte-1", "name": "X"}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    (v["access_token"].as_str().unwrap().to_string(), v)
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn another_organization_never_gets_data(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let c = reqwest::Client::new();
+    let (ta, _) = register(&gw, "a@example.com").await;
+    let (tb, _) = register(&gw, "b@example.com").await;
+
+    // A's resources: a key (with traffic) and a personal template
+    let k: Value = c
+        .post(gw.url("/api/keys"))
+        .bearer_auth(&ta)
+        .json(&json!({"name": "segredo-de-a"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = k["key"].as_str().unwrap().to_string();
+    let key_id = k["id"].as_i64().unwrap().to_string();
+    let r = c
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "gpt-4o-mini", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let org_a: uuid::Uuid = sqlx::query_scalar("SELECT organization_id FROM app_user u JOIN membership USING (user_id) WHERE email = 'a@example.com'")
+        .fetch_one(&pool).await.unwrap();
+    let tpl: i64 = sqlx::query_scalar(
+        "INSERT INTO template (organization_id, slug, name, default_model, user_prompt) VALUES ($1, 'privado', 'segredo-de-a', 'gpt-4o-mini', 'x') RETURNING template_id")
+        .bind(org_a).fetch_one(&pool).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // usage written
+
+    let doc: Value = reqwest::get(gw.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secrets = [&key[..12], "segredo-de-a", "a@example.com"];
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let id = if path.contains("{key_id}") {
+                key_id.clone()
+            } else {
+                tpl.to_string()
+            };
+            let body = json!({"api_key": key, "variables": {}, "name": "x"});
+            let r = c
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    gw.url(&fill(path, &id)),
+                )
+                .bearer_auth(&tb)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            if path.contains('{') {
+                assert!(
+                    status == 403 || status == 404,
+                    "{method} {path} as another org: {status} {text}"
+                );
+            }
+            for s in secrets {
+                assert!(
+                    !text.contains(s),
+                    "{method} {path} leaked {s:?} to another org: {text}"
+                );
+            }
+        }
+    }
+    // A's key still works and is listed for A
+    let r = c
+        .get(gw.url("/api/keys"))
+        .bearer_auth(&ta)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("segredo-de-a"));
+}
