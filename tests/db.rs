@@ -9,16 +9,7 @@ use sqlx::PgPool;
 use crate::common::{Gateway, Mock, TcpCut, db_url, insert_key};
 
 fn body(mock: &Mock) -> String {
-    format!(
-        r#"providers:
-  - {{name: p, base_url: "{}"}}
-deployments:
-  - {{name: d, provider: p, model: up}}
-models:
-  - {{name: chat-model, deployments: [d]}}
-"#,
-        mock.base()
-    )
+    crate::common::single_model(mock, "chat-model", "")
 }
 
 async fn chat(gw: &Gateway, key: &str) -> u16 {

@@ -9,16 +9,7 @@ use sqlx::PgPool;
 use crate::common::{Gateway, Mock, db_url};
 
 fn body(mock: &Mock) -> String {
-    format!(
-        r#"providers:
-  - {{name: p, base_url: "{}"}}
-deployments:
-  - {{name: d, provider: p, model: up}}
-models:
-  - {{name: gpt-4o-mini, deployments: [d]}}
-"#,
-        mock.base()
-    )
+    crate::common::single_model(mock, "gpt-4o-mini", "")
 }
 
 async fn start(pool: &PgPool, mock: &Mock) -> Gateway {

@@ -8,10 +8,7 @@ use sqlx::PgPool;
 use crate::common::{Gateway, Mock, db_url};
 
 async fn start(pool: &PgPool, mock: &Mock) -> Gateway {
-    let body = format!(
-        "providers:\n  - {{name: p, base_url: \"{}\"}}\ndeployments:\n  - {{name: d, provider: p, model: up}}\nmodels:\n  - {{name: gpt-4o-mini, deployments: [d]}}\n",
-        mock.base()
-    );
+    let body = crate::common::single_model(mock, "gpt-4o-mini", "");
     Gateway::start_with_env(&body, &[("DATABASE_URL", &db_url(pool, None))]).await
 }
 

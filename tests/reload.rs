@@ -10,16 +10,7 @@ use serde_json::json;
 use crate::common::{Gateway, KEY, Mock, header};
 
 fn body(mock: &Mock, extra_model: &str) -> String {
-    format!(
-        r#"providers:
-  - {{name: p, base_url: "{}"}}
-deployments:
-  - {{name: d, provider: p, model: up}}
-models:
-  - {{name: chat-model, deployments: [d]}}
-{extra_model}"#,
-        mock.base()
-    )
+    crate::common::single_model(mock, "chat-model", extra_model)
 }
 
 fn write_atomically(path: &std::path::Path, text: &str) {

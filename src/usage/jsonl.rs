@@ -1,57 +1,23 @@
 //! Append-only JSONL usage sink: a bounded queue in front of one writer task.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use std::io::Write;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use super::{UsageEvent, UsageSink};
+use super::{QueueRx, QueueSink, UsageEvent};
 
-/// Sender half, held by the gateway.
-pub struct JsonlSink {
-    tx: mpsc::Sender<UsageEvent>,
-    queued: Arc<AtomicU64>,
-}
-
-/// Writer half, run as a background service; it drains the queue on shutdown.
+/// Writer half, run as a background service.
 pub struct JsonlWriter {
     path: PathBuf,
-    rx: tokio::sync::Mutex<Option<mpsc::Receiver<UsageEvent>>>,
-    queued: Arc<AtomicU64>,
+    queue: QueueRx,
 }
 
 /// A sink and its writer sharing one queue of `capacity` events.
-pub fn channel(path: PathBuf, capacity: usize) -> (JsonlSink, JsonlWriter) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let queued = Arc::new(AtomicU64::new(0));
-    (
-        JsonlSink {
-            tx,
-            queued: queued.clone(),
-        },
-        JsonlWriter {
-            path,
-            rx: tokio::sync::Mutex::new(Some(rx)),
-            queued,
-        },
-    )
-}
-
-#[async_trait::async_trait]
-impl UsageSink for JsonlSink {
-    async fn record(&self, event: UsageEvent) {
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(event).await.is_err() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!("usage writer is gone; usage event lost");
-        }
-    }
-
-    fn depth(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
-    }
+pub fn channel(path: PathBuf, capacity: usize) -> (QueueSink, JsonlWriter) {
+    let (sink, queue) = super::queue(capacity);
+    (sink, JsonlWriter { path, queue })
 }
 
 impl JsonlWriter {
@@ -60,7 +26,7 @@ impl JsonlWriter {
     /// instead of one per request. Shutdown does not stop the writer: requests still finishing
     /// in the grace period keep sending events.
     pub async fn run(&self, _shutdown: watch::Receiver<bool>) {
-        let Some(mut rx) = self.rx.lock().await.take() else {
+        let Some(mut rx) = self.queue.rx.lock().await.take() else {
             return;
         };
         // This task has its own runtime thread (a Pingora background service), so plain
@@ -96,7 +62,9 @@ impl JsonlWriter {
             if let Err(e) = file.write_all(&buf) {
                 tracing::error!(path = %self.path.display(), error = %e, "usage write failed");
             }
-            self.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+            self.queue
+                .queued
+                .fetch_sub(batch.len() as u64, Ordering::Relaxed);
             buf.clear();
             batch.clear();
         }

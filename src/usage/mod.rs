@@ -64,3 +64,50 @@ pub trait UsageSink: Send + Sync {
     /// Events accepted but not yet written.
     fn depth(&self) -> u64;
 }
+
+/// The sending half every writer shares: a bounded queue (back-pressure, never loss) and a count
+/// of events not yet written.
+pub struct QueueSink {
+    tx: tokio::sync::mpsc::Sender<UsageEvent>,
+    queued: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The receiving half, taken once by the writer task.
+pub struct QueueRx {
+    /// Events.
+    pub rx: tokio::sync::Mutex<Option<tokio::sync::mpsc::Receiver<UsageEvent>>>,
+    /// Shared with the sink; the writer subtracts what it wrote.
+    pub queued: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A queue of `capacity` events.
+pub fn queue(capacity: usize) -> (QueueSink, QueueRx) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let queued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    (
+        QueueSink {
+            tx,
+            queued: queued.clone(),
+        },
+        QueueRx {
+            rx: tokio::sync::Mutex::new(Some(rx)),
+            queued,
+        },
+    )
+}
+
+#[async_trait::async_trait]
+impl UsageSink for QueueSink {
+    async fn record(&self, event: UsageEvent) {
+        use std::sync::atomic::Ordering;
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(event).await.is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("usage writer is gone; usage event lost");
+        }
+    }
+
+    fn depth(&self) -> u64 {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

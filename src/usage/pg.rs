@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use super::{UsageEvent, UsageSink};
+use super::{QueueRx, QueueSink, UsageEvent};
 use crate::store::pg::LazyPool;
 
 /// Events per insert.
@@ -26,18 +26,11 @@ pub const LINGER: Duration = Duration::from_millis(20);
 /// How often a non-empty spill file is retried.
 pub const REPLAY_EVERY: Duration = Duration::from_secs(1);
 
-/// Sender half, held by the gateway.
-pub struct PgSink {
-    tx: mpsc::Sender<UsageEvent>,
-    queued: Arc<AtomicU64>,
-}
-
 /// Writer half, run as a background service.
 pub struct PgWriter {
     pool: LazyPool,
     spill: PathBuf,
-    rx: tokio::sync::Mutex<Option<mpsc::Receiver<UsageEvent>>>,
-    queued: Arc<AtomicU64>,
+    queue: QueueRx,
     /// Events written to Postgres (inserted or found present), for metrics and tests.
     pub written: Arc<AtomicU64>,
     /// Events currently waiting in the spill file.
@@ -45,45 +38,25 @@ pub struct PgWriter {
 }
 
 /// A sink and its writer sharing one queue of `capacity` events.
-pub fn channel(pool: LazyPool, spill: PathBuf, capacity: usize) -> (PgSink, PgWriter) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let queued = Arc::new(AtomicU64::new(0));
+pub fn channel(pool: LazyPool, spill: PathBuf, capacity: usize) -> (QueueSink, PgWriter) {
+    let (sink, queue) = super::queue(capacity);
     (
-        PgSink {
-            tx,
-            queued: queued.clone(),
-        },
+        sink,
         PgWriter {
             pool,
             spill,
-            rx: tokio::sync::Mutex::new(Some(rx)),
-            queued,
+            queue,
             written: Arc::new(AtomicU64::new(0)),
             spilled: Arc::new(AtomicU64::new(0)),
         },
     )
 }
 
-#[async_trait::async_trait]
-impl UsageSink for PgSink {
-    async fn record(&self, event: UsageEvent) {
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(event).await.is_err() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!("usage writer is gone; usage event lost");
-        }
-    }
-
-    fn depth(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed)
-    }
-}
-
 impl PgWriter {
     /// Write until the process ends (shutdown does not stop it: requests finishing in the grace
     /// period still send events).
     pub async fn run(&self, _shutdown: watch::Receiver<bool>) {
-        let Some(mut rx) = self.rx.lock().await.take() else {
+        let Some(mut rx) = self.queue.rx.lock().await.take() else {
             return;
         };
         let pool = self.pool.get();
@@ -116,7 +89,7 @@ impl PgWriter {
                             self.spill_batch(&batch);
                         }
                     }
-                    self.queued.fetch_sub(n, Ordering::Relaxed);
+                    self.queue.queued.fetch_sub(n, Ordering::Relaxed);
                     batch.clear();
                 }
                 _ = replay.tick() => {

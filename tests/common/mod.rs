@@ -386,3 +386,12 @@ pub async fn insert_key(pool: &sqlx::PgPool, key: &str) -> (uuid::Uuid, uuid::Uu
     .unwrap();
     (org, id)
 }
+
+/// One provider (the mock), one deployment `d` (upstream model `up`) serving the public model
+/// `model`, then `extra` (more `models:` entries).
+pub fn single_model(mock: &Mock, model: &str, extra: &str) -> String {
+    format!(
+        "providers:\n  - {{name: p, base_url: \"{}\"}}\ndeployments:\n  - {{name: d, provider: p, model: up}}\nmodels:\n  - {{name: {model}, deployments: [d]}}\n{extra}",
+        mock.base()
+    )
+}
