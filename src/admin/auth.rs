@@ -103,12 +103,17 @@ impl Jwt {
 
     /// A fresh access token.
     pub fn issue(&self, user: Uuid, org: Uuid) -> Result<String, AuthError> {
+        self.issue_ttl(user, org, ACCESS_TTL)
+    }
+
+    /// An access token with its own lifetime (contracts without refresh tokens).
+    pub fn issue_ttl(&self, user: Uuid, org: Uuid, ttl: Duration) -> Result<String, AuthError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             sub: user,
             org,
             iat: now,
-            exp: now + ACCESS_TTL.as_secs() as i64,
+            exp: now + ttl.as_secs() as i64,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
             .map_err(|_| AuthError::BadToken)
@@ -287,6 +292,99 @@ pub async fn login(pool: &PgPool, email: &str, password: &str) -> Result<(Uuid, 
             Err(AuthError::BadCredentials)
         }
     }
+}
+
+/// What a one-time token is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    /// Password reset (1 hour).
+    ResetPassword,
+    /// Email verification (7 days).
+    VerifyEmail,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::ResetPassword => "reset_password",
+            Purpose::VerifyEmail => "verify_email",
+        }
+    }
+
+    fn ttl(self) -> Duration {
+        match self {
+            Purpose::ResetPassword => Duration::from_secs(3600),
+            Purpose::VerifyEmail => Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// Issue a single-use token for `user` and queue the email that carries it.
+pub async fn send_one_time(
+    pool: &PgPool,
+    user: Uuid,
+    purpose: Purpose,
+    to: &str,
+    subject: &str,
+    body_prefix: &str,
+) -> Result<(), AuthError> {
+    let token = random_token();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO one_time_token (token_hash, user_id, purpose, expires_at)
+         VALUES ($1, $2, $3, now() + $4 * interval '1 second')",
+    )
+    .bind(token_hash(&token))
+    .bind(user)
+    .bind(purpose.as_str())
+    .bind(purpose.ttl().as_secs() as f64)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO outbox_email (to_address, subject, body) VALUES ($1, $2, $3)")
+        .bind(to)
+        .bind(subject)
+        .bind(format!("{body_prefix}{token}"))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Use a one-time token: valid once, before it expires. Returns its user.
+pub async fn consume_one_time(
+    pool: &PgPool,
+    token: &str,
+    purpose: Purpose,
+) -> Result<Uuid, AuthError> {
+    sqlx::query_scalar(
+        "UPDATE one_time_token SET used_at = now()
+         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
+         RETURNING user_id",
+    )
+    .bind(token_hash(token))
+    .bind(purpose.as_str())
+    .fetch_optional(pool)
+    .await?
+    .ok_or(AuthError::BadToken)
+}
+
+/// Set a new password and end every session of the user.
+pub async fn set_password(pool: &PgPool, user: Uuid, password: &str) -> Result<(), AuthError> {
+    let phc = hash_password(password)?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE app_user SET password_hash = $2 WHERE user_id = $1")
+        .bind(user)
+        .bind(phc)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE refresh_token SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// A valid argon2id hash of a random password, verified against for unknown emails.

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod extract;
 pub mod maxai;
 pub mod openapi;
+pub mod sabia;
 pub mod templates;
 pub mod usage;
 
@@ -58,7 +59,9 @@ pub fn router(state: AdminState) -> Router {
 
 /// Every contract surface, as mounted.
 pub fn api() -> openapi::Api<AdminState> {
-    openapi::Api::new("catraca").merge(maxai::api())
+    openapi::Api::new("catraca")
+        .merge(maxai::api())
+        .merge(sabia::api())
 }
 
 /// The JWT secret: `CATRACA_JWT_SECRET` (32 bytes or more), or a random one for this process

@@ -1,0 +1,1157 @@
+//! The SabIA Labs surface (`../shared/seeds/sabia-labs-api.md`): paths under `/v1/`, every
+//! answer in the `{"success", "message"?, "data"}` envelope, errors as
+//! `{"success": false, "error": {"code", "message", "details"?}}` with the contract's codes.
+//!
+//! Mounted so far: auth (register, login, forgot/reset password, verify email), teams and
+//! members, plans, plan change and billing, team API keys. Not yet: dashboard, usage logs and
+//! stats, webhooks, `/v1/ocr` and `/v1/recognition`.
+//!
+//! Deviation: the contract lists API keys with their full plaintext. catraca stores only a
+//! SHA-256, so the plaintext is returned once, at creation; lists show the display prefix
+//! (`sk-1234...`), as the contract's own dashboard samples do.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::AdminState;
+use super::auth::{self, AuthError, Purpose};
+use super::extract::AuthUser;
+use super::openapi::Api;
+
+/// SabIA's session tokens last a day (`expiresIn: 86400`); the contract has no refresh.
+const SESSION_TTL: Duration = Duration::from_secs(86_400);
+
+/// SabIA's routes.
+pub fn api() -> Api<AdminState> {
+    Api::new("sabia")
+        .route(
+            "POST",
+            "/v1/auth/register",
+            "Cadastro de usuário",
+            false,
+            post(register),
+        )
+        .route("POST", "/v1/auth/login", "Login", false, post(login))
+        .route(
+            "POST",
+            "/v1/auth/forgot-password",
+            "Recuperação de senha",
+            false,
+            post(forgot_password),
+        )
+        .route(
+            "POST",
+            "/v1/auth/reset-password",
+            "Redefinir senha",
+            false,
+            post(reset_password),
+        )
+        .route(
+            "POST",
+            "/v1/auth/verify-email",
+            "Verificar email",
+            false,
+            post(verify_email),
+        )
+        .route(
+            "GET",
+            "/v1/teams",
+            "Listar times do usuário",
+            true,
+            get(list_teams),
+        )
+        .route("POST", "/v1/teams", "Criar time", true, post(create_team))
+        .route(
+            "GET",
+            "/v1/teams/{teamId}",
+            "Obter detalhes do time",
+            true,
+            get(team_detail),
+        )
+        .route(
+            "POST",
+            "/v1/teams/{teamId}/members",
+            "Adicionar membro ao time",
+            true,
+            post(add_member),
+        )
+        .route(
+            "DELETE",
+            "/v1/teams/{teamId}/members/{userId}",
+            "Remover membro do time",
+            true,
+            delete(remove_member),
+        )
+        .route(
+            "GET",
+            "/v1/plans",
+            "Listar planos disponíveis",
+            false,
+            get(list_plans),
+        )
+        .route(
+            "PUT",
+            "/v1/teams/{teamId}/plan",
+            "Alterar plano do time",
+            true,
+            put(change_plan),
+        )
+        .route(
+            "GET",
+            "/v1/teams/{teamId}/billing",
+            "Obter informações de cobrança",
+            true,
+            get(billing),
+        )
+        .route(
+            "GET",
+            "/v1/teams/{teamId}/api-keys",
+            "Listar API keys",
+            true,
+            get(list_keys),
+        )
+        .route(
+            "POST",
+            "/v1/teams/{teamId}/api-keys",
+            "Criar API key",
+            true,
+            post(create_key),
+        )
+        .route(
+            "PUT",
+            "/v1/teams/{teamId}/api-keys/{keyId}",
+            "Atualizar API key",
+            true,
+            put(update_key),
+        )
+        .route(
+            "PATCH",
+            "/v1/teams/{teamId}/api-keys/{keyId}/status",
+            "Ativar/desativar API key",
+            true,
+            patch(key_status),
+        )
+        .route(
+            "DELETE",
+            "/v1/teams/{teamId}/api-keys/{keyId}",
+            "Deletar API key",
+            true,
+            delete(delete_key),
+        )
+}
+
+/// SabIA's error.
+#[derive(Debug)]
+pub struct SabiaError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<Value>,
+}
+
+impl SabiaError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        SabiaError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    fn validation(field: &str, message: &str) -> Self {
+        SabiaError {
+            details: Some(json!([{"field": field, "message": message}])),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                "Dados de validação inválidos",
+            )
+        }
+    }
+
+    fn team_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "TEAM_NOT_FOUND",
+            "Time não encontrado",
+        )
+    }
+
+    fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "INSUFFICIENT_PERMISSIONS",
+            "Permissões insuficientes",
+        )
+    }
+
+    fn key_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "API_KEY_NOT_FOUND",
+            "API Key não encontrada",
+        )
+    }
+
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "Erro interno do servidor",
+        )
+    }
+}
+
+impl IntoResponse for SabiaError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(d) = self.details {
+            error["details"] = d;
+        }
+        (self.status, Json(json!({"success": false, "error": error}))).into_response()
+    }
+}
+
+impl From<AuthError> for SabiaError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::BadCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CREDENTIALS",
+                "Credenciais inválidas",
+            ),
+            AuthError::BadToken | AuthError::Reused => {
+                Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Não autorizado")
+            }
+            AuthError::EmailTaken => Self::new(
+                StatusCode::CONFLICT,
+                "EMAIL_ALREADY_EXISTS",
+                "Email já cadastrado",
+            ),
+            AuthError::Db(err) => {
+                tracing::error!(error = %err, "database error");
+                Self::internal()
+            }
+            AuthError::Hash => Self::internal(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for SabiaError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database error");
+        Self::internal()
+    }
+}
+
+/// The logged-in user.
+pub struct User(pub AuthUser);
+
+impl FromRequestParts<AdminState> for User {
+    type Rejection = SabiaError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, SabiaError> {
+        Ok(User(AuthUser::from_parts(parts, state).await?))
+    }
+}
+
+/// JSON body with SabIA's VALIDATION_ERROR on anything malformed.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = SabiaError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, SabiaError> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| Body(v))
+            .map_err(|e| SabiaError {
+                details: Some(json!([{"field": "body", "message": e.body_text()}])),
+                ..SabiaError::new(
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    "Dados de validação inválidos",
+                )
+            })
+    }
+}
+
+fn ok(message: Option<&str>, data: Value) -> Json<Value> {
+    let mut v = json!({"success": true, "data": data});
+    if let Some(m) = message {
+        v["message"] = Value::String(m.to_string());
+    }
+    Json(v)
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The caller's role in `team`, or TEAM_NOT_FOUND (also for teams that exist but are not
+/// theirs: existence is not revealed).
+async fn role_in(
+    s: &AdminState,
+    user: &AuthUser,
+    team: &str,
+) -> Result<(Uuid, String), SabiaError> {
+    let team: Uuid = team.parse().map_err(|_| SabiaError::team_not_found())?;
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM membership WHERE organization_id = $1 AND user_id = $2",
+    )
+    .bind(team)
+    .bind(user.user_id)
+    .fetch_optional(&s.pool)
+    .await?;
+    role.map(|r| (team, r))
+        .ok_or_else(SabiaError::team_not_found)
+}
+
+fn is_admin(role: &str) -> bool {
+    role == "owner" || role == "admin"
+}
+
+/// Contract role names: owners show as admins.
+fn role_name(role: &str) -> &str {
+    if role == "owner" { "admin" } else { role }
+}
+
+// ---------- auth
+
+#[derive(Deserialize)]
+struct RegisterReq {
+    name: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    company: Option<String>,
+}
+
+fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str, SabiaError> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| SabiaError::validation(field, &format!("{field} é obrigatório")))
+}
+
+fn valid_email(e: &str) -> bool {
+    e.len() <= 254
+        && !e.contains(char::is_whitespace)
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.ends_with('.'))
+}
+
+/// name, email, phone, company, avatar, created, verified
+type UserRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    time::OffsetDateTime,
+    bool,
+);
+/// id, name, plan, logo, role, created
+type TeamRow = (
+    Uuid,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    time::OffsetDateTime,
+);
+/// plan code, cycle, started, monthly price, annual price, quota
+type BillingRow = (
+    Option<String>,
+    String,
+    time::OffsetDateTime,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+async fn user_json(s: &AdminState, user: Uuid) -> Result<Value, SabiaError> {
+    let row: Option<UserRow> = sqlx::query_as(
+        "SELECT name, email, phone, company, avatar_url, created_at, email_verified_at IS NOT NULL FROM app_user WHERE user_id = $1",
+    )
+    .bind(user)
+    .fetch_optional(&s.pool)
+    .await?;
+    let (name, email, phone, company, avatar, created, verified) = row.ok_or_else(|| {
+        SabiaError::new(
+            StatusCode::NOT_FOUND,
+            "USER_NOT_FOUND",
+            "Usuário não encontrado",
+        )
+    })?;
+    Ok(json!({
+        "id": user, "name": name, "email": email, "phone": phone, "company": company,
+        "avatar": avatar, "createdAt": rfc3339(created), "emailVerified": verified,
+    }))
+}
+
+async fn register(
+    State(s): State<AdminState>,
+    Body(r): Body<RegisterReq>,
+) -> Result<(StatusCode, Json<Value>), SabiaError> {
+    let name = required(&r.name, "name")?;
+    let email = required(&r.email, "email")?;
+    let password = r.password.as_deref().unwrap_or("");
+    if !valid_email(email) {
+        return Err(SabiaError::validation("email", "Email inválido"));
+    }
+    if password.chars().count() < 8 {
+        return Err(SabiaError::validation(
+            "password",
+            "A senha deve ter ao menos 8 caracteres",
+        ));
+    }
+    let (user, org) = auth::register(&s.pool, email, password, name, "team").await?;
+    sqlx::query("UPDATE app_user SET phone = $2, company = $3 WHERE user_id = $1")
+        .bind(user)
+        .bind(&r.phone)
+        .bind(&r.company)
+        .execute(&s.pool)
+        .await?;
+    auth::send_one_time(
+        &s.pool,
+        user,
+        Purpose::VerifyEmail,
+        email,
+        "Verifique seu email",
+        "Seu código de verificação: ",
+    )
+    .await?;
+    let token = s.jwt.issue_ttl(user, org, SESSION_TTL)?;
+    Ok((
+        StatusCode::CREATED,
+        ok(
+            Some("Usuário criado com sucesso"),
+            json!({"user": user_json(&s, user).await?, "token": token}),
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+struct LoginReq {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+async fn login(
+    State(s): State<AdminState>,
+    Body(r): Body<LoginReq>,
+) -> Result<Json<Value>, SabiaError> {
+    let email = required(&r.email, "email")?;
+    let password = r.password.as_deref().unwrap_or("");
+    let (user, org) = auth::login(&s.pool, email, password).await?;
+    let token = s.jwt.issue_ttl(user, org, SESSION_TTL)?;
+    let mut u = user_json(&s, user).await?;
+    if let Value::Object(m) = &mut u {
+        m.remove("createdAt");
+        m.remove("emailVerified");
+    }
+    Ok(ok(
+        Some("Login realizado com sucesso"),
+        json!({"user": u, "token": token, "expiresIn": SESSION_TTL.as_secs()}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct EmailReq {
+    email: Option<String>,
+}
+
+/// Always the same answer, whether or not the email is registered (no account enumeration).
+async fn forgot_password(
+    State(s): State<AdminState>,
+    Body(r): Body<EmailReq>,
+) -> Result<Json<Value>, SabiaError> {
+    let email = required(&r.email, "email")?;
+    let user: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT user_id, email FROM app_user WHERE lower(email) = lower($1)")
+            .bind(email)
+            .fetch_optional(&s.pool)
+            .await?;
+    if let Some((user, to)) = user {
+        auth::send_one_time(
+            &s.pool,
+            user,
+            Purpose::ResetPassword,
+            &to,
+            "Recuperação de senha",
+            "Seu código para redefinir a senha: ",
+        )
+        .await?;
+    }
+    Ok(Json(
+        json!({"success": true, "message": "Email de recuperação enviado com sucesso"}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResetReq {
+    token: Option<String>,
+    new_password: Option<String>,
+}
+
+async fn reset_password(
+    State(s): State<AdminState>,
+    Body(r): Body<ResetReq>,
+) -> Result<Json<Value>, SabiaError> {
+    let token = required(&r.token, "token")?;
+    let password = r.new_password.as_deref().unwrap_or("");
+    if password.chars().count() < 8 {
+        return Err(SabiaError::validation(
+            "newPassword",
+            "A senha deve ter ao menos 8 caracteres",
+        ));
+    }
+    let user = auth::consume_one_time(&s.pool, token, Purpose::ResetPassword)
+        .await
+        .map_err(|_| SabiaError::validation("token", "Token inválido ou expirado"))?;
+    auth::set_password(&s.pool, user, password).await?;
+    Ok(Json(
+        json!({"success": true, "message": "Senha redefinida com sucesso"}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct TokenReq {
+    token: Option<String>,
+}
+
+async fn verify_email(
+    State(s): State<AdminState>,
+    Body(r): Body<TokenReq>,
+) -> Result<Json<Value>, SabiaError> {
+    let token = required(&r.token, "token")?;
+    let user = auth::consume_one_time(&s.pool, token, Purpose::VerifyEmail)
+        .await
+        .map_err(|_| SabiaError::validation("token", "Token inválido ou expirado"))?;
+    sqlx::query("UPDATE app_user SET email_verified_at = now() WHERE user_id = $1")
+        .bind(user)
+        .execute(&s.pool)
+        .await?;
+    Ok(Json(
+        json!({"success": true, "message": "Email verificado com sucesso"}),
+    ))
+}
+
+// ---------- teams
+
+async fn list_teams(State(s): State<AdminState>, User(u): User) -> Result<Json<Value>, SabiaError> {
+    let rows: Vec<TeamRow> = sqlx::query_as(
+        "SELECT o.organization_id, o.name, p.name, o.logo_url, m.role, o.created_at
+         FROM membership m JOIN organization o USING (organization_id) LEFT JOIN plan p USING (plan_id)
+         WHERE m.user_id = $1 ORDER BY o.created_at",
+    )
+    .bind(u.user_id)
+    .fetch_all(&s.pool)
+    .await?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, name, plan, logo, role, created)| {
+            json!({"id": id, "name": name, "plan": plan.unwrap_or_else(|| "Sandbox".into()), "logo": logo,
+                   "role": role_name(&role), "createdAt": rfc3339(created)})
+        })
+        .collect();
+    Ok(ok(None, Value::Array(data)))
+}
+
+#[derive(Deserialize)]
+struct TeamReq {
+    name: Option<String>,
+    #[serde(default)]
+    plan: Option<String>,
+}
+
+async fn plan_id(s: &AdminState, code: &str) -> Result<Uuid, SabiaError> {
+    sqlx::query_scalar("SELECT plan_id FROM plan WHERE code = lower($1)")
+        .bind(code)
+        .fetch_optional(&s.pool)
+        .await?
+        .ok_or_else(|| SabiaError::validation("plan", "Plano inexistente"))
+}
+
+async fn create_team(
+    State(s): State<AdminState>,
+    User(u): User,
+    Body(r): Body<TeamReq>,
+) -> Result<(StatusCode, Json<Value>), SabiaError> {
+    let name = required(&r.name, "name")?;
+    if name.len() > 200 {
+        return Err(SabiaError::validation("name", "Nome muito longo"));
+    }
+    let code = r.plan.as_deref().unwrap_or("sandbox").to_lowercase();
+    let plan = plan_id(&s, &code).await?;
+    let mut tx = s.pool.begin().await?;
+    let (id, created): (Uuid, time::OffsetDateTime) = sqlx::query_as(
+        "INSERT INTO organization (name, kind, plan_id) VALUES ($1, 'team', $2) RETURNING organization_id, created_at",
+    )
+    .bind(name)
+    .bind(plan)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO membership (organization_id, user_id, role) VALUES ($1, $2, 'owner')")
+        .bind(id)
+        .bind(u.user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        ok(
+            Some("Time criado com sucesso"),
+            json!({"id": id, "name": name, "plan": code, "logo": null, "role": "admin", "createdAt": rfc3339(created)}),
+        ),
+    ))
+}
+
+type PlanRow = (
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i32>,
+    Value,
+    bool,
+    String,
+    String,
+    String,
+);
+
+const PLAN_COLUMNS: &str =
+    "code, name, price_brl_micros, annual_price_brl_micros, monthly_request_quota, rate_limit_rps,
+     features, popular, cta, cta_variant, main_feature";
+
+/// "R$ 99" / "R$ 1.999" / "Gratuito", as the contract shows prices.
+fn brl(micros: i64) -> String {
+    if micros == 0 {
+        return "Gratuito".into();
+    }
+    let reais = micros / 1_000_000;
+    let cents = (micros % 1_000_000) / 10_000;
+    let digits = reais.to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(ch);
+    }
+    if cents == 0 {
+        format!("R$ {grouped}")
+    } else {
+        format!("R$ {grouped},{cents:02}")
+    }
+}
+
+fn plan_json(p: &PlanRow) -> Value {
+    let free = p.2 == 0;
+    json!({
+        "id": p.0,
+        "name": p.1,
+        "price": brl(p.2),
+        "priceSubtext": if free { "Para desenvolvimento" } else { "/mês" },
+        "annualPrice": brl(p.3),
+        "annualPriceSubtext": if free { "Para desenvolvimento" } else { "/ano" },
+        "mainFeature": p.10,
+        "features": p.6,
+        "cta": p.8,
+        "ctaVariant": p.9,
+        "popular": p.7,
+    })
+}
+
+async fn team_detail(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, _) = role_in(&s, &u, &team).await?;
+    let (name, created): (String, time::OffsetDateTime) =
+        sqlx::query_as("SELECT name, created_at FROM organization WHERE organization_id = $1")
+            .bind(team)
+            .fetch_one(&s.pool)
+            .await?;
+    let plan: Option<PlanRow> = sqlx::query_as(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plan WHERE plan_id = (SELECT plan_id FROM organization WHERE organization_id = $1)"
+    ))
+    .bind(team)
+    .fetch_optional(&s.pool)
+    .await?;
+    let members: Vec<(Uuid, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT u.user_id, u.name, u.email, m.role, u.avatar_url FROM membership m JOIN app_user u USING (user_id)
+         WHERE m.organization_id = $1 ORDER BY m.created_at",
+    )
+    .bind(team)
+    .fetch_all(&s.pool)
+    .await?;
+    let members: Vec<Value> = members
+        .into_iter()
+        .map(|(id, name, email, role, avatar)| json!({"id": id, "name": name, "email": email, "role": role_name(&role), "avatar": avatar}))
+        .collect();
+    Ok(ok(
+        None,
+        json!({"id": team, "name": name, "plan": plan.as_ref().map(plan_json), "members": members, "createdAt": rfc3339(created)}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct MemberReq {
+    email: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+async fn add_member(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+    Body(r): Body<MemberReq>,
+) -> Result<(StatusCode, Json<Value>), SabiaError> {
+    let (team, role) = role_in(&s, &u, &team).await?;
+    if !is_admin(&role) {
+        return Err(SabiaError::forbidden());
+    }
+    let email = required(&r.email, "email")?;
+    let new_role = r.role.as_deref().unwrap_or("member");
+    if !matches!(new_role, "admin" | "member" | "viewer") {
+        return Err(SabiaError::validation(
+            "role",
+            "Papel deve ser admin, member ou viewer",
+        ));
+    }
+    let user: Option<(Uuid, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT user_id, name, email, avatar_url FROM app_user WHERE lower(email) = lower($1)",
+    )
+    .bind(email)
+    .fetch_optional(&s.pool)
+    .await?;
+    let (id, name, email, avatar) = user.ok_or_else(|| {
+        SabiaError::new(
+            StatusCode::NOT_FOUND,
+            "USER_NOT_FOUND",
+            "Usuário não encontrado",
+        )
+    })?;
+    let added = sqlx::query("INSERT INTO membership (organization_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(team)
+        .bind(id)
+        .bind(new_role)
+        .execute(&s.pool)
+        .await?;
+    if added.rows_affected() == 0 {
+        return Err(SabiaError::new(
+            StatusCode::CONFLICT,
+            "MEMBER_ALREADY_EXISTS",
+            "Usuário já é membro do time",
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        ok(
+            Some("Membro adicionado com sucesso"),
+            json!({"id": id, "name": name, "email": email, "role": new_role, "avatar": avatar}),
+        ),
+    ))
+}
+
+async fn remove_member(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path((team, user)): Path<(String, String)>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, role) = role_in(&s, &u, &team).await?;
+    let target: Uuid = user.parse().map_err(|_| {
+        SabiaError::new(
+            StatusCode::NOT_FOUND,
+            "USER_NOT_FOUND",
+            "Usuário não encontrado",
+        )
+    })?;
+    // admins remove anyone; a member may leave
+    if !is_admin(&role) && target != u.user_id {
+        return Err(SabiaError::forbidden());
+    }
+    let owners: i64 = sqlx::query_scalar("SELECT count(*) FROM membership WHERE organization_id = $1 AND role = 'owner' AND user_id <> $2")
+        .bind(team)
+        .bind(target)
+        .fetch_one(&s.pool)
+        .await?;
+    let target_role: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM membership WHERE organization_id = $1 AND user_id = $2",
+    )
+    .bind(team)
+    .bind(target)
+    .fetch_optional(&s.pool)
+    .await?;
+    match target_role.as_deref() {
+        None => {
+            return Err(SabiaError::new(
+                StatusCode::NOT_FOUND,
+                "USER_NOT_FOUND",
+                "Usuário não encontrado",
+            ));
+        }
+        Some("owner") if owners == 0 => {
+            return Err(SabiaError::validation(
+                "userId",
+                "O time precisa de ao menos um administrador",
+            ));
+        }
+        _ => {}
+    }
+    sqlx::query("DELETE FROM membership WHERE organization_id = $1 AND user_id = $2")
+        .bind(team)
+        .bind(target)
+        .execute(&s.pool)
+        .await?;
+    Ok(Json(
+        json!({"success": true, "message": "Membro removido com sucesso"}),
+    ))
+}
+
+// ---------- plans and billing
+
+async fn list_plans(State(s): State<AdminState>) -> Result<Json<Value>, SabiaError> {
+    let rows: Vec<PlanRow> = sqlx::query_as(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plan ORDER BY sort_order, code"
+    ))
+    .fetch_all(&s.pool)
+    .await?;
+    Ok(ok(None, Value::Array(rows.iter().map(plan_json).collect())))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanChange {
+    plan: Option<String>,
+    #[serde(default)]
+    billing_cycle: Option<String>,
+}
+
+async fn change_plan(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+    Body(r): Body<PlanChange>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, role) = role_in(&s, &u, &team).await?;
+    if !is_admin(&role) {
+        return Err(SabiaError::forbidden());
+    }
+    let code = required(&r.plan, "plan")?.to_lowercase();
+    let cycle = r.billing_cycle.as_deref().unwrap_or("monthly");
+    if !matches!(cycle, "monthly" | "annual") {
+        return Err(SabiaError::validation(
+            "billingCycle",
+            "Ciclo deve ser monthly ou annual",
+        ));
+    }
+    let new_plan = plan_id(&s, &code).await?;
+    let old: Option<String> = sqlx::query_scalar(
+        "SELECT p.code FROM organization o LEFT JOIN plan p USING (plan_id) WHERE o.organization_id = $1",
+    )
+    .bind(team)
+    .fetch_one(&s.pool)
+    .await?;
+    let started: time::OffsetDateTime = sqlx::query_scalar(
+        "UPDATE organization SET plan_id = $2, billing_cycle = $3, plan_started_at = now() WHERE organization_id = $1 RETURNING plan_started_at",
+    )
+    .bind(team)
+    .bind(new_plan)
+    .bind(cycle)
+    .fetch_one(&s.pool)
+    .await?;
+    sqlx::query("INSERT INTO audit_log (organization_id, user_id, action, target) VALUES ($1, $2, 'plan.change', $3)")
+        .bind(team)
+        .bind(u.user_id)
+        .bind(&code)
+        .execute(&s.pool)
+        .await?;
+    let next = started
+        + if cycle == "annual" {
+            time::Duration::days(365)
+        } else {
+            time::Duration::days(30)
+        };
+    Ok(ok(
+        Some("Plano alterado com sucesso"),
+        json!({"teamId": team, "oldPlan": old.unwrap_or_else(|| "sandbox".into()), "newPlan": code, "billingCycle": cycle, "nextBillingDate": rfc3339(next)}),
+    ))
+}
+
+async fn billing(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, _) = role_in(&s, &u, &team).await?;
+    let (code, cycle, started, price, annual, quota): BillingRow = sqlx::query_as(
+        "SELECT p.code, o.billing_cycle, o.plan_started_at, p.price_brl_micros, p.annual_price_brl_micros, p.monthly_request_quota
+         FROM organization o LEFT JOIN plan p USING (plan_id) WHERE o.organization_id = $1",
+    )
+    .bind(team)
+    .fetch_one(&s.pool)
+    .await?;
+    // this month's requests, from the rollup
+    let used: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(requests), 0)::int8 FROM usage_daily
+         WHERE organization_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date",
+    )
+    .bind(team)
+    .fetch_one(&s.pool)
+    .await?;
+    let now = time::OffsetDateTime::now_utc();
+    let reset = time::Date::from_calendar_date(
+        if now.month() == time::Month::December {
+            now.year() + 1
+        } else {
+            now.year()
+        },
+        now.month().next(),
+        1,
+    )
+    .map(|d| d.midnight().assume_utc())
+    .unwrap_or(now);
+    let amount_micros = if cycle == "annual" { annual } else { price }.unwrap_or(0);
+    let next = started
+        + if cycle == "annual" {
+            time::Duration::days(365)
+        } else {
+            time::Duration::days(30)
+        };
+    Ok(ok(
+        None,
+        json!({
+            "currentPlan": code.unwrap_or_else(|| "sandbox".into()),
+            "billingCycle": cycle,
+            "nextBillingDate": rfc3339(next),
+            "amount": amount_micros as f64 / 1_000_000.0,
+            "currency": "BRL",
+            "paymentMethod": null,
+            "usage": {"current": used, "limit": quota, "resetDate": rfc3339(reset)},
+        }),
+    ))
+}
+
+// ---------- team API keys
+
+type KeyRow = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    time::OffsetDateTime,
+    Option<time::OffsetDateTime>,
+    String,
+);
+
+const KEY_COLUMNS: &str = "serial_id, name, description, status, created_at, last_used_at, prefix";
+
+fn key_json(r: &KeyRow) -> Value {
+    json!({
+        "id": r.0,
+        "key": format!("{}...", r.6),
+        "name": r.1,
+        "description": r.2,
+        "createdAt": rfc3339(r.4),
+        "status": r.3,
+        "lastUsed": r.5.map(rfc3339),
+    })
+}
+
+async fn list_keys(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, _) = role_in(&s, &u, &team).await?;
+    let rows: Vec<KeyRow> = sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_key WHERE organization_id = $1 ORDER BY serial_id"
+    ))
+    .bind(team)
+    .fetch_all(&s.pool)
+    .await?;
+    Ok(ok(None, Value::Array(rows.iter().map(key_json).collect())))
+}
+
+#[derive(Deserialize)]
+struct KeyReq {
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+async fn create_key(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+    Body(r): Body<KeyReq>,
+) -> Result<(StatusCode, Json<Value>), SabiaError> {
+    let (team, role) = role_in(&s, &u, &team).await?;
+    if !is_admin(&role) {
+        return Err(SabiaError::forbidden());
+    }
+    let name = required(&r.name, "name")?;
+    if name.len() > 200 || r.description.as_ref().is_some_and(|d| d.len() > 2000) {
+        return Err(SabiaError::validation("name", "Texto muito longo"));
+    }
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let plaintext = format!("sk-{}", hex::encode(b));
+    let row: KeyRow = sqlx::query_as(&format!(
+        "INSERT INTO api_key (organization_id, created_by, key_hash, prefix, name, description)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
+    ))
+    .bind(team)
+    .bind(u.user_id)
+    .bind(Sha256::digest(plaintext.as_bytes()).to_vec())
+    .bind(&plaintext[..7])
+    .bind(name)
+    .bind(&r.description)
+    .fetch_one(&s.pool)
+    .await?;
+    let mut v = key_json(&row);
+    v["key"] = Value::String(plaintext);
+    Ok((
+        StatusCode::CREATED,
+        ok(Some("API Key criada com sucesso"), v),
+    ))
+}
+
+fn key_id(k: &str) -> Result<i64, SabiaError> {
+    k.parse().map_err(|_| SabiaError::key_not_found())
+}
+
+async fn update_key(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path((team, key)): Path<(String, String)>,
+    Body(r): Body<KeyReq>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, role) = role_in(&s, &u, &team).await?;
+    if !is_admin(&role) {
+        return Err(SabiaError::forbidden());
+    }
+    let id = key_id(&key)?;
+    if let Some(n) = &r.name
+        && (n.trim().is_empty() || n.len() > 200)
+    {
+        return Err(SabiaError::validation("name", "Nome inválido"));
+    }
+    let row: Option<KeyRow> = sqlx::query_as(&format!(
+        "UPDATE api_key SET name = coalesce($3, name), description = coalesce($4, description)
+         WHERE organization_id = $1 AND serial_id = $2 RETURNING {KEY_COLUMNS}"
+    ))
+    .bind(team)
+    .bind(id)
+    .bind(r.name.as_deref().map(str::trim))
+    .bind(&r.description)
+    .fetch_optional(&s.pool)
+    .await?;
+    let row = row.ok_or_else(SabiaError::key_not_found)?;
+    Ok(ok(Some("API Key atualizada com sucesso"), key_json(&row)))
+}
+
+#[derive(Deserialize)]
+struct StatusReq {
+    status: Option<String>,
+}
+
+async fn key_status(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path((team, key)): Path<(String, String)>,
+    Body(r): Body<StatusReq>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, role) = role_in(&s, &u, &team).await?;
+    if !is_admin(&role) {
+        return Err(SabiaError::forbidden());
+    }
+    let id = key_id(&key)?;
+    let status = required(&r.status, "status")?;
+    let db_status = match status {
+        "active" => "active",
+        "inactive" | "disabled" => "disabled",
+        "revoked" => "revoked",
+        _ => {
+            return Err(SabiaError::validation(
+                "status",
+                "Status deve ser active, inactive ou revoked",
+            ));
+        }
+    };
+    let current: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM api_key WHERE organization_id = $1 AND serial_id = $2",
+    )
+    .bind(team)
+    .bind(id)
+    .fetch_optional(&s.pool)
+    .await?;
+    match current.as_deref() {
+        None => return Err(SabiaError::key_not_found()),
+        Some("revoked") if db_status != "revoked" => {
+            return Err(SabiaError::new(
+                StatusCode::CONFLICT,
+                "API_KEY_REVOKED",
+                "API Key revogada",
+            ));
+        }
+        _ => {}
+    }
+    let updated: time::OffsetDateTime = sqlx::query_scalar(
+        "UPDATE api_key SET status = $3, revoked_at = CASE WHEN $3 = 'revoked' THEN coalesce(revoked_at, now()) ELSE revoked_at END
+         WHERE organization_id = $1 AND serial_id = $2 RETURNING updated_at",
+    )
+    .bind(team)
+    .bind(id)
+    .bind(db_status)
+    .fetch_one(&s.pool)
+    .await?;
+    Ok(ok(
+        Some("Status da API Key alterado com sucesso"),
+        json!({"id": id, "status": status, "updatedAt": rfc3339(updated)}),
+    ))
+}
+
+async fn delete_key(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path((team, key)): Path<(String, String)>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, role) = role_in(&s, &u, &team).await?;
+    if !is_admin(&role) {
+        return Err(SabiaError::forbidden());
+    }
+    let id = key_id(&key)?;
+    let done = sqlx::query("DELETE FROM api_key WHERE organization_id = $1 AND serial_id = $2")
+        .bind(team)
+        .bind(id)
+        .execute(&s.pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(SabiaError::key_not_found());
+    }
+    Ok(Json(
+        json!({"success": true, "message": "API Key removida com sucesso"}),
+    ))
+}
