@@ -13,4 +13,5 @@ mod maxai;
 mod openapi;
 mod proxy;
 mod reload;
+mod sabia;
 mod sdk;

@@ -1,0 +1,587 @@
+//! The SabIA Labs contract through the gateway's port: envelope, error codes, statuses.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::common::{Gateway, Mock, db_url};
+
+async fn start(pool: &PgPool, mock: &Mock) -> Gateway {
+    Gateway::start_with_env(
+        &crate::common::single_model(mock, "gpt-4o-mini", ""),
+        &[
+            ("DATABASE_URL", &db_url(pool, None)),
+            (
+                "CATRACA_JWT_SECRET",
+                "sabia-secret-sabia-secret-sabia-secret",
+            ),
+        ],
+    )
+    .await
+}
+
+async fn call(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut rb = reqwest::Client::new().request(method.parse().unwrap(), gw.url(path));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = rb.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_error(v: &Value, code: &str) {
+    assert_eq!(v["success"], false, "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(v["error"]["message"].is_string());
+}
+
+async fn register(gw: &Gateway, email: &str) -> String {
+    let (s, v) = call(gw, "POST", "/v1/auth/register", None,
+        Some(json!({"name": "João Silva", "email": email, "password": "senha-forte-1", "phone": "(11) 99999-9999", "company": "Exemplo"}))).await;
+    assert_eq!(s, 201, "{v}");
+    v["data"]["token"].as_str().unwrap().to_string()
+}
+
+async fn outbox_token(pool: &PgPool, to: &str, subject: &str) -> String {
+    let body: String = sqlx::query_scalar("SELECT body FROM outbox_email WHERE to_address = $1 AND subject = $2 ORDER BY outbox_email_id DESC LIMIT 1")
+        .bind(to).bind(subject).fetch_one(pool).await.unwrap();
+    body.rsplit(' ').next().unwrap().to_string()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn auth_flows(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+
+    let (s, v) = call(&gw, "POST", "/v1/auth/register", None,
+        Some(json!({"name": "João Silva", "email": "joao@exemplo.com", "password": "senha-forte-1", "phone": "(11) 99999-9999", "company": "Exemplo"}))).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["success"], true);
+    assert_eq!(v["message"], "Usuário criado com sucesso");
+    let u = &v["data"]["user"];
+    assert_eq!(
+        (
+            u["name"].as_str(),
+            u["phone"].as_str(),
+            u["company"].as_str()
+        ),
+        (Some("João Silva"), Some("(11) 99999-9999"), Some("Exemplo"))
+    );
+    assert_eq!(u["emailVerified"], false);
+    assert!(u["createdAt"].is_string());
+
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/auth/register",
+        None,
+        Some(json!({"name": "Outro", "email": "JOAO@exemplo.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    assert_eq!(s, 409);
+    assert_error(&v, "EMAIL_ALREADY_EXISTS");
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/auth/register",
+        None,
+        Some(json!({"name": "X", "password": "senha-forte-1"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_error(&v, "VALIDATION_ERROR");
+    assert_eq!(v["error"]["details"][0]["field"], "email");
+
+    // email verification: single use
+    let t = outbox_token(&pool, "joao@exemplo.com", "Verifique seu email").await;
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/v1/auth/verify-email",
+        None,
+        Some(json!({"token": t})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/auth/verify-email",
+        None,
+        Some(json!({"token": t})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_error(&v, "VALIDATION_ERROR");
+
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "joao@exemplo.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["message"], "Login realizado com sucesso");
+    assert_eq!(v["data"]["expiresIn"], 86400);
+    assert!(v["data"]["token"].is_string());
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "joao@exemplo.com", "password": "errada-123"})),
+    )
+    .await;
+    assert_eq!(s, 401);
+    assert_error(&v, "INVALID_CREDENTIALS");
+
+    // forgot: the same answer for known and unknown emails; a mail only for the known one
+    let (s1, v1) = call(
+        &gw,
+        "POST",
+        "/v1/auth/forgot-password",
+        None,
+        Some(json!({"email": "joao@exemplo.com"})),
+    )
+    .await;
+    let (s2, v2) = call(
+        &gw,
+        "POST",
+        "/v1/auth/forgot-password",
+        None,
+        Some(json!({"email": "ninguem@exemplo.com"})),
+    )
+    .await;
+    assert_eq!((s1, &v1), (s2, &v2));
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_email WHERE subject = 'Recuperação de senha'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    let t = outbox_token(&pool, "joao@exemplo.com", "Recuperação de senha").await;
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/v1/auth/reset-password",
+        None,
+        Some(json!({"token": t, "newPassword": "curta"})),
+    )
+    .await;
+    assert_eq!(
+        s, 400,
+        "a short password changes nothing and keeps the token"
+    );
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/auth/reset-password",
+        None,
+        Some(json!({"token": t, "newPassword": "nova-senha-123"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["message"], "Senha redefinida com sucesso");
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/v1/auth/reset-password",
+        None,
+        Some(json!({"token": t, "newPassword": "outra-senha-123"})),
+    )
+    .await;
+    assert_eq!(s, 400, "reset tokens are single use");
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "joao@exemplo.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "joao@exemplo.com", "password": "nova-senha-123"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // an expired reset token is refused
+    call(
+        &gw,
+        "POST",
+        "/v1/auth/forgot-password",
+        None,
+        Some(json!({"email": "joao@exemplo.com"})),
+    )
+    .await;
+    let t = outbox_token(&pool, "joao@exemplo.com", "Recuperação de senha").await;
+    sqlx::query(
+        "UPDATE one_time_token SET expires_at = now() - interval '1 second' WHERE used_at IS NULL",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/v1/auth/reset-password",
+        None,
+        Some(json!({"token": t, "newPassword": "mais-uma-senha-1"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn teams_members_plans_and_billing(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let ta = register(&gw, "admin@exemplo.com").await;
+    let tb = register(&gw, "membro@exemplo.com").await;
+
+    let (s, v) = call(&gw, "GET", "/v1/plans", None, None).await;
+    assert_eq!(s, 200);
+    let plans = v["data"].as_array().unwrap();
+    assert_eq!(plans.len(), 4);
+    assert_eq!(
+        (plans[0]["name"].as_str(), plans[0]["price"].as_str()),
+        (Some("Sandbox"), Some("Gratuito"))
+    );
+    assert_eq!(
+        (
+            plans[1]["price"].as_str(),
+            plans[1]["annualPrice"].as_str(),
+            plans[1]["popular"].as_bool()
+        ),
+        (Some("R$ 99"), Some("R$ 990"), Some(true))
+    );
+    assert_eq!(plans[1]["features"][1]["text"], "Rate limit: 10 req/s");
+
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/teams",
+        Some(&ta),
+        Some(json!({"name": "Time Dev", "plan": "starter"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        (v["data"]["plan"].as_str(), v["data"]["role"].as_str()),
+        (Some("starter"), Some("admin"))
+    );
+    let team = v["data"]["id"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/teams",
+        Some(&ta),
+        Some(json!({"name": "X", "plan": "gold"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_error(&v, "VALIDATION_ERROR");
+
+    let (_, v) = call(&gw, "GET", "/v1/teams", Some(&ta), None).await;
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Time Dev"), "{v}");
+
+    // b is not a member: the team does not exist for b
+    let (s, v) = call(&gw, "GET", &format!("/v1/teams/{team}"), Some(&tb), None).await;
+    assert_eq!(s, 404);
+    assert_error(&v, "TEAM_NOT_FOUND");
+
+    let (s, v) = call(
+        &gw,
+        "POST",
+        &format!("/v1/teams/{team}/members"),
+        Some(&ta),
+        Some(json!({"email": "membro@exemplo.com", "role": "member"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let member_id = v["data"]["id"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        &gw,
+        "POST",
+        &format!("/v1/teams/{team}/members"),
+        Some(&ta),
+        Some(json!({"email": "nao-existe@exemplo.com"})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert_error(&v, "USER_NOT_FOUND");
+    // a member may read but not manage
+    let (s, v) = call(&gw, "GET", &format!("/v1/teams/{team}"), Some(&tb), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["data"]["plan"]["name"], "Starter");
+    assert_eq!(v["data"]["members"].as_array().unwrap().len(), 2);
+    let (s, v) = call(
+        &gw,
+        "POST",
+        &format!("/v1/teams/{team}/members"),
+        Some(&tb),
+        Some(json!({"email": "admin@exemplo.com"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert_error(&v, "INSUFFICIENT_PERMISSIONS");
+    let (s, _) = call(
+        &gw,
+        "PUT",
+        &format!("/v1/teams/{team}/plan"),
+        Some(&tb),
+        Some(json!({"plan": "pro"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    let (s, v) = call(
+        &gw,
+        "PUT",
+        &format!("/v1/teams/{team}/plan"),
+        Some(&ta),
+        Some(json!({"plan": "pro", "billingCycle": "monthly"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["data"]["oldPlan"].as_str(), v["data"]["newPlan"].as_str()),
+        (Some("starter"), Some("pro"))
+    );
+    let (s, v) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/billing"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (
+            v["data"]["currentPlan"].as_str(),
+            v["data"]["amount"].as_f64(),
+            v["data"]["currency"].as_str()
+        ),
+        (Some("pro"), Some(499.0), Some("BRL"))
+    );
+    assert_eq!(
+        (
+            v["data"]["usage"]["current"].as_i64(),
+            v["data"]["usage"]["limit"].as_i64()
+        ),
+        (Some(0), Some(50000))
+    );
+
+    let (s, _) = call(
+        &gw,
+        "DELETE",
+        &format!("/v1/teams/{team}/members/{member_id}"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&gw, "GET", &format!("/v1/teams/{team}"), Some(&tb), None).await;
+    assert_eq!(s, 404, "a removed member loses access at once");
+    let (s, _) = call(&gw, "GET", "/v1/teams", None, None).await;
+    assert_eq!(s, 401);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn team_keys_lifecycle_at_the_gateway(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let ta = register(&gw, "dono@exemplo.com").await;
+    let (_, v) = call(
+        &gw,
+        "POST",
+        "/v1/teams",
+        Some(&ta),
+        Some(json!({"name": "Time", "plan": "starter"})),
+    )
+    .await;
+    let team = v["data"]["id"].as_str().unwrap().to_string();
+
+    let (s, v) = call(
+        &gw,
+        "POST",
+        &format!("/v1/teams/{team}/api-keys"),
+        Some(&ta),
+        Some(json!({"name": "API Key Mobile", "description": "Chave para aplicações móveis"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["message"], "API Key criada com sucesso");
+    let key = v["data"]["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("sk-") && key.len() == 35);
+    assert_eq!(
+        (
+            v["data"]["status"].as_str(),
+            v["data"]["lastUsed"].is_null()
+        ),
+        (Some("active"), true)
+    );
+    let id = v["data"]["id"].as_i64().unwrap();
+
+    let chat = |key: String| {
+        let url = gw.url("/v1/chat/completions");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(json!({"model": "gpt-4o-mini", "messages": []}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(chat(key.clone()).await, 200);
+
+    let (_, v) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/api-keys"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(
+        v["data"][0]["key"],
+        format!("{}...", &key[..7]),
+        "lists show only the prefix"
+    );
+
+    let (s, v) = call(
+        &gw,
+        "PUT",
+        &format!("/v1/teams/{team}/api-keys/{id}"),
+        Some(&ta),
+        Some(json!({"name": "API Key Mobile Atualizada"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (
+            v["data"]["name"].as_str(),
+            v["data"]["description"].as_str()
+        ),
+        (
+            Some("API Key Mobile Atualizada"),
+            Some("Chave para aplicações móveis")
+        )
+    );
+
+    // inactive → refused within a second; active again → accepted
+    let t0 = Instant::now();
+    let (s, v) = call(
+        &gw,
+        "PATCH",
+        &format!("/v1/teams/{team}/api-keys/{id}/status"),
+        Some(&ta),
+        Some(json!({"status": "inactive"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    while chat(key.clone()).await != 401 {
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    call(
+        &gw,
+        "PATCH",
+        &format!("/v1/teams/{team}/api-keys/{id}/status"),
+        Some(&ta),
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    let t0 = Instant::now();
+    while chat(key.clone()).await != 200 {
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (s, v) = call(
+        &gw,
+        "PATCH",
+        &format!("/v1/teams/{team}/api-keys/{id}/status"),
+        Some(&ta),
+        Some(json!({"status": "paused"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_error(&v, "VALIDATION_ERROR");
+    let (s, v) = call(
+        &gw,
+        "PATCH",
+        &format!("/v1/teams/{team}/api-keys/{id}/status"),
+        Some(&ta),
+        Some(json!({"status": "revoked"})),
+    )
+    .await;
+    assert_eq!((s, v["data"]["status"].as_str()), (200, Some("revoked")));
+    let (s, v) = call(
+        &gw,
+        "PATCH",
+        &format!("/v1/teams/{team}/api-keys/{id}/status"),
+        Some(&ta),
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    assert_eq!(s, 409);
+    assert_error(&v, "API_KEY_REVOKED");
+
+    let (s, _) = call(
+        &gw,
+        "DELETE",
+        &format!("/v1/teams/{team}/api-keys/{id}"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = call(
+        &gw,
+        "DELETE",
+        &format!("/v1/teams/{team}/api-keys/{id}"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert_error(&v, "API_KEY_NOT_FOUND");
+    let t0 = Instant::now();
+    while chat(key.clone()).await != 401 {
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
