@@ -171,6 +171,31 @@ impl ApiError {
         })
     }
 
+    /// SabIA Labs' code for this error (its `/v1/ocr` and `/v1/recognition` services).
+    pub fn sabia_code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidRequest(_)
+            | ApiError::BodyTooLarge(_)
+            | ApiError::UnsupportedMediaType(_) => "VALIDATION_ERROR",
+            ApiError::MissingKey | ApiError::InvalidKey | ApiError::ExpiredKey => "UNAUTHORIZED",
+            ApiError::DisabledKey => "API_KEY_REVOKED",
+            ApiError::ModelNotAllowed(_) => "INSUFFICIENT_PERMISSIONS",
+            ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => "NOT_FOUND",
+            ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            _ => "INTERNAL_ERROR",
+        }
+    }
+
+    /// SabIA's wire body: `{"success": false, "error": {"code", "message"}}`.
+    pub fn sabia_body(&self) -> Bytes {
+        let v = serde_json::json!({
+            "success": false,
+            "error": {"code": self.sabia_code(), "message": self.to_string()},
+        });
+        Bytes::from(v.to_string())
+    }
+
     /// The same error as one SSE event, for streams that already started.
     pub fn sse_event(&self) -> Bytes {
         let body = self.body();

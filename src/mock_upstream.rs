@@ -67,6 +67,8 @@ pub fn router(opts: MockOptions) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/images/generations", post(images))
         .route("/v1/audio/transcriptions", post(audio))
+        .route("/v1/ocr", post(ocr))
+        .route("/v1/recognition", post(recognition))
         .route("/v1/models", get(models))
         .route("/mock/stats", get(stats))
         .route("/mock/config", post(set_config))
@@ -339,27 +341,54 @@ async fn images(State(m): S, h: HeaderMap, body: Bytes) -> Response {
         .into_response()
 }
 
-async fn audio(State(m): S, h: HeaderMap, body: Body) -> Response {
-    // read the upload as a stream, counting bytes, never holding it whole
+/// Read an upload as a stream, counting bytes, never holding it whole.
+async fn upload(m: &Mock, h: &HeaderMap, body: Body) -> Result<u64, Response> {
     let mut n: u64 = 0;
     let mut s = body.into_data_stream();
     while let Some(chunk) = s.next().await {
         match chunk {
             Ok(c) => n += c.len() as u64,
-            Err(_) => return error_response(400),
+            Err(_) => return Err(error_response(400)),
         }
     }
     m.stats.upload_bytes.fetch_add(n, Ordering::Relaxed);
-    remember(&m, &json!({"multipart_bytes": n}), &h);
-    if let Some(r) = preflight(&m, &h).await {
-        return r;
+    remember(m, &json!({"multipart_bytes": n}), h);
+    if let Some(r) = preflight(m, h).await {
+        return Err(r);
     }
-    let out = json!({"text": "Olá do mock da catraca.", "bytes_received": n});
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        out.to_string(),
-    )
-        .into_response()
+    Ok(n)
+}
+
+fn json_response(v: Value) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+async fn audio(State(m): S, h: HeaderMap, body: Body) -> Response {
+    match upload(&m, &h, body).await {
+        Ok(n) => json_response(json!({"text": "Olá do mock da catraca.", "bytes_received": n})),
+        Err(r) => r,
+    }
+}
+
+/// SabIA's OCR answer shape.
+async fn ocr(State(m): S, h: HeaderMap, body: Body) -> Response {
+    match upload(&m, &h, body).await {
+        Ok(n) => json_response(json!({"success": true, "data": {
+            "text": "Texto extraído pelo mock da catraca.", "confidence": 0.95,
+            "processingTime": 0.01, "language": "pt", "bytesReceived": n}})),
+        Err(r) => r,
+    }
+}
+
+/// SabIA's document recognition answer shape.
+async fn recognition(State(m): S, h: HeaderMap, body: Body) -> Response {
+    match upload(&m, &h, body).await {
+        Ok(n) => json_response(json!({"success": true, "data": {
+            "type": "cpf", "confidence": 0.98,
+            "fields": {"number": "123.456.789-00", "name": "João Silva"},
+            "processingTime": 0.02, "bytesReceived": n}})),
+        Err(r) => r,
+    }
 }
 
 async fn models(State(m): S, h: HeaderMap) -> Response {

@@ -130,9 +130,9 @@ async fn breaker_cools_down_and_recovers() {
         "{m}"
     );
 
-    // a heals; after the cool-down (1500 ms) the next request probes it and it serves again
+    // a heals; after the cool-down (3000 ms) the next request probes it and it serves again
     a.set(json!({"fail_rate": 0.0})).await;
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     let r = chat(&gw).await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["model"], "upstream-a", "recovered deployment not used");
@@ -151,7 +151,7 @@ async fn failed_probe_reopens_at_once() {
     for _ in 0..2 {
         chat(&gw).await;
     }
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     chat(&gw).await; // the probe fails
     for _ in 0..3 {
         chat(&gw).await;

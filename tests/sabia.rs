@@ -585,3 +585,204 @@ async fn team_keys_lifecycle_at_the_gateway(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn ocr_and_recognition_are_metered_and_reported(pool: PgPool) {
+    let mock = Mock::start().await;
+    let extra = "  - {name: sabia-ocr, category: ocr, deployments: [d]}\n  - {name: sabia-recognition, category: recognition, deployments: [d]}\n";
+    let gw = Gateway::start_with_env(
+        &crate::common::single_model(&mock, "gpt-4o-mini", extra),
+        &[
+            ("DATABASE_URL", &db_url(&pool, None)),
+            (
+                "CATRACA_JWT_SECRET",
+                "sabia-secret-sabia-secret-sabia-secret",
+            ),
+        ],
+    )
+    .await;
+    let ta = register(&gw, "ocr@exemplo.com").await;
+    let (_, v) = call(
+        &gw,
+        "POST",
+        "/v1/teams",
+        Some(&ta),
+        Some(json!({"name": "Docs", "plan": "starter"})),
+    )
+    .await;
+    let team = v["data"]["id"].as_str().unwrap().to_string();
+    let (_, v) = call(
+        &gw,
+        "POST",
+        &format!("/v1/teams/{team}/api-keys"),
+        Some(&ta),
+        Some(json!({"name": "Principal"})),
+    )
+    .await;
+    let key = v["data"]["key"].as_str().unwrap().to_string();
+
+    let upload = |path: &'static str, field: &'static str, key: String| {
+        let url = gw.url(path);
+        async move {
+            let boundary = "b0undary";
+            let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"doc.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").into_bytes();
+            body.extend_from_slice(&vec![0xffu8; 200_000]);
+            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    for _ in 0..3 {
+        let (s, v) = upload("/v1/ocr", "image", key.clone()).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["data"]["text"], "Texto extraído pelo mock da catraca.");
+    }
+    for _ in 0..2 {
+        let (s, v) = upload("/v1/recognition", "document", key.clone()).await;
+        assert_eq!((s, v["data"]["type"].as_str()), (200, Some("cpf")));
+    }
+    // the service routes answer errors in SabIA's shape
+    let (s, v) = upload("/v1/ocr", "image", "sk-wrong".into()).await;
+    assert_eq!(s, 401);
+    assert_error(&v, "UNAUTHORIZED");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM usage_event")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        < 6
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (s, v) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/dashboard?period=7d"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let d = &v["data"];
+    assert_eq!(d["summary"]["totalRequests"], 5);
+    assert_eq!(
+        (
+            d["summary"]["activeApiKeys"].as_i64(),
+            d["summary"]["teamMembers"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        (d["usage"]["current"].as_i64(), d["usage"]["limit"].as_i64()),
+        (Some(5), Some(5000))
+    );
+    assert_eq!(
+        (
+            d["chartData"][0]["ocr"].as_i64(),
+            d["chartData"][0]["recognition"].as_i64()
+        ),
+        (Some(3), Some(2))
+    );
+    assert_eq!(d["recentActivity"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        d["recentActivity"][0]["apiKey"],
+        format!("{}...", &key[..7])
+    );
+
+    let (s, v) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/usage-logs?api=ocr&limit=2"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["data"]["pagination"],
+        json!({"page": 1, "limit": 2, "total": 3, "totalPages": 2})
+    );
+    assert_eq!(
+        (
+            v["data"]["logs"][0]["endpoint"].as_str(),
+            v["data"]["logs"][0]["status"].as_str()
+        ),
+        (Some("/v1/ocr"), Some("success"))
+    );
+    let (_, v) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/usage-logs?startDate=2000-01-01&endDate=2000-01-02"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(v["data"]["pagination"]["total"], 0);
+    let (s, v) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/usage-logs?limit=101"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_error(&v, "VALIDATION_ERROR");
+
+    for group in ["day", "week", "month"] {
+        let (s, v) = call(
+            &gw,
+            "GET",
+            &format!("/v1/teams/{team}/usage-stats?period=30d&groupBy={group}"),
+            Some(&ta),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        let st = &v["data"]["stats"][0];
+        assert_eq!(
+            (
+                st["ocr"]["requests"].as_i64(),
+                st["recognition"]["requests"].as_i64(),
+                st["total"]["requests"].as_i64()
+            ),
+            (Some(3), Some(2), Some(5)),
+            "{group}: {v}"
+        );
+        assert_eq!(v["data"]["summary"]["totalRequests"], 5);
+    }
+    let (s, _) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/usage-stats?groupBy=hour"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (_, b) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/billing"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(b["data"]["usage"]["current"], 5);
+}

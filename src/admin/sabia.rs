@@ -2,9 +2,11 @@
 //! answer in the `{"success", "message"?, "data"}` envelope, errors as
 //! `{"success": false, "error": {"code", "message", "details"?}}` with the contract's codes.
 //!
-//! Mounted so far: auth (register, login, forgot/reset password, verify email), teams and
-//! members, plans, plan change and billing, team API keys. Not yet: dashboard, usage logs and
-//! stats, webhooks, `/v1/ocr` and `/v1/recognition`.
+//! Mounted: auth (register, login, forgot/reset password, verify email), teams and members,
+//! plans, plan change and billing, team API keys, dashboard, usage logs and stats. `/v1/ocr` and
+//! `/v1/recognition` are gateway routes (metered per request). Not yet: webhooks.
+//!
+//! Costs are reported as 0 until pricing lands (issue #5); request counts and latencies are real.
 //!
 //! Deviation: the contract lists API keys with their full plaintext. catraca stores only a
 //! SHA-256, so the plaintext is returned once, at creation; lists show the display prefix
@@ -147,6 +149,27 @@ pub fn api() -> Api<AdminState> {
             "Deletar API key",
             true,
             delete(delete_key),
+        )
+        .route(
+            "GET",
+            "/v1/teams/{teamId}/dashboard",
+            "Obter dados do dashboard",
+            true,
+            get(dashboard),
+        )
+        .route(
+            "GET",
+            "/v1/teams/{teamId}/usage-logs",
+            "Obter logs de uso",
+            true,
+            get(usage_logs),
+        )
+        .route(
+            "GET",
+            "/v1/teams/{teamId}/usage-stats",
+            "Obter estatísticas de uso",
+            true,
+            get(usage_stats),
         )
 }
 
@@ -1153,5 +1176,334 @@ async fn delete_key(
     }
     Ok(Json(
         json!({"success": true, "message": "API Key removida com sucesso"}),
+    ))
+}
+
+// ---------- dashboard and usage
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PeriodQ {
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    group_by: Option<String>,
+}
+
+/// Query string with SabIA's VALIDATION_ERROR on a malformed value.
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = SabiaError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, SabiaError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| SabiaError::validation("query", &e.body_text()))
+    }
+}
+
+fn period_days(p: Option<&str>, allowed: &[&str]) -> Result<(String, i32), SabiaError> {
+    let p = p.unwrap_or("30d");
+    if !allowed.contains(&p) {
+        return Err(SabiaError::validation(
+            "period",
+            &format!("period deve ser um de {}", allowed.join(", ")),
+        ));
+    }
+    let days = match p {
+        "7d" => 7,
+        "90d" => 90,
+        "1y" => 365,
+        _ => 30,
+    };
+    Ok((p.to_string(), days))
+}
+
+/// This month's requests, the plan's quota and when it resets.
+async fn month_usage(s: &AdminState, team: Uuid) -> Result<(i64, Option<i64>, String), SabiaError> {
+    let used: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(requests), 0)::int8 FROM usage_daily
+         WHERE organization_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date",
+    )
+    .bind(team)
+    .fetch_one(&s.pool)
+    .await?;
+    let quota: Option<i64> = sqlx::query_scalar(
+        "SELECT p.monthly_request_quota FROM organization o LEFT JOIN plan p USING (plan_id) WHERE o.organization_id = $1",
+    )
+    .bind(team)
+    .fetch_one(&s.pool)
+    .await?;
+    let reset: String = sqlx::query_scalar(
+        "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+    )
+    .fetch_one(&s.pool)
+    .await?;
+    Ok((used, quota, reset))
+}
+
+/// Per bucket and service (the category of the model in the catalog): requests and latency.
+type ServiceRow = (String, String, i64, i64);
+
+async fn per_service(
+    s: &AdminState,
+    team: Uuid,
+    days: i32,
+    unit: &str,
+) -> Result<Vec<ServiceRow>, SabiaError> {
+    let unit = match unit {
+        "week" => "week",
+        "month" => "month",
+        _ => "day",
+    };
+    Ok(sqlx::query_as(
+        "SELECT to_char(date_trunc($3, d.day), 'YYYY-MM-DD') AS bucket, coalesce(m.category, 'other') AS service,
+                sum(d.requests)::int8, sum(d.latency_ms_sum)::int8
+         FROM usage_daily d LEFT JOIN model m ON m.name = d.model
+         WHERE d.organization_id = $1 AND d.day > (now() AT TIME ZONE 'UTC')::date - $2
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(team)
+    .bind(days)
+    .bind(unit)
+    .fetch_all(&s.pool)
+    .await?)
+}
+
+/// id, time, route, key name, key prefix
+type ActivityRow = (
+    i64,
+    time::OffsetDateTime,
+    String,
+    Option<String>,
+    Option<String>,
+);
+/// id, time, route, key prefix, latency, status
+type LogRow = (i64, time::OffsetDateTime, String, Option<String>, i32, i16);
+
+async fn dashboard(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+    Query(q): Query<PeriodQ>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, _) = role_in(&s, &u, &team).await?;
+    let (_, days) = period_days(q.period.as_deref(), &["7d", "30d", "90d"])?;
+    let rows = per_service(&s, team, days, "day").await?;
+    let total: i64 = rows.iter().map(|r| r.2).sum();
+    let mut chart: Vec<Value> = Vec::new();
+    for r in &rows {
+        if chart.last().is_none_or(|c| c["date"] != r.0.as_str()) {
+            chart.push(json!({"date": r.0, "ocr": 0, "recognition": 0}));
+        }
+        if let Some(c) = chart.last_mut()
+            && (r.1 == "ocr" || r.1 == "recognition")
+        {
+            c[r.1.as_str()] = json!(r.2);
+        }
+    }
+    let keys: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_key WHERE organization_id = $1 AND status = 'active'",
+    )
+    .bind(team)
+    .fetch_one(&s.pool)
+    .await?;
+    let members: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM membership WHERE organization_id = $1")
+            .bind(team)
+            .fetch_one(&s.pool)
+            .await?;
+    let (used, quota, reset) = month_usage(&s, team).await?;
+    let recent: Vec<ActivityRow> = sqlx::query_as(
+        "SELECT u.usage_event_id, u.created_at, u.route, u.key_name,
+                (SELECT k.prefix FROM api_key k WHERE k.api_key_id = u.api_key_id)
+         FROM usage_event u WHERE u.organization_id = $1 ORDER BY u.created_at DESC LIMIT 10",
+    )
+    .bind(team)
+    .fetch_all(&s.pool)
+    .await?;
+    let activity: Vec<Value> = recent
+        .into_iter()
+        .map(|(id, at, route, name, prefix)| {
+            json!({
+                "id": id, "type": "api_call",
+                "description": format!("API Key '{}' utilizada para {}", name.unwrap_or_default(), service_label(&route)),
+                "timestamp": rfc3339(at), "apiKey": prefix.map(|p| format!("{p}...")), "endpoint": endpoint(&route),
+            })
+        })
+        .collect();
+    Ok(ok(
+        None,
+        json!({
+            "summary": {"totalRequests": total, "totalCost": 0.0, "activeApiKeys": keys, "teamMembers": members},
+            "usage": {"current": used, "limit": quota,
+                      "percentage": quota.filter(|q| *q > 0).map(|q| used * 100 / q).unwrap_or(0), "resetDate": reset},
+            "chartData": chart,
+            "recentActivity": activity,
+        }),
+    ))
+}
+
+fn service_label(route: &str) -> &str {
+    match route {
+        "ocr" => "OCR",
+        "recognition" => "reconhecimento",
+        other => other,
+    }
+}
+
+fn endpoint(route: &str) -> String {
+    match route {
+        "ocr" => "/v1/ocr".into(),
+        "recognition" => "/v1/recognition".into(),
+        other => format!("/v1/{}", other.replace('.', "/")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogsQ {
+    #[serde(default)]
+    page: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    start_date: Option<String>,
+    #[serde(default)]
+    end_date: Option<String>,
+    #[serde(default)]
+    api: Option<String>,
+}
+
+fn parse_date(v: &Option<String>, field: &str) -> Result<Option<time::OffsetDateTime>, SabiaError> {
+    let Some(v) = v else { return Ok(None) };
+    if let Ok(t) = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339) {
+        return Ok(Some(t));
+    }
+    // a plain date means that day from midnight UTC
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(v, &fmt)
+        .map(|d| Some(d.midnight().assume_utc()))
+        .map_err(|_| SabiaError::validation(field, "Data ISO 8601 inválida"))
+}
+
+async fn usage_logs(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+    Query(q): Query<LogsQ>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, _) = role_in(&s, &u, &team).await?;
+    let page = q.page.unwrap_or(1);
+    let limit = q.limit.unwrap_or(50);
+    if page < 1 {
+        return Err(SabiaError::validation("page", "page deve ser >= 1"));
+    }
+    if !(1..=100).contains(&limit) {
+        return Err(SabiaError::validation(
+            "limit",
+            "limit deve estar entre 1 e 100",
+        ));
+    }
+    let start = parse_date(&q.start_date, "startDate")?;
+    let end = parse_date(&q.end_date, "endDate")?;
+    if let Some(api) = &q.api
+        && api != "ocr"
+        && api != "recognition"
+    {
+        return Err(SabiaError::validation(
+            "api",
+            "api deve ser ocr ou recognition",
+        ));
+    }
+    const FILTER: &str = "u.organization_id = $1 AND ($2::timestamptz IS NULL OR u.created_at >= $2)
+         AND ($3::timestamptz IS NULL OR u.created_at <= $3) AND ($4::text IS NULL OR u.route = $4)";
+    let rows: Vec<LogRow> = sqlx::query_as(&format!(
+        "SELECT u.usage_event_id, u.created_at, u.route,
+                (SELECT k.prefix FROM api_key k WHERE k.api_key_id = u.api_key_id), u.latency_ms, u.status
+         FROM usage_event u WHERE {FILTER} ORDER BY u.created_at DESC LIMIT $5 OFFSET $6"
+    ))
+    .bind(team)
+    .bind(start)
+    .bind(end)
+    .bind(&q.api)
+    .bind(limit)
+    .bind((page - 1) * limit)
+    .fetch_all(&s.pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM usage_event u WHERE {FILTER}"
+    ))
+    .bind(team)
+    .bind(start)
+    .bind(end)
+    .bind(&q.api)
+    .fetch_one(&s.pool)
+    .await?;
+    let logs: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, at, route, prefix, latency, status)| {
+            json!({
+                "id": id, "date": rfc3339(at), "api": route, "count": 1,
+                "apiKey": prefix.map(|p| format!("{p}...")), "endpoint": endpoint(&route),
+                "responseTime": latency,
+                "status": if (200..400).contains(&status) { "success" } else { "error" },
+            })
+        })
+        .collect();
+    Ok(ok(
+        None,
+        json!({
+            "logs": logs,
+            "pagination": {"page": page, "limit": limit, "total": total, "totalPages": (total + limit - 1) / limit},
+        }),
+    ))
+}
+
+async fn usage_stats(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+    Query(q): Query<PeriodQ>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, _) = role_in(&s, &u, &team).await?;
+    let (period, days) = period_days(q.period.as_deref(), &["7d", "30d", "90d", "1y"])?;
+    let group = q.group_by.as_deref().unwrap_or("day");
+    if !matches!(group, "day" | "week" | "month") {
+        return Err(SabiaError::validation(
+            "groupBy",
+            "groupBy deve ser day, week ou month",
+        ));
+    }
+    let rows = per_service(&s, team, days, group).await?;
+    let mut stats: Vec<Value> = Vec::new();
+    let mut total = 0i64;
+    for (bucket, service, requests, latency_sum) in &rows {
+        total += requests;
+        if stats.last().is_none_or(|st| st["date"] != bucket.as_str()) {
+            let zero = json!({"requests": 0, "cost": 0.0, "avgResponseTime": 0});
+            stats.push(json!({"date": bucket, "ocr": zero, "recognition": zero, "total": {"requests": 0, "cost": 0.0}}));
+        }
+        if let Some(st) = stats.last_mut() {
+            if service == "ocr" || service == "recognition" {
+                st[service.as_str()] = json!({
+                    "requests": requests, "cost": 0.0,
+                    "avgResponseTime": if *requests > 0 { latency_sum / requests } else { 0 },
+                });
+            }
+            let t = st["total"]["requests"].as_i64().unwrap_or(0) + requests;
+            st["total"]["requests"] = json!(t);
+        }
+    }
+    Ok(ok(
+        None,
+        json!({
+            "period": period,
+            "groupBy": group,
+            "stats": stats,
+            "summary": {"totalRequests": total, "totalCost": 0.0, "avgDailyRequests": total / i64::from(days), "avgDailyCost": 0.0},
+        }),
     ))
 }

@@ -149,7 +149,7 @@ pub struct RawModel {
     /// Other public names for the same model.
     #[serde(default)]
     pub aliases: Vec<Spanned<String>>,
-    /// `chat`, `completion`, `embedding`, `image`, `audio`. Default `chat`.
+    /// `chat`, `completion`, `embedding`, `image`, `audio`, `ocr`, `recognition`. Default `chat`.
     #[serde(default)]
     pub category: Option<Spanned<String>>,
     /// Owner shown by `/v1/models`. Default `catraca`.

@@ -47,6 +47,10 @@ pub enum Category {
     Image,
     /// `/v1/audio/transcriptions`
     Audio,
+    /// `/v1/ocr` (a per-request service)
+    Ocr,
+    /// `/v1/recognition` (a per-request service)
+    Recognition,
 }
 
 impl Category {
@@ -58,6 +62,8 @@ impl Category {
             Category::Embedding => "embedding",
             Category::Image => "image",
             Category::Audio => "audio",
+            Category::Ocr => "ocr",
+            Category::Recognition => "recognition",
         }
     }
 }
@@ -663,12 +669,14 @@ impl Resolver {
             Some("embedding") => Category::Embedding,
             Some("image") => Category::Image,
             Some("audio") => Category::Audio,
+            Some("ocr") => Category::Ocr,
+            Some("recognition") => Category::Recognition,
             Some(other) => {
                 if let Some(c) = &m.category {
                     self.err(
                         &c.referenced,
                         format!(
-                            "{path}.category: {other:?} is not one of chat, completion, embedding, image, audio"
+                            "{path}.category: {other:?} is not one of chat, completion, embedding, image, audio, ocr, recognition"
                         ),
                     );
                 }

@@ -22,6 +22,10 @@ pub enum Route {
     Images,
     /// `POST /v1/audio/transcriptions` (multipart, streamed through)
     Audio,
+    /// `POST /v1/ocr` (multipart, streamed through; SabIA)
+    Ocr,
+    /// `POST /v1/recognition` (multipart, streamed through; SabIA)
+    Recognition,
     /// `GET /v1/models`
     Models,
     /// `GET /healthz`
@@ -37,6 +41,8 @@ impl Route {
             "/v1/embeddings" => Route::Embeddings,
             "/v1/images/generations" => Route::Images,
             "/v1/audio/transcriptions" => Route::Audio,
+            "/v1/ocr" => Route::Ocr,
+            "/v1/recognition" => Route::Recognition,
             "/v1/models" => Route::Models,
             "/healthz" => Route::Health,
             _ => return None,
@@ -51,9 +57,16 @@ impl Route {
             Route::Embeddings => "/embeddings",
             Route::Images => "/images/generations",
             Route::Audio => "/audio/transcriptions",
+            Route::Ocr => "/ocr",
+            Route::Recognition => "/recognition",
             Route::Models => "/models",
             Route::Health => "/",
         }
+    }
+
+    /// Uploads streamed through as multipart, never read ahead.
+    pub fn is_upload(self) -> bool {
+        matches!(self, Route::Audio | Route::Ocr | Route::Recognition)
     }
 
     /// Label for metrics and usage events.
@@ -64,6 +77,8 @@ impl Route {
             Route::Embeddings => "embeddings",
             Route::Images => "images.generations",
             Route::Audio => "audio.transcriptions",
+            Route::Ocr => "ocr",
+            Route::Recognition => "recognition",
             Route::Models => "models",
             Route::Health => "healthz",
         }

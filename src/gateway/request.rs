@@ -77,7 +77,7 @@ pub async fn prepare(
     let cfg = &live.config;
     let content_type = header_str(session, "content-type").unwrap_or("");
     let content_length = content_length(session)?;
-    if route == Route::Audio {
+    if route.is_upload() {
         if !content_type.starts_with("multipart/form-data") {
             return Err(ApiError::UnsupportedMediaType("multipart/form-data"));
         }
@@ -85,17 +85,24 @@ pub async fn prepare(
             return Err(ApiError::BodyTooLarge(cfg.max_upload_bytes));
         }
         // The upload is streamed through, never collected: the model comes from a header, the
-        // query string, or the catalog's first audio model.
+        // query string, or the catalog's first model of the route's category.
+        let category = match route {
+            Route::Ocr => Category::Ocr,
+            Route::Recognition => Category::Recognition,
+            _ => Category::Audio,
+        };
         let name = header_str(session, "x-catraca-model")
             .map(str::to_string)
             .or_else(|| query_param(session, "model"))
             .or_else(|| {
                 cfg.models
                     .iter()
-                    .find(|m| m.category == Category::Audio)
+                    .find(|m| m.category == category)
                     .map(|m| m.name.clone())
             })
-            .ok_or_else(|| ApiError::InvalidRequest("no audio model is configured".into()))?;
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!("no {} model is configured", category.as_str()))
+            })?;
         choose_model(ctx, &name, route)?;
         return Ok(Outcome::Proxy);
     }
@@ -225,6 +232,8 @@ fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), Ap
         Route::Embeddings => Category::Embedding,
         Route::Images => Category::Image,
         Route::Audio => Category::Audio,
+        Route::Ocr => Category::Ocr,
+        Route::Recognition => Category::Recognition,
         Route::Models | Route::Health => return Err(ApiError::Internal),
     };
     let have = live.category(idx);

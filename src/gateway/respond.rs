@@ -5,7 +5,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use super::ctx::RequestCtx;
+use super::ctx::{RequestCtx, Route};
 use crate::error::ApiError;
 
 /// Write `err` as OpenAI's error JSON. When the request body was not read, the connection is
@@ -15,7 +15,12 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) 
     if ctx.body.is_none() && !session.as_mut().is_body_empty() {
         session.set_keepalive(None);
     }
-    json(session, ctx, err.status(), err.body()).await;
+    // each contract's clients parse their own error shape
+    let body = match ctx.route {
+        Some(Route::Ocr | Route::Recognition) => err.sabia_body(),
+        _ => err.body(),
+    };
+    json(session, ctx, err.status(), body).await;
 }
 
 /// Write a JSON response.

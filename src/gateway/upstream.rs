@@ -6,7 +6,7 @@ use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
-use super::ctx::{RequestCtx, Route};
+use super::ctx::RequestCtx;
 
 /// Peer for the next candidate deployment; resets the per-attempt state.
 pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -85,7 +85,7 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     req.remove_header("accept-encoding");
     req.insert_header("x-request-id", ctx.request_id.as_str())?;
 
-    if route != Route::Audio {
+    if !route.is_upload() {
         let body = upstream_body(ctx, &dep.upstream_model)?;
         req.remove_header("transfer-encoding");
         req.insert_header("content-length", body.len().to_string())?;

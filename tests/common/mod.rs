@@ -280,7 +280,7 @@ impl Drop for Gateway {
 /// Two providers, each with one deployment of the public model `chat-model`; `a` is tried first.
 pub fn two_deployments(a: &str, b: &str, extra: &str) -> String {
     format!(
-        r#"failover: {{max_attempts: 3, failures_to_trip: 2, cooldown_ms: 1500}}
+        r#"failover: {{max_attempts: 3, failures_to_trip: 2, cooldown_ms: 3000}}
 providers:
   - {{name: pa, base_url: "{a}", connect_timeout_ms: 500, read_timeout_ms: 1000}}
   - {{name: pb, base_url: "{b}", connect_timeout_ms: 500, read_timeout_ms: 1000}}
