@@ -591,3 +591,27 @@ async fn templates_list_render_and_run_through_the_gateway(pool: PgPool) {
     .await;
     assert_eq!(s, 400);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn logout_ends_the_session_and_me_answers(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let v = register(&gw, "out@example.com").await;
+    let (access, refresh) = (
+        v["access_token"].as_str().unwrap(),
+        v["refresh_token"].as_str().unwrap(),
+    );
+    let (s, me) = call(&gw, "GET", "/api/auth/me", Some(access), None).await;
+    assert_eq!((s, me["email"].as_str()), (200, Some("out@example.com")));
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/api/auth/logout",
+        None,
+        Some(json!({"refresh_token": refresh})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&gw, "POST", "/api/auth/refresh", Some(refresh), None).await;
+    assert_eq!(s, 401, "a logged-out refresh token must not refresh");
+}

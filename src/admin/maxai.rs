@@ -59,6 +59,21 @@ pub fn api() -> Api<AdminState> {
             true,
             post(refresh),
         )
+        // beyond the seed: ending a session and "who am I", which every dashboard needs
+        .route(
+            "POST",
+            "/api/auth/logout",
+            "End the session of a refresh token (catraca extension)",
+            true,
+            post(logout),
+        )
+        .route(
+            "GET",
+            "/api/auth/me",
+            "The logged-in customer (catraca extension)",
+            true,
+            get(profile),
+        )
         .route(
             "GET",
             "/api/customer/profile",
@@ -407,6 +422,26 @@ async fn refresh(
         .ok_or(MaxError::from(AuthError::BadToken))?;
     let session = auth::rotate(&s.pool, &s.jwt, &token).await?;
     Ok(Json(token_pair(&s, &session).await?))
+}
+
+/// Revoke the refresh token's family (Bearer header or `{"refresh_token"}` body). Idempotent.
+async fn logout(
+    State(s): State<AdminState>,
+    req: axum::extract::Request,
+) -> Result<Json<Value>, MaxError> {
+    let (parts, body) = req.into_parts();
+    let from_header = bearer(&parts).map(str::to_string);
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| MaxError::bad_request("body too large"))?;
+    let from_body = serde_json::from_slice::<RefreshReq>(&bytes)
+        .ok()
+        .and_then(|r| r.refresh_token);
+    let token = from_body
+        .or(from_header)
+        .ok_or(MaxError::from(AuthError::BadToken))?;
+    auth::logout(&s.pool, &token).await?;
+    Ok(Json(json!({"success": true})))
 }
 
 async fn profile(
