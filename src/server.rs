@@ -194,6 +194,7 @@ impl BackgroundService for AdminService {
             started: Instant::now(),
             gateway_url: self.gateway_url.clone(),
             http: reqwest::Client::new(),
+            secrets: crate::secrets::SecretBox::from_env().map(Arc::new),
         };
         crate::admin::serve(self.addr, state, shutdown).await;
     }
@@ -220,6 +221,7 @@ pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
                 .ok()
                 .or_else(|| config.listen.first().map(|l| format!("http://{l}"))),
             http: reqwest::Client::new(),
+            secrets: crate::secrets::SecretBox::from_env().map(Arc::new),
         };
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -786,3 +786,86 @@ async fn ocr_and_recognition_are_metered_and_reported(pool: PgPool) {
     .await;
     assert_eq!(b["data"]["usage"]["current"], 5);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn webhooks_store_the_secret_encrypted(pool: PgPool) {
+    let mock = Mock::start().await;
+    let key_hex = "0f".repeat(32);
+    let gw = Gateway::start_with_env(
+        &crate::common::single_model(&mock, "gpt-4o-mini", ""),
+        &[
+            ("DATABASE_URL", &db_url(&pool, None)),
+            ("CATRACA_SECRET_KEY", &key_hex),
+        ],
+    )
+    .await;
+    let ta = register(&gw, "hook@exemplo.com").await;
+    let tb = register(&gw, "outro@exemplo.com").await;
+    let (_, v) = call(
+        &gw,
+        "POST",
+        "/v1/teams",
+        Some(&ta),
+        Some(json!({"name": "T"})),
+    )
+    .await;
+    let team = v["data"]["id"].as_str().unwrap().to_string();
+
+    let (s, v) = call(&gw, "POST", &format!("/v1/teams/{team}/webhooks"), Some(&ta),
+        Some(json!({"url": "https://meusite.com/webhook", "events": ["usage_limit_reached", "payment_failed"], "secret": "webhook_secret_key"}))).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        (
+            v["data"]["status"].as_str(),
+            v["data"]["events"][1].as_str()
+        ),
+        (Some("active"), Some("payment_failed"))
+    );
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT secret_sealed FROM webhook")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains("webhook_secret_key"),
+        "secret stored in plaintext"
+    );
+    let b = catraca::secrets::SecretBox::from_hex(&key_hex).unwrap();
+    assert_eq!(b.open(&sealed).unwrap(), b"webhook_secret_key");
+
+    for bad in [
+        json!({"url": "ftp://x", "events": ["payment_failed"]}),
+        json!({"url": "https://x.com", "events": []}),
+        json!({"url": "https://x.com", "events": ["nope"]}),
+    ] {
+        let (s, v) = call(
+            &gw,
+            "POST",
+            &format!("/v1/teams/{team}/webhooks"),
+            Some(&ta),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(s, 400, "{bad}");
+        assert_error(&v, "VALIDATION_ERROR");
+    }
+    let (s, v) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/webhooks"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert!(v["data"][0].get("secret").is_none());
+    let (s, _) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/webhooks"),
+        Some(&tb),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+}

@@ -35,6 +35,9 @@ pub struct AdminState {
     pub gateway_url: Option<String>,
     /// HTTP client for calls to the gateway.
     pub http: reqwest::Client,
+    /// Encryption of stored secrets (webhook signing secrets); `None` without
+    /// `CATRACA_SECRET_KEY`, and then no secret can be stored.
+    pub secrets: Option<Arc<crate::secrets::SecretBox>>,
 }
 
 /// Every mounted route, and `/openapi.json` describing them.

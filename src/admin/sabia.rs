@@ -4,7 +4,8 @@
 //!
 //! Mounted: auth (register, login, forgot/reset password, verify email), teams and members,
 //! plans, plan change and billing, team API keys, dashboard, usage logs and stats. `/v1/ocr` and
-//! `/v1/recognition` are gateway routes (metered per request). Not yet: webhooks.
+//! `/v1/recognition` are gateway routes (metered per request), webhooks (stored; their secret
+//! encrypted at rest). Not yet: webhook delivery (no event emits them yet).
 //!
 //! Costs are reported as 0 until pricing lands (issue #5); request counts and latencies are real.
 //!
@@ -170,6 +171,20 @@ pub fn api() -> Api<AdminState> {
             "Obter estatísticas de uso",
             true,
             get(usage_stats),
+        )
+        .route(
+            "POST",
+            "/v1/teams/{teamId}/webhooks",
+            "Configurar webhook",
+            true,
+            post(create_webhook),
+        )
+        .route(
+            "GET",
+            "/v1/teams/{teamId}/webhooks",
+            "Listar webhooks",
+            true,
+            get(list_webhooks),
         )
 }
 
@@ -1506,4 +1521,123 @@ async fn usage_stats(
             "summary": {"totalRequests": total, "totalCost": 0.0, "avgDailyRequests": total / i64::from(days), "avgDailyCost": 0.0},
         }),
     ))
+}
+
+// ---------- webhooks
+
+/// Events a webhook may subscribe to.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "usage_limit_reached",
+    "payment_failed",
+    "plan_changed",
+    "api_key_created",
+    "api_key_revoked",
+];
+
+#[derive(Deserialize)]
+struct WebhookReq {
+    url: Option<String>,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+async fn create_webhook(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+    Body(r): Body<WebhookReq>,
+) -> Result<(StatusCode, Json<Value>), SabiaError> {
+    let (team, role) = role_in(&s, &u, &team).await?;
+    if !is_admin(&role) {
+        return Err(SabiaError::forbidden());
+    }
+    let url = required(&r.url, "url")?;
+    let parsed: Option<http::Uri> = url.parse().ok();
+    if !parsed
+        .as_ref()
+        .is_some_and(|p| matches!(p.scheme_str(), Some("http" | "https")) && p.host().is_some())
+        || url.len() > 2000
+    {
+        return Err(SabiaError::validation("url", "URL http(s) inválida"));
+    }
+    if r.events.is_empty() {
+        return Err(SabiaError::validation(
+            "events",
+            "Informe ao menos um evento",
+        ));
+    }
+    if let Some(bad) = r
+        .events
+        .iter()
+        .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+    {
+        return Err(SabiaError::validation(
+            "events",
+            &format!("Evento desconhecido: {bad}"),
+        ));
+    }
+    let sealed = match (&r.secret, &s.secrets) {
+        (None, _) => None,
+        (Some(sec), Some(b)) => Some(b.seal(sec.as_bytes()).ok_or_else(SabiaError::internal)?),
+        (Some(_), None) => {
+            tracing::error!("webhook secret refused: CATRACA_SECRET_KEY is not configured");
+            return Err(SabiaError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SECRET_STORAGE_UNAVAILABLE",
+                "Armazenamento de segredos não configurado",
+            ));
+        }
+    };
+    let (id, created): (Uuid, time::OffsetDateTime) = sqlx::query_as(
+        "INSERT INTO webhook (organization_id, url, events, secret_sealed) VALUES ($1, $2, $3, $4)
+         RETURNING webhook_id, created_at",
+    )
+    .bind(team)
+    .bind(url)
+    .bind(&r.events)
+    .bind(sealed)
+    .fetch_one(&s.pool)
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        ok(
+            Some("Webhook configurado com sucesso"),
+            json!({"id": id, "url": url, "events": r.events, "status": "active", "createdAt": rfc3339(created)}),
+        ),
+    ))
+}
+
+/// id, url, events, status, last triggered, created
+type WebhookRow = (
+    Uuid,
+    String,
+    Vec<String>,
+    String,
+    Option<time::OffsetDateTime>,
+    time::OffsetDateTime,
+);
+
+async fn list_webhooks(
+    State(s): State<AdminState>,
+    User(u): User,
+    Path(team): Path<String>,
+) -> Result<Json<Value>, SabiaError> {
+    let (team, _) = role_in(&s, &u, &team).await?;
+    let rows: Vec<WebhookRow> = sqlx::query_as(
+        "SELECT webhook_id, url, events, status, last_triggered_at, created_at FROM webhook
+         WHERE organization_id = $1 ORDER BY created_at",
+    )
+    .bind(team)
+    .fetch_all(&s.pool)
+    .await?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, url, events, status, last, created)| {
+            json!({"id": id, "url": url, "events": events, "status": status,
+                   "lastTriggered": last.map(rfc3339), "createdAt": rfc3339(created)})
+        })
+        .collect();
+    Ok(ok(None, Value::Array(data)))
 }
