@@ -152,3 +152,33 @@ async fn postgres_outage_keeps_serving_and_loses_no_usage(pool: PgPool) {
     assert_eq!(left, "", "spill file not emptied after replay");
     eprintln!("60 requests during the outage took {during:?}");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn revocation_reaches_every_gateway_node(pool: PgPool) {
+    let mock = Mock::start().await;
+    let url = db_url(&pool, None);
+    let a = Gateway::start_with_env(&body(&mock), &[("DATABASE_URL", &url)]).await;
+    let b = Gateway::start_with_env(&body(&mock), &[("DATABASE_URL", &url)]).await;
+    let (_, key_id) = insert_key(&pool, "sk-db-key-3").await;
+    assert_eq!(chat(&a, "sk-db-key-3").await, 200);
+    assert_eq!(chat(&b, "sk-db-key-3").await, 200);
+    let t0 = Instant::now();
+    sqlx::query("UPDATE api_key SET status = 'disabled' WHERE api_key_id = $1")
+        .bind(key_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for gw in [&a, &b] {
+        while chat(gw, "sk-db-key-3").await != 401 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(1),
+                "a node still accepts the disabled key"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    eprintln!(
+        "both nodes refuse the disabled key after {:?}",
+        t0.elapsed()
+    );
+}
