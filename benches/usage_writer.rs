@@ -30,6 +30,8 @@ fn event(i: u64, key: Option<uuid::Uuid>, org: Option<uuid::Uuid>) -> UsageEvent
         prompt_tokens: 100 + i % 50,
         completion_tokens: 20 + i % 30,
         usage_reported: true,
+        cost_upstream_usd_micros: Some(33),
+        cost_billed_brl_micros: Some(231),
         latency_ms: 300 + i % 200,
         ttft_ms: Some(80),
         session_id: None,

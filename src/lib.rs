@@ -20,6 +20,7 @@ pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod mock_upstream;
+pub mod pricing;
 pub mod secrets;
 pub mod server;
 pub mod sse;

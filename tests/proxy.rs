@@ -431,3 +431,52 @@ async fn stream_options_null_or_false_still_gets_usage_once() {
     let ev = gw.wait_events(3).await;
     assert!(ev.iter().all(|e| e["usage_reported"] == true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_events_carry_exact_costs() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&format!(
+        r#"pricing: {{fx_usd_brl: "5.4", default_markup: "1.0"}}
+providers:
+  - {{name: p, base_url: "{}"}}
+deployments:
+  - {{name: d, provider: p, model: up}}
+models:
+  - {{name: priced, input_usd_per_1m: "0.15", output_usd_per_1m: "0.60", markup_multiplier: "1.3", deployments: [d]}}
+  - {{name: img, category: image, usd_per_image: "0.04", deployments: [d]}}
+"#,
+        mock.base()
+    ))
+    .await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "priced", "messages": [{"role": "user", "content": "um dois tres"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = gw
+        .post(
+            "/v1/images/generations",
+            json!({"model": "img", "prompt": "gato", "n": 2}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let ev = gw.wait_events(2).await;
+    // 7 in × $0.15/1M + 4 out × $0.60/1M = 3.45 µUSD → 3; × 5.4 × 1.3 = 24.219 µBRL → 24
+    assert_eq!(
+        (
+            ev[0]["cost_upstream_usd_micros"].as_i64(),
+            ev[0]["cost_billed_brl_micros"].as_i64()
+        ),
+        (Some(3), Some(24))
+    );
+    // 2 images × $0.04 = $0.08; × 5.4 × 1.0 = R$ 0.432
+    assert_eq!(
+        (
+            ev[1]["cost_upstream_usd_micros"].as_i64(),
+            ev[1]["cost_billed_brl_micros"].as_i64()
+        ),
+        (Some(80_000), Some(432_000))
+    );
+}

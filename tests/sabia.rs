@@ -589,7 +589,7 @@ async fn team_keys_lifecycle_at_the_gateway(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn ocr_and_recognition_are_metered_and_reported(pool: PgPool) {
     let mock = Mock::start().await;
-    let extra = "  - {name: sabia-ocr, category: ocr, deployments: [d]}\n  - {name: sabia-recognition, category: recognition, deployments: [d]}\n";
+    let extra = "  - {name: sabia-ocr, category: ocr, usd_per_request: \"0.015\", deployments: [d]}\n  - {name: sabia-recognition, category: recognition, deployments: [d]}\npricing: {fx_usd_brl: \"5.0\"}\n";
     let gw = Gateway::start_with_env(
         &crate::common::single_model(&mock, "gpt-4o-mini", extra),
         &[
@@ -681,6 +681,8 @@ async fn ocr_and_recognition_are_metered_and_reported(pool: PgPool) {
     assert_eq!(s, 200, "{v}");
     let d = &v["data"];
     assert_eq!(d["summary"]["totalRequests"], 5);
+    // 3 OCR × $0.015 × R$ 5.00 = R$ 0.225 (recognition has no price here)
+    assert_eq!(d["summary"]["totalCost"], 0.225);
     assert_eq!(
         (
             d["summary"]["activeApiKeys"].as_i64(),
@@ -766,6 +768,7 @@ async fn ocr_and_recognition_are_metered_and_reported(pool: PgPool) {
             "{group}: {v}"
         );
         assert_eq!(v["data"]["summary"]["totalRequests"], 5);
+        assert_eq!(v["data"]["stats"][0]["ocr"]["cost"], 0.225);
     }
     let (s, _) = call(
         &gw,

@@ -7,7 +7,7 @@
 //! `/v1/recognition` are gateway routes (metered per request), webhooks (stored; their secret
 //! encrypted at rest). Not yet: webhook delivery (no event emits them yet).
 //!
-//! Costs are reported as 0 until pricing lands (issue #5); request counts and latencies are real.
+//! Costs are the billed amounts in BRL (catalog price × FX × markup, see `pricing`).
 //!
 //! Deviation: the contract lists API keys with their full plaintext. catraca stores only a
 //! SHA-256, so the plaintext is returned once, at creation; lists show the display prefix
@@ -1260,7 +1260,8 @@ async fn month_usage(s: &AdminState, team: Uuid) -> Result<(i64, Option<i64>, St
 }
 
 /// Per bucket and service (the category of the model in the catalog): requests and latency.
-type ServiceRow = (String, String, i64, i64);
+/// bucket, service, requests, latency sum, billed micro-BRL
+type ServiceRow = (String, String, i64, i64, i64);
 
 async fn per_service(
     s: &AdminState,
@@ -1275,7 +1276,7 @@ async fn per_service(
     };
     Ok(sqlx::query_as(
         "SELECT to_char(date_trunc($3, d.day), 'YYYY-MM-DD') AS bucket, coalesce(m.category, 'other') AS service,
-                sum(d.requests)::int8, sum(d.latency_ms_sum)::int8
+                sum(d.requests)::int8, sum(d.latency_ms_sum)::int8, sum(d.cost_billed_brl_micros)::int8
          FROM usage_daily d LEFT JOIN model m ON m.name = d.model
          WHERE d.organization_id = $1 AND d.day > (now() AT TIME ZONE 'UTC')::date - $2
          GROUP BY 1, 2 ORDER BY 1, 2",
@@ -1308,6 +1309,7 @@ async fn dashboard(
     let (_, days) = period_days(q.period.as_deref(), &["7d", "30d", "90d"])?;
     let rows = per_service(&s, team, days, "day").await?;
     let total: i64 = rows.iter().map(|r| r.2).sum();
+    let total_cost: i64 = rows.iter().map(|r| r.4).sum();
     let mut chart: Vec<Value> = Vec::new();
     for r in &rows {
         if chart.last().is_none_or(|c| c["date"] != r.0.as_str()) {
@@ -1352,13 +1354,18 @@ async fn dashboard(
     Ok(ok(
         None,
         json!({
-            "summary": {"totalRequests": total, "totalCost": 0.0, "activeApiKeys": keys, "teamMembers": members},
+            "summary": {"totalRequests": total, "totalCost": brl_number(total_cost), "activeApiKeys": keys, "teamMembers": members},
             "usage": {"current": used, "limit": quota,
                       "percentage": quota.filter(|q| *q > 0).map(|q| used * 100 / q).unwrap_or(0), "resetDate": reset},
             "chartData": chart,
             "recentActivity": activity,
         }),
     ))
+}
+
+/// Micro-BRL as the contract's JSON number (exact amounts stay integers in the database).
+fn brl_number(micros: i64) -> f64 {
+    micros as f64 / 1_000_000.0
 }
 
 fn service_label(route: &str) -> &str {
@@ -1495,8 +1502,10 @@ async fn usage_stats(
     let rows = per_service(&s, team, days, group).await?;
     let mut stats: Vec<Value> = Vec::new();
     let mut total = 0i64;
-    for (bucket, service, requests, latency_sum) in &rows {
+    let mut total_cost = 0i64;
+    for (bucket, service, requests, latency_sum, cost) in &rows {
         total += requests;
+        total_cost += cost;
         if stats.last().is_none_or(|st| st["date"] != bucket.as_str()) {
             let zero = json!({"requests": 0, "cost": 0.0, "avgResponseTime": 0});
             stats.push(json!({"date": bucket, "ocr": zero, "recognition": zero, "total": {"requests": 0, "cost": 0.0}}));
@@ -1504,12 +1513,14 @@ async fn usage_stats(
         if let Some(st) = stats.last_mut() {
             if service == "ocr" || service == "recognition" {
                 st[service.as_str()] = json!({
-                    "requests": requests, "cost": 0.0,
+                    "requests": requests, "cost": brl_number(*cost),
                     "avgResponseTime": if *requests > 0 { latency_sum / requests } else { 0 },
                 });
             }
             let t = st["total"]["requests"].as_i64().unwrap_or(0) + requests;
             st["total"]["requests"] = json!(t);
+            let c = st["total"]["cost"].as_f64().unwrap_or(0.0) + *cost as f64 / 1_000_000.0;
+            st["total"]["cost"] = json!(c);
         }
     }
     Ok(ok(
@@ -1518,7 +1529,8 @@ async fn usage_stats(
             "period": period,
             "groupBy": group,
             "stats": stats,
-            "summary": {"totalRequests": total, "totalCost": 0.0, "avgDailyRequests": total / i64::from(days), "avgDailyCost": 0.0},
+            "summary": {"totalRequests": total, "totalCost": brl_number(total_cost), "avgDailyRequests": total / i64::from(days),
+                    "avgDailyCost": brl_number(total_cost / i64::from(days))},
         }),
     ))
 }

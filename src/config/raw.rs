@@ -42,6 +42,9 @@ pub struct RawConfig {
     /// Failover and circuit breaker policy.
     #[serde(default)]
     pub failover: Option<RawFailover>,
+    /// Billing: FX rate and default markup.
+    #[serde(default)]
+    pub pricing: Option<RawPricing>,
     /// Upstream providers (OpenAI-compatible HTTP APIs).
     #[serde(default)]
     pub providers: Vec<Spanned<RawProvider>>,
@@ -82,6 +85,18 @@ pub struct RawDatabase {
     /// once, when it returns. Default `catraca-usage-spill.jsonl`.
     #[serde(default)]
     pub spill_path: Option<Spanned<String>>,
+}
+
+/// `pricing:` section. Decimal strings, at most 6 decimal places.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPricing {
+    /// BRL per USD. Default "5.0".
+    #[serde(default)]
+    pub fx_usd_brl: Option<Spanned<String>>,
+    /// Markup of models that set none. Default "1.0".
+    #[serde(default)]
+    pub default_markup: Option<Spanned<String>>,
 }
 
 /// `failover:` section.
@@ -161,6 +176,15 @@ pub struct RawModel {
     /// USD per 1M output tokens, as a decimal string.
     #[serde(default)]
     pub output_usd_per_1m: Option<Spanned<String>>,
+    /// USD per successful request (per-request services such as OCR).
+    #[serde(default)]
+    pub usd_per_request: Option<Spanned<String>>,
+    /// USD per generated image.
+    #[serde(default)]
+    pub usd_per_image: Option<Spanned<String>>,
+    /// Billed = cost × FX × this. Default: `pricing.default_markup`.
+    #[serde(default)]
+    pub markup_multiplier: Option<Spanned<String>>,
     /// Deployment names serving this model; order breaks ties within a priority.
     pub deployments: Vec<Spanned<String>>,
 }

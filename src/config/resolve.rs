@@ -93,6 +93,8 @@ pub struct Config {
     pub database: Option<DatabaseConfig>,
     /// Failover and breaker policy.
     pub failover: FailoverConfig,
+    /// BRL per USD, millionths.
+    pub fx_usd_brl_micros: i64,
     /// Providers, in file order.
     pub providers: Vec<Provider>,
     /// Deployments, in file order.
@@ -209,6 +211,8 @@ pub struct Model {
     pub input_micros_per_1m: Option<i64>,
     /// Micro-USD per 1M output tokens.
     pub output_micros_per_1m: Option<i64>,
+    /// Everything pricing needs (missing prices are 0).
+    pub price: crate::pricing::Price,
     /// Indexes into [`Config::deployments`].
     pub deployments: Vec<usize>,
 }
@@ -469,6 +473,34 @@ impl Resolver {
             }
         };
 
+        let pricing = raw.pricing.as_ref();
+        let mut decimal = |v: Option<&Spanned<String>>, path: &str, default: i64| -> i64 {
+            match v {
+                None => default,
+                Some(s) => match parse_decimal_micros(&s.value) {
+                    Ok(n) if n > 0 => n,
+                    Ok(_) => {
+                        self.err(&s.referenced, format!("{path}: must be > 0"));
+                        default
+                    }
+                    Err(e) => {
+                        self.err(&s.referenced, format!("{path}: {e}"));
+                        default
+                    }
+                },
+            }
+        };
+        let fx_usd_brl_micros = decimal(
+            pricing.and_then(|p| p.fx_usd_brl.as_ref()),
+            "pricing.fx_usd_brl",
+            5_000_000,
+        );
+        let default_markup = decimal(
+            pricing.and_then(|p| p.default_markup.as_ref()),
+            "pricing.default_markup",
+            1_000_000,
+        );
+
         // providers
         let mut provider_idx: HashMap<String, usize> = HashMap::new();
         let mut providers = Vec::new();
@@ -584,7 +616,13 @@ impl Resolver {
         let mut public_names: HashSet<String> = HashSet::new();
         let mut models = Vec::new();
         for (i, m) in raw.models.iter().enumerate() {
-            models.push(self.model(&m.value, i, &deployment_idx, &mut public_names));
+            models.push(self.model(
+                &m.value,
+                i,
+                &deployment_idx,
+                &mut public_names,
+                default_markup,
+            ));
         }
 
         // keys
@@ -615,6 +653,7 @@ impl Resolver {
             usage,
             database,
             failover,
+            fx_usd_brl_micros,
             providers,
             deployments,
             models,
@@ -648,6 +687,7 @@ impl Resolver {
         i: usize,
         deployment_idx: &HashMap<String, usize>,
         public_names: &mut HashSet<String>,
+        default_markup: i64,
     ) -> Model {
         let path = format!("models[{i}]");
         for n in std::iter::once(&m.name).chain(m.aliases.iter()) {
@@ -695,6 +735,21 @@ impl Resolver {
         };
         let input = price(&m.input_usd_per_1m, "input_usd_per_1m");
         let output = price(&m.output_usd_per_1m, "output_usd_per_1m");
+        let per_request = price(&m.usd_per_request, "usd_per_request");
+        let per_image = price(&m.usd_per_image, "usd_per_image");
+        let markup = match price(&m.markup_multiplier, "markup_multiplier") {
+            Some(0) => {
+                if let Some(mm) = &m.markup_multiplier {
+                    self.err(
+                        &mm.referenced,
+                        format!("{path}.markup_multiplier: must be > 0"),
+                    );
+                }
+                default_markup
+            }
+            Some(v) => v,
+            None => default_markup,
+        };
         let mut deployments = Vec::new();
         if m.deployments.is_empty() {
             self.err(
@@ -722,6 +777,13 @@ impl Resolver {
                 .unwrap_or_else(|| "catraca".into()),
             input_micros_per_1m: input,
             output_micros_per_1m: output,
+            price: crate::pricing::Price {
+                input_per_1m: input.unwrap_or(0),
+                output_per_1m: output.unwrap_or(0),
+                per_request: per_request.unwrap_or(0),
+                per_image: per_image.unwrap_or(0),
+                markup,
+            },
             deployments,
         }
     }

@@ -166,6 +166,8 @@ pub struct RequestCtx {
     pub session_id: Option<String>,
     /// Forwarded to the admin app (not AI traffic).
     pub admin: Option<std::net::SocketAddr>,
+    /// Images asked for (priced per image).
+    pub images: u64,
 }
 
 impl RequestCtx {
@@ -205,6 +207,7 @@ impl RequestCtx {
             client_disconnected: false,
             session_id: None,
             admin: None,
+            images: 0,
         }
     }
 

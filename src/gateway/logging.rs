@@ -92,6 +92,24 @@ pub async fn finish(
             "request finished after failover"
         );
     }
+    // priced from the model's catalog entry; only successful requests pay per-request fees
+    let cost = match (&live, ctx.model) {
+        (Some(l), Some(m)) => {
+            let ok = (200..400).contains(&status);
+            let consumed = crate::pricing::Consumed {
+                prompt_tokens: usage.map(|u| u.prompt_tokens).unwrap_or(0),
+                completion_tokens: usage.map(|u| u.completion_tokens).unwrap_or(0),
+                images: if ok { ctx.images } else { 0 },
+                request: ok,
+            };
+            Some(crate::pricing::cost(
+                &l.config.models[m].price,
+                &consumed,
+                l.config.fx_usd_brl_micros,
+            ))
+        }
+        _ => None,
+    };
     let event = UsageEvent {
         request_id: std::mem::take(&mut ctx.request_id),
         ts: ctx.ts,
@@ -109,6 +127,8 @@ pub async fn finish(
         prompt_tokens: usage.map(|u| u.prompt_tokens).unwrap_or(0),
         completion_tokens: usage.map(|u| u.completion_tokens).unwrap_or(0),
         usage_reported: usage.is_some(),
+        cost_upstream_usd_micros: cost.map(|c| c.usd_micros),
+        cost_billed_brl_micros: cost.map(|c| c.brl_micros),
         latency_ms: latency.as_millis() as u64,
         ttft_ms: ctx.ttft.map(|t| t.as_millis() as u64),
         session_id: ctx.session_id.take(),

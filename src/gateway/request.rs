@@ -151,6 +151,9 @@ pub async fn prepare(
         stream: Option<bool>,
         #[serde(default)]
         stream_options: Seen<StreamOptions>,
+        /// images requested (`/v1/images/generations`)
+        #[serde(default)]
+        n: Option<serde_json::Value>,
     }
     #[derive(Deserialize)]
     struct StreamOptions {
@@ -176,6 +179,14 @@ pub async fn prepare(
         ctx.model_span = Some((start, start + m.len()));
     }
     ctx.stream = probe.stream.unwrap_or(false) && matches!(route, Route::Chat | Route::Completions);
+    if route == Route::Images {
+        ctx.images = probe
+            .n
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1)
+            .min(100);
+    }
     ctx.stream_options_absent = !probe.stream_options.present;
     let client_usage = probe
         .stream_options

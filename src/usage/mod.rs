@@ -45,6 +45,12 @@ pub struct UsageEvent {
     pub completion_tokens: u64,
     /// Whether the upstream reported usage.
     pub usage_reported: bool,
+    /// Upstream cost at catalog prices, micro-USD (see `pricing`).
+    #[serde(default)]
+    pub cost_upstream_usd_micros: Option<i64>,
+    /// Billed amount (cost × FX × markup), micro-BRL.
+    #[serde(default)]
+    pub cost_billed_brl_micros: Option<i64>,
     /// Whole request time, ms.
     pub latency_ms: u64,
     /// Time to the first upstream body byte, ms.

@@ -207,6 +207,8 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
     let mut session = Vec::with_capacity(batch.len());
     let mut disconnected = Vec::with_capacity(batch.len());
     let mut created = Vec::with_capacity(batch.len());
+    let mut cost_usd = Vec::with_capacity(batch.len());
+    let mut cost_brl = Vec::with_capacity(batch.len());
     for e in batch {
         request_id.push(e.request_id.as_str());
         organization_id.push(e.organization_id);
@@ -228,6 +230,8 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
         session.push(e.session_id.as_deref());
         disconnected.push(e.client_disconnected);
         created.push(e.ts);
+        cost_usd.push(e.cost_upstream_usd_micros);
+        cost_brl.push(e.cost_billed_brl_micros);
     }
     sqlx::query(
         r#"
@@ -235,21 +239,24 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
             INSERT INTO usage_event (
                 request_id, organization_id, api_key_id, key_name, route, model, deployment,
                 provider, status, error, attempts, stream, prompt_tokens, completion_tokens,
-                usage_reported, latency_ms, ttft_ms, session_id, client_disconnected, created_at)
+                usage_reported, latency_ms, ttft_ms, session_id, client_disconnected, created_at,
+                cost_upstream_usd_micros, cost_billed_brl_micros)
             SELECT * FROM UNNEST(
                 $1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
                 $8::text[], $9::int2[], $10::text[], $11::int2[], $12::bool[], $13::int8[], $14::int8[],
-                $15::bool[], $16::int4[], $17::int4[], $18::text[], $19::bool[], $20::timestamptz[])
+                $15::bool[], $16::int4[], $17::int4[], $18::text[], $19::bool[], $20::timestamptz[],
+                $21::int8[], $22::int8[])
             ON CONFLICT (request_id) DO NOTHING
             RETURNING organization_id, api_key_id, model, status, prompt_tokens, completion_tokens,
-                      cost_upstream_usd_micros, latency_ms, created_at
+                      cost_upstream_usd_micros, cost_billed_brl_micros, latency_ms, created_at
         ), daily AS (
             INSERT INTO usage_daily AS d (organization_id, day, model, requests, successful,
-                prompt_tokens, completion_tokens, cost_usd_micros, latency_ms_sum)
+                prompt_tokens, completion_tokens, cost_usd_micros, latency_ms_sum, cost_billed_brl_micros)
             SELECT coalesce(organization_id, '00000000-0000-0000-0000-000000000000'::uuid),
                    (created_at AT TIME ZONE 'UTC')::date, coalesce(model, ''), count(*),
                    count(*) FILTER (WHERE status BETWEEN 200 AND 399), sum(prompt_tokens),
-                   sum(completion_tokens), coalesce(sum(cost_upstream_usd_micros), 0), sum(latency_ms)
+                   sum(completion_tokens), coalesce(sum(cost_upstream_usd_micros), 0), sum(latency_ms),
+                   coalesce(sum(cost_billed_brl_micros), 0)
             FROM ins GROUP BY 1, 2, 3
             ON CONFLICT (organization_id, day, model) DO UPDATE SET
                 requests = d.requests + EXCLUDED.requests,
@@ -257,17 +264,20 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
                 prompt_tokens = d.prompt_tokens + EXCLUDED.prompt_tokens,
                 completion_tokens = d.completion_tokens + EXCLUDED.completion_tokens,
                 cost_usd_micros = d.cost_usd_micros + EXCLUDED.cost_usd_micros,
-                latency_ms_sum = d.latency_ms_sum + EXCLUDED.latency_ms_sum
+                latency_ms_sum = d.latency_ms_sum + EXCLUDED.latency_ms_sum,
+                cost_billed_brl_micros = d.cost_billed_brl_micros + EXCLUDED.cost_billed_brl_micros
         ), per_key AS (
             SELECT api_key_id, count(*) AS n, sum(prompt_tokens) AS p,
-                   sum(completion_tokens) AS c, max(created_at) AS last
+                   sum(completion_tokens) AS c, max(created_at) AS last,
+                   coalesce(sum(cost_upstream_usd_micros), 0) AS usd
             FROM ins WHERE api_key_id IS NOT NULL GROUP BY api_key_id
         )
         UPDATE api_key k SET
             total_requests = k.total_requests + per_key.n,
             total_prompt_tokens = k.total_prompt_tokens + per_key.p,
             total_completion_tokens = k.total_completion_tokens + per_key.c,
-            last_used_at = greatest(k.last_used_at, per_key.last)
+            last_used_at = greatest(k.last_used_at, per_key.last),
+            total_cost_usd_micros = k.total_cost_usd_micros + per_key.usd
         FROM per_key WHERE k.api_key_id = per_key.api_key_id
         "#,
     )
@@ -291,6 +301,8 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
     .bind(&session)
     .bind(&disconnected)
     .bind(&created)
+    .bind(&cost_usd)
+    .bind(&cost_brl)
     .execute(pool)
     .await?;
     Ok(())
