@@ -4,7 +4,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# migrations are embedded at compile time; tests and benches are declared targets of the manifest
+COPY migrations ./migrations
 COPY tests ./tests
+COPY benches ./benches
 RUN cargo build --release --locked --bin catraca
 
 FROM debian:bookworm-slim
