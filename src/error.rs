@@ -45,6 +45,16 @@ pub enum ApiError {
     /// 405: wrong method on a known route.
     #[error("method {0} is not allowed on this route")]
     MethodNotAllowed(String),
+    /// 429: the key's request limit is reached.
+    #[error("rate limit reached: {limit} requests per {window}; retry in {retry_after} s")]
+    RateLimited {
+        /// The binding limit.
+        limit: u32,
+        /// "minute" or "day".
+        window: &'static str,
+        /// Seconds until the window resets.
+        retry_after: u64,
+    },
     /// 413: body over the configured limit.
     #[error("request body is larger than the limit of {0} bytes")]
     BodyTooLarge(u64),
@@ -81,6 +91,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::BodyTooLarge(_) => 413,
+            ApiError::RateLimited { .. } => 429,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::UpstreamUnavailable(_) | ApiError::StreamInterrupted => 502,
             ApiError::UpstreamOverloaded | ApiError::KeyStoreUnavailable => 503,
@@ -104,6 +115,7 @@ impl ApiError {
             | ApiError::DisabledKey
             | ApiError::ExpiredKey => "authentication_error",
             ApiError::ModelNotAllowed(_) => "permission_error",
+            ApiError::RateLimited { .. } => "rate_limit_error",
             ApiError::UpstreamUnavailable(_)
             | ApiError::UpstreamOverloaded
             | ApiError::UpstreamTimeout
@@ -127,6 +139,7 @@ impl ApiError {
             ApiError::RouteNotFound(_) => "route_not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
             ApiError::UpstreamOverloaded => "upstream_overloaded",
@@ -183,6 +196,7 @@ impl ApiError {
             ApiError::ModelNotAllowed(_) => "INSUFFICIENT_PERMISSIONS",
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => "NOT_FOUND",
             ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            ApiError::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
             _ => "INTERNAL_ERROR",
         }
     }

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod mock_upstream;
 pub mod pricing;

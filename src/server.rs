@@ -88,6 +88,7 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         usage: sink,
         db_keys: db_keys.clone(),
         admin_addr: config.database.as_ref().map(|_| config.admin_listen),
+        limiter: crate::limits::LocalLimiter::new(),
     });
 
     let conf = ServerConf {

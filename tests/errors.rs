@@ -186,3 +186,66 @@ async fn key_limited_to_some_models_gets_403_on_others() {
     assert_eq!(v["error"]["code"], "model_not_allowed");
     assert_eq!(v["error"]["param"], "model");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_key_rpm_refuses_exactly_at_the_threshold_with_headers() {
+    let (a, b) = (Mock::start().await, Mock::start().await);
+    // the harness header ends with the `keys:` list, so this line adds one more key
+    let limited = format!(
+        "  - {{name: rpm3, sha256: \"{}\", rpm: 3}}\n",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"sk-rpm3"))
+    );
+    let gw = Gateway::start(&format!(
+        "{limited}{}",
+        two_deployments(&a.base(), &b.base(), "")
+    ))
+    .await;
+    let send = || {
+        reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth("sk-rpm3")
+            .header("content-type", "application/json")
+            .body(json!({"model": "chat-model", "messages": []}).to_string())
+            .send()
+    };
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let r = send().await.unwrap();
+        assert_eq!(r.status(), 200, "refused before the threshold");
+        assert_eq!(r.headers()["x-ratelimit-limit"], "3");
+        assert_eq!(r.headers()["x-ratelimit-window"], "60");
+        remaining.push(
+            r.headers()["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let r = send().await.unwrap();
+    // a minute boundary between the calls resets the window; then the 4th is allowed
+    if remaining == ["2", "1", "0"] {
+        assert_eq!(r.status(), 429);
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry));
+        assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+        assert_eq!(
+            a.requests().await + b.requests().await,
+            3,
+            "a refused request must not reach upstream"
+        );
+    }
+    // the test key has no limits: no headers
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "messages": []}),
+        )
+        .await;
+    assert!(r.headers().get("x-ratelimit-limit").is_none());
+}

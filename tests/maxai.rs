@@ -615,3 +615,42 @@ async fn logout_ends_the_session_and_me_answers(pool: PgPool) {
     let (s, _) = call(&gw, "POST", "/api/auth/refresh", Some(refresh), None).await;
     assert_eq!(s, 401, "a logged-out refresh token must not refresh");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn key_rate_limit_rpm_is_enforced_by_the_gateway(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let v = register(&gw, "rpm@example.com").await;
+    let token = v["access_token"].as_str().unwrap().to_string();
+    let (_, k) = call(
+        &gw,
+        "POST",
+        "/api/keys",
+        Some(&token),
+        Some(json!({"name": "k", "rate_limit_rpm": 2})),
+    )
+    .await;
+    let key = k["key"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(json!({"model": "gpt-4o-mini", "messages": []}).to_string())
+            .send()
+            .await
+            .unwrap();
+        statuses.push((
+            r.status().as_u16(),
+            r.headers()
+                .get("x-ratelimit-remaining")
+                .map(|v| v.to_str().unwrap().to_string()),
+        ));
+    }
+    // unless a minute boundary fell between the calls, the third is refused
+    if statuses[1].1.as_deref() == Some("0") {
+        assert_eq!(statuses[2].0, 429, "{statuses:?}");
+    }
+    assert_eq!(statuses[0], (200, Some("1".to_string())));
+}

@@ -207,4 +207,10 @@ pub struct RawKey {
     /// Public model names this key may use; empty means all. Default empty.
     #[serde(default)]
     pub models: Vec<Spanned<String>>,
+    /// Requests per minute. Default unlimited.
+    #[serde(default)]
+    pub rpm: Option<Spanned<u32>>,
+    /// Requests per day (UTC). Default unlimited.
+    #[serde(default)]
+    pub rpd: Option<Spanned<u32>>,
 }

@@ -228,6 +228,10 @@ pub struct KeyEntry {
     pub disabled: bool,
     /// Allowed public models; empty = all.
     pub models: Vec<String>,
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Requests per day.
+    pub rpd: Option<u32>,
 }
 
 impl fmt::Debug for KeyEntry {
@@ -858,6 +862,8 @@ fn key_entry(k: &RawKey, env: &dyn Fn(&str) -> Option<String>) -> Option<KeyEntr
         hash,
         disabled: k.disabled.as_ref().map(|d| d.value).unwrap_or(false),
         models: k.models.iter().map(|m| m.value.clone()).collect(),
+        rpm: k.rpm.as_ref().map(|v| v.value).filter(|v| *v > 0),
+        rpd: k.rpd.as_ref().map(|v| v.value).filter(|v| *v > 0),
     })
 }
 

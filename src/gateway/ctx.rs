@@ -168,6 +168,8 @@ pub struct RequestCtx {
     pub admin: Option<std::net::SocketAddr>,
     /// Images asked for (priced per image).
     pub images: u64,
+    /// The rate-limit decision, for the `X-RateLimit-*` headers.
+    pub rate: Option<crate::limits::Decision>,
 }
 
 impl RequestCtx {
@@ -208,6 +210,7 @@ impl RequestCtx {
             session_id: None,
             admin: None,
             images: 0,
+            rate: None,
         }
     }
 

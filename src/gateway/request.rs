@@ -29,6 +29,7 @@ pub async fn prepare(
     ctx: &mut RequestCtx,
     db_keys: Option<&PgKeys>,
     admin: Option<std::net::SocketAddr>,
+    limiter: &crate::limits::LocalLimiter,
 ) -> Result<Outcome, ApiError> {
     let live = ctx.live.clone().ok_or(ApiError::Internal)?;
     let path = session.req_header().uri.path();
@@ -72,6 +73,24 @@ pub async fn prepare(
     }
     if method != http::Method::POST {
         return Err(ApiError::MethodNotAllowed(method.to_string()));
+    }
+
+    // per-key request limits, before anything is read or sent upstream
+    if let Some(key) = &ctx.key {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Some(d) = limiter.check(key.hash(), &key.limits, now) {
+            ctx.rate = Some(d);
+            if !d.allowed {
+                return Err(ApiError::RateLimited {
+                    limit: d.limit,
+                    window: if d.window_secs == 60 { "minute" } else { "day" },
+                    retry_after: d.retry_after,
+                });
+            }
+        }
     }
 
     let cfg = &live.config;

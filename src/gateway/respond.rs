@@ -30,6 +30,7 @@ pub async fn json(session: &mut Session, ctx: &RequestCtx, status: u16, body: By
         h.insert_header("content-type", "application/json")?;
         h.insert_header("content-length", body.len().to_string())?;
         h.insert_header("x-request-id", ctx.request_id.as_str())?;
+        rate_headers(&mut h, ctx)?;
         session.write_response_header(Box::new(h), false).await?;
         session.write_response_body(Some(body), true).await
     }
@@ -37,4 +38,18 @@ pub async fn json(session: &mut Session, ctx: &RequestCtx, status: u16, body: By
     if let Err(e) = result {
         tracing::debug!(request_id = %ctx.request_id, error = %e, "could not write response");
     }
+}
+
+/// `X-RateLimit-Limit/Remaining/Reset/Window`, and `Retry-After` on a refusal.
+pub fn rate_headers(h: &mut ResponseHeader, ctx: &RequestCtx) -> pingora::Result<()> {
+    if let Some(d) = &ctx.rate {
+        h.insert_header("x-ratelimit-limit", d.limit.to_string())?;
+        h.insert_header("x-ratelimit-remaining", d.remaining.to_string())?;
+        h.insert_header("x-ratelimit-reset", d.reset.to_string())?;
+        h.insert_header("x-ratelimit-window", d.window_secs.to_string())?;
+        if !d.allowed {
+            h.insert_header("retry-after", d.retry_after.to_string())?;
+        }
+    }
+    Ok(())
 }

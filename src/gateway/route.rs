@@ -87,11 +87,14 @@ pub struct KeyInfo {
     pub organization_id: Option<uuid::Uuid>,
     /// Row id, for keys stored in Postgres.
     pub api_key_id: Option<uuid::Uuid>,
+    /// Requests per minute/day.
+    pub limits: crate::limits::KeyLimits,
     hash: [u8; 32],
 }
 
 impl KeyInfo {
     /// A key read from the store.
+    #[allow(clippy::too_many_arguments)] // one row of `api_key`, field by field
     pub fn from_store(
         hash: [u8; 32],
         name: &str,
@@ -100,8 +103,10 @@ impl KeyInfo {
         models: Vec<String>,
         organization_id: uuid::Uuid,
         api_key_id: uuid::Uuid,
+        limits: crate::limits::KeyLimits,
     ) -> Self {
         KeyInfo {
+            limits,
             name: Arc::from(name),
             disabled,
             expires_at,
@@ -110,6 +115,11 @@ impl KeyInfo {
             api_key_id: Some(api_key_id),
             hash,
         }
+    }
+
+    /// SHA-256 of the key (the limiter's counter key).
+    pub fn hash(&self) -> &[u8; 32] {
+        &self.hash
     }
 
     /// Whether the key may be used now.
@@ -223,6 +233,10 @@ impl Live {
                     models: k.models.clone(),
                     organization_id: None,
                     api_key_id: None,
+                    limits: crate::limits::KeyLimits {
+                        rpm: k.rpm,
+                        rpd: k.rpd,
+                    },
                     hash: k.hash,
                 }),
             );

@@ -76,6 +76,7 @@ pub fn on_upstream_header(
         resp.remove_header("content-length");
     }
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    super::respond::rate_headers(resp, ctx)?;
     Ok(())
 }
 

@@ -114,7 +114,8 @@ impl PgKeys {
 
     async fn fetch(&self, hash: &[u8; 32]) -> Result<Option<Arc<KeyInfo>>, sqlx::Error> {
         let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT api_key_id, organization_id, name, status, expires_at, allowed_models
+            "SELECT api_key_id, organization_id, name, status, expires_at, allowed_models,
+                    rate_limit_rpm, rate_limit_rpd
              FROM api_key WHERE key_hash = $1",
         )
         .bind(&hash[..])
@@ -129,6 +130,10 @@ impl PgKeys {
                 r.allowed_models,
                 r.organization_id,
                 r.api_key_id,
+                crate::limits::KeyLimits {
+                    rpm: r.rate_limit_rpm.and_then(|v| u32::try_from(v).ok()),
+                    rpd: r.rate_limit_rpd.and_then(|v| u32::try_from(v).ok()),
+                },
             ))
         }))
     }
@@ -199,4 +204,6 @@ struct KeyRow {
     status: String,
     expires_at: Option<time::OffsetDateTime>,
     allowed_models: Vec<String>,
+    rate_limit_rpm: Option<i32>,
+    rate_limit_rpd: Option<i32>,
 }
