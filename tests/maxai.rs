@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::common::{Gateway, Mock, db_url};
+use crate::common::{Gateway, Mock, call, db_url};
 
 fn body(mock: &Mock) -> String {
     crate::common::single_model(mock, "gpt-4o-mini", "")
@@ -24,32 +24,6 @@ async fn start(pool: &PgPool, mock: &Mock) -> Gateway {
         ],
     )
     .await
-}
-
-async fn call(
-    gw: &Gateway,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let mut rb = c.request(method.parse().unwrap(), gw.url(path));
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        rb = rb
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let r = rb.send().await.unwrap();
-    let s = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 async fn register(gw: &Gateway, email: &str) -> Value {

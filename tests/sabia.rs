@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::common::{Gateway, Mock, db_url};
+use crate::common::{Gateway, Mock, call, db_url};
 
 async fn start(pool: &PgPool, mock: &Mock) -> Gateway {
     Gateway::start_with_env(
@@ -19,27 +19,6 @@ async fn start(pool: &PgPool, mock: &Mock) -> Gateway {
         ],
     )
     .await
-}
-
-async fn call(
-    gw: &Gateway,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut rb = reqwest::Client::new().request(method.parse().unwrap(), gw.url(path));
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        rb = rb
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let r = rb.send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.json().await.unwrap_or(Value::Null))
 }
 
 fn assert_error(v: &Value, code: &str) {

@@ -357,6 +357,15 @@ async fn role_in(
         .ok_or_else(SabiaError::team_not_found)
 }
 
+/// The team, if the caller administers it; INSUFFICIENT_PERMISSIONS for other members.
+async fn admin_of(s: &AdminState, user: &AuthUser, team: &str) -> Result<Uuid, SabiaError> {
+    let (team, role) = role_in(s, user, team).await?;
+    if !is_admin(&role) {
+        return Err(SabiaError::forbidden());
+    }
+    Ok(team)
+}
+
 fn is_admin(role: &str) -> bool {
     role == "owner" || role == "admin"
 }
@@ -765,10 +774,7 @@ async fn add_member(
     Path(team): Path<String>,
     Body(r): Body<MemberReq>,
 ) -> Result<(StatusCode, Json<Value>), SabiaError> {
-    let (team, role) = role_in(&s, &u, &team).await?;
-    if !is_admin(&role) {
-        return Err(SabiaError::forbidden());
-    }
+    let team = admin_of(&s, &u, &team).await?;
     let email = required(&r.email, "email")?;
     let new_role = r.role.as_deref().unwrap_or("member");
     if !matches!(new_role, "admin" | "member" | "viewer") {
@@ -892,10 +898,7 @@ async fn change_plan(
     Path(team): Path<String>,
     Body(r): Body<PlanChange>,
 ) -> Result<Json<Value>, SabiaError> {
-    let (team, role) = role_in(&s, &u, &team).await?;
-    if !is_admin(&role) {
-        return Err(SabiaError::forbidden());
-    }
+    let team = admin_of(&s, &u, &team).await?;
     let code = required(&r.plan, "plan")?.to_lowercase();
     let cycle = r.billing_cycle.as_deref().unwrap_or("monthly");
     if !matches!(cycle, "monthly" | "annual") {
@@ -1045,10 +1048,7 @@ async fn create_key(
     Path(team): Path<String>,
     Body(r): Body<KeyReq>,
 ) -> Result<(StatusCode, Json<Value>), SabiaError> {
-    let (team, role) = role_in(&s, &u, &team).await?;
-    if !is_admin(&role) {
-        return Err(SabiaError::forbidden());
-    }
+    let team = admin_of(&s, &u, &team).await?;
     let name = required(&r.name, "name")?;
     if name.len() > 200 || r.description.as_ref().is_some_and(|d| d.len() > 2000) {
         return Err(SabiaError::validation("name", "Texto muito longo"));
@@ -1086,10 +1086,7 @@ async fn update_key(
     Path((team, key)): Path<(String, String)>,
     Body(r): Body<KeyReq>,
 ) -> Result<Json<Value>, SabiaError> {
-    let (team, role) = role_in(&s, &u, &team).await?;
-    if !is_admin(&role) {
-        return Err(SabiaError::forbidden());
-    }
+    let team = admin_of(&s, &u, &team).await?;
     let id = key_id(&key)?;
     if let Some(n) = &r.name
         && (n.trim().is_empty() || n.len() > 200)
@@ -1121,10 +1118,7 @@ async fn key_status(
     Path((team, key)): Path<(String, String)>,
     Body(r): Body<StatusReq>,
 ) -> Result<Json<Value>, SabiaError> {
-    let (team, role) = role_in(&s, &u, &team).await?;
-    if !is_admin(&role) {
-        return Err(SabiaError::forbidden());
-    }
+    let team = admin_of(&s, &u, &team).await?;
     let id = key_id(&key)?;
     let status = required(&r.status, "status")?;
     let db_status = match status {
@@ -1176,10 +1170,7 @@ async fn delete_key(
     User(u): User,
     Path((team, key)): Path<(String, String)>,
 ) -> Result<Json<Value>, SabiaError> {
-    let (team, role) = role_in(&s, &u, &team).await?;
-    if !is_admin(&role) {
-        return Err(SabiaError::forbidden());
-    }
+    let team = admin_of(&s, &u, &team).await?;
     let id = key_id(&key)?;
     let done = sqlx::query("DELETE FROM api_key WHERE organization_id = $1 AND serial_id = $2")
         .bind(team)
@@ -1561,10 +1552,7 @@ async fn create_webhook(
     Path(team): Path<String>,
     Body(r): Body<WebhookReq>,
 ) -> Result<(StatusCode, Json<Value>), SabiaError> {
-    let (team, role) = role_in(&s, &u, &team).await?;
-    if !is_admin(&role) {
-        return Err(SabiaError::forbidden());
-    }
+    let team = admin_of(&s, &u, &team).await?;
     let url = required(&r.url, "url")?;
     let parsed: Option<http::Uri> = url.parse().ok();
     if !parsed
