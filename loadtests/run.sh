@@ -4,6 +4,7 @@
 #   2. k6 → catraca → mock upstream            (the product)
 # Prints requests/s and p50/p99 latency of both, their ratio, and catraca's peak RSS.
 #   3. with DB=1, k6 → catraca with keys and usage in Postgres → mock upstream
+#   4. with LIMITS=1, k6 → catraca with a key under per-key RPM/RPD limits (never reached)
 # Env: VUS (32), DURATION (20s), STREAM (0|1), DB (0|1), MOCK_THREADS (1), OUT (loadtests/results).
 # Machines here are shared and noisy: compare the ratio, not the absolute numbers.
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -39,6 +40,10 @@ say "k6: $VUS VUs, $DURATION, stream=$STREAM — through catraca"
 GW0=$(cpu $GW); MK0=$(cpu $MOCK)
 run gateway http://127.0.0.1:18080 sk-bench
 GW_CPU=$(( $(cpu $GW) - GW0 )); MOCK_CPU=$(( $(cpu $MOCK) - MK0 ))
+if [ "${LIMITS:-0}" = 1 ]; then
+  say "k6: $VUS VUs, $DURATION, stream=$STREAM — through catraca with a rate-limited key"
+  run gateway_limited http://127.0.0.1:18080 sk-bench-limited
+fi
 RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$GW/status)
 EVENTS=$(wc -l < /tmp/catraca-bench-usage.jsonl)
 
@@ -65,6 +70,7 @@ if [ "${DB:-0}" = 1 ]; then
 fi
 
 [ "${DB:-0}" = 1 ] || rm -f "$OUT/gateway_db.json"
+[ "${LIMITS:-0}" = 1 ] || rm -f "$OUT/gateway_limited.json"
 python3 - "$OUT" "$RSS_KB" "$EVENTS" "$GW_CPU" "$MOCK_CPU" "$(getconf CLK_TCK)" "$DB_ROWS" <<'PY'
 import json, sys
 out, rss_kb, events = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -84,10 +90,15 @@ n = g[1]
 print(f"CPU per request during the catraca run: catraca {gw_cpu/hz/n*1e6:.1f} µs, mock {mock_cpu/hz/n*1e6:.1f} µs "
       f"(ratio {gw_cpu/max(mock_cpu,1):.2f})")
 import os
+if os.path.exists(f"{out}/gateway_limited.json"):
+    q = load("gateway_limited")
+    print(f"{'limited':10} {q[0]:10.0f} {q[1]:9d} {q[2]:8.2f} {q[3]:8.2f} {q[4]*100:6.2f}%")
+    print(f"ratio limited/unlimited key: req/s {q[0]/g[0]:.2f}  p50 {q[2]/g[2]:.2f}x  p99 {q[3]/g[3]:.2f}x")
 if os.path.exists(f"{out}/gateway_db.json") and sys.argv[7]:
     p = load("gateway_db")
     print(f"{'catraca+pg':10} {p[0]:10.0f} {p[1]:9d} {p[2]:8.2f} {p[3]:8.2f} {p[4]*100:6.2f}%")
     print(f"ratio catraca+pg/catraca: req/s {p[0]/g[0]:.2f}  p50 {p[2]/g[2]:.2f}x  p99 {p[3]/g[3]:.2f}x; "
           f"usage rows in Postgres: {sys.argv[7]} (requests: {p[1]})")
-print(f"catraca peak RSS: {rss_kb/1024:.1f} MiB; usage events written: {events} (gateway requests: {g[1]})")
+served = g[1] + (load("gateway_limited")[1] if os.path.exists(f"{out}/gateway_limited.json") else 0)
+print(f"catraca peak RSS: {rss_kb/1024:.1f} MiB; usage events written: {events} (requests it served: {served})")
 PY
