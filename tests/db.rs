@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use sqlx::PgPool;
 
 use crate::common::{Gateway, Mock, TcpCut, db_url, insert_key};
@@ -13,19 +12,7 @@ fn body(mock: &Mock) -> String {
 }
 
 async fn chat(gw: &Gateway, key: &str) -> u16 {
-    reqwest::Client::new()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .header("content-type", "application/json")
-        .body(
-            json!({"model": "chat-model", "messages": [{"role": "user", "content": "oi"}]})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    crate::common::chat_status(gw, key, "chat-model").await
 }
 
 async fn wait_rows(pool: &PgPool, n: i64) {

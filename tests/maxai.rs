@@ -234,21 +234,10 @@ async fn dashboard_key_works_at_gateway_and_revocation_is_seen_within_a_second(p
     assert_eq!(micros, Some(10_500_000), "budget stored exactly");
 
     // usable at the gateway at once
-    let chat = |key: String| {
-        let url = gw.url("/v1/chat/completions");
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(key)
-                .header("content-type", "application/json")
-                .body(json!({"model": "gpt-4o-mini", "messages": []}).to_string())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let gw_ref = &gw;
+    let chat =
+        |key: String| async move { crate::common::chat_status(gw_ref, &key, "gpt-4o-mini").await };
+
     assert_eq!(chat(key.clone()).await, 200);
 
     let (s, list) = call(&gw, "GET", "/api/keys", Some(&token), None).await;

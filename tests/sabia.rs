@@ -430,21 +430,10 @@ async fn team_keys_lifecycle_at_the_gateway(pool: PgPool) {
     );
     let id = v["data"]["id"].as_i64().unwrap();
 
-    let chat = |key: String| {
-        let url = gw.url("/v1/chat/completions");
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(key)
-                .header("content-type", "application/json")
-                .body(json!({"model": "gpt-4o-mini", "messages": []}).to_string())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
+    let gw_ref = &gw;
+    let chat =
+        |key: String| async move { crate::common::chat_status(gw_ref, &key, "gpt-4o-mini").await };
+
     assert_eq!(chat(key.clone()).await, 200);
 
     let (_, v) = call(

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::AdminState;
 use super::auth::{self, AuthError};
 use super::extract::{AuthUser, bearer};
 use super::openapi::Api;
+use super::{AdminState, rfc3339, valid_email};
 
 /// MaxAI's routes.
 pub fn api() -> Api<AdminState> {
@@ -294,9 +294,7 @@ async fn realtime_health(State(s): State<AdminState>) -> Json<Value> {
 }
 
 fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    rfc3339(time::OffsetDateTime::now_utc())
 }
 
 #[derive(Deserialize)]
@@ -304,15 +302,6 @@ struct RegisterReq {
     email: String,
     password: String,
     name: String,
-}
-
-fn valid_email(e: &str) -> bool {
-    let e = e.trim();
-    e.len() <= 254
-        && e.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
-        })
-        && !e.contains(char::is_whitespace)
 }
 
 async fn register(
@@ -372,7 +361,7 @@ async fn customer_json(s: &AdminState, user: Uuid, org: Uuid) -> Result<Value, M
         "name": name,
         "company": company,
         "phone": phone,
-        "created_at": created.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "created_at": rfc3339(created),
     }))
 }
 
@@ -400,26 +389,30 @@ struct RefreshReq {
     refresh_token: Option<String>,
 }
 
-/// The refresh token comes as the Bearer token (as the contract's security says) or in the body.
-async fn refresh(
-    State(s): State<AdminState>,
-    req: axum::extract::Request,
-) -> Result<Json<Value>, MaxError> {
+/// The refresh token: from a `{"refresh_token"}` body, else the Bearer token (as the contract's
+/// security says). `strict`: a malformed body is a 400 rather than ignored.
+async fn refresh_token_of(req: axum::extract::Request, strict: bool) -> Result<String, MaxError> {
     let (parts, body) = req.into_parts();
     let from_header = bearer(&parts).map(str::to_string);
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .map_err(|_| MaxError::bad_request("body too large"))?;
-    let from_body = if bytes.is_empty() {
-        None
-    } else {
-        serde_json::from_slice::<RefreshReq>(&bytes)
-            .map_err(|e| MaxError::bad_request(e.to_string()))?
-            .refresh_token
+    let from_body = match serde_json::from_slice::<RefreshReq>(&bytes) {
+        _ if bytes.is_empty() => None,
+        Ok(r) => r.refresh_token,
+        Err(e) if strict => return Err(MaxError::bad_request(e.to_string())),
+        Err(_) => None,
     };
-    let token = from_body
+    from_body
         .or(from_header)
-        .ok_or(MaxError::from(AuthError::BadToken))?;
+        .ok_or(MaxError::from(AuthError::BadToken))
+}
+
+async fn refresh(
+    State(s): State<AdminState>,
+    req: axum::extract::Request,
+) -> Result<Json<Value>, MaxError> {
+    let token = refresh_token_of(req, true).await?;
     let session = auth::rotate(&s.pool, &s.jwt, &token).await?;
     Ok(Json(token_pair(&s, &session).await?))
 }
@@ -429,17 +422,7 @@ async fn logout(
     State(s): State<AdminState>,
     req: axum::extract::Request,
 ) -> Result<Json<Value>, MaxError> {
-    let (parts, body) = req.into_parts();
-    let from_header = bearer(&parts).map(str::to_string);
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .map_err(|_| MaxError::bad_request("body too large"))?;
-    let from_body = serde_json::from_slice::<RefreshReq>(&bytes)
-        .ok()
-        .and_then(|r| r.refresh_token);
-    let token = from_body
-        .or(from_header)
-        .ok_or(MaxError::from(AuthError::BadToken))?;
+    let token = refresh_token_of(req, false).await?;
     auth::logout(&s.pool, &token).await?;
     Ok(Json(json!({"success": true})))
 }
@@ -606,7 +589,7 @@ fn row_json(r: KeyRow) -> Value {
         "total_cost": micros_to_number(r.8),
         "budget": r.9.map(micros_to_number).unwrap_or(Value::Null),
         "budget_used": micros_to_number(r.8),
-        "created_at": r.10.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "created_at": rfc3339(r.10),
     })
 }
 
@@ -683,11 +666,6 @@ struct DaysQ {
 
 fn thirty() -> i32 {
     30
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 async fn usage_stats(

@@ -40,6 +40,22 @@ pub struct AdminState {
     pub secrets: Option<Arc<crate::secrets::SecretBox>>,
 }
 
+/// RFC 3339 text of a time, as every surface prints timestamps.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A plausible email address: one `@`, a dotted domain, no spaces (trimmed first).
+pub fn valid_email(e: &str) -> bool {
+    let e = e.trim();
+    e.len() <= 254
+        && e.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
+        && !e.contains(char::is_whitespace)
+}
+
 /// Every mounted route, and `/openapi.json` describing them.
 pub fn router(state: AdminState) -> Router {
     let (router, docs) = api().into_parts();

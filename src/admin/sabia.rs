@@ -26,10 +26,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::AdminState;
 use super::auth::{self, AuthError, Purpose};
 use super::extract::AuthUser;
 use super::openapi::Api;
+use super::{AdminState, rfc3339, valid_email};
 
 /// SabIA's session tokens last a day (`expiresIn: 86400`); the contract has no refresh.
 const SESSION_TTL: Duration = Duration::from_secs(86_400);
@@ -333,11 +333,6 @@ fn ok(message: Option<&str>, data: Value) -> Json<Value> {
     Json(v)
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// The caller's role in `team`, or TEAM_NOT_FOUND (also for teams that exist but are not
 /// theirs: existence is not revealed).
 async fn role_in(
@@ -393,13 +388,6 @@ fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str, SabiaErro
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| SabiaError::validation(field, &format!("{field} é obrigatório")))
-}
-
-fn valid_email(e: &str) -> bool {
-    e.len() <= 254
-        && !e.contains(char::is_whitespace)
-        && e.split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.ends_with('.'))
 }
 
 /// name, email, phone, company, avatar, created, verified

@@ -48,10 +48,7 @@ pub async fn run(path: PathBuf, shared: Arc<Shared>, mut shutdown: watch::Receiv
             _ = hup_fut => "SIGHUP",
             _ = dns.tick() => {
                 refresh_dns(&shared).await;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
+                let now = crate::limits::unix_now();
                 shared.limiter.sweep(now);
                 continue;
             }

@@ -77,10 +77,7 @@ pub async fn prepare(
 
     // per-key request limits, before anything is read or sent upstream
     if let Some(key) = &ctx.key {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = crate::limits::unix_now();
         if let Some(d) = limiter.check(key.hash(), &key.limits, now) {
             ctx.rate = Some(d);
             if !d.allowed {

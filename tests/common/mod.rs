@@ -422,3 +422,20 @@ pub async fn call(
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
 }
+
+/// Status of one chat request for `model` with `key` through the gateway.
+pub async fn chat_status(gw: &Gateway, key: &str, model: &str) -> u16 {
+    reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({"model": model, "messages": [{"role": "user", "content": "oi"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
