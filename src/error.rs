@@ -45,13 +45,13 @@ pub enum ApiError {
     /// 405: wrong method on a known route.
     #[error("method {0} is not allowed on this route")]
     MethodNotAllowed(String),
-    /// 429: the key's request limit is reached.
-    #[error("rate limit reached: {limit} requests per {window}; retry in {retry_after} s")]
+    /// 429: a request, token or concurrency limit is reached.
+    #[error("{}", rate_message(*kind, *limit, *retry_after))]
     RateLimited {
-        /// The binding limit.
+        /// Which limit.
+        kind: crate::limits::Kind,
+        /// Its value.
         limit: u32,
-        /// "minute" or "day".
-        window: &'static str,
         /// Seconds until the window resets.
         retry_after: u64,
     },
@@ -139,6 +139,10 @@ impl ApiError {
             ApiError::RouteNotFound(_) => "route_not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::RateLimited {
+                kind: crate::limits::Kind::Unavailable,
+                ..
+            } => "limiter_unavailable",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
@@ -218,6 +222,25 @@ impl ApiError {
         v.extend_from_slice(&body);
         v.extend_from_slice(b"\n\n");
         Bytes::from(v)
+    }
+}
+
+fn rate_message(kind: crate::limits::Kind, limit: u32, retry_after: u64) -> String {
+    use crate::limits::Kind;
+    match kind {
+        Kind::Rps | Kind::Rpm | Kind::Rpd => format!(
+            "rate limit reached: {limit} requests per {}; retry in {retry_after} s",
+            kind.window_name()
+        ),
+        Kind::Tpm => {
+            format!("token rate limit reached: {limit} tokens per minute; retry in {retry_after} s")
+        }
+        Kind::Concurrency => {
+            format!("too many requests in flight: the limit is {limit}; retry in {retry_after} s")
+        }
+        Kind::Unavailable => {
+            format!("the rate limiter is unavailable; retry in {retry_after} s")
+        }
     }
 }
 

@@ -27,4 +27,5 @@ pub mod server;
 pub mod sse;
 pub mod state;
 pub mod store;
+pub mod tokens;
 pub mod usage;

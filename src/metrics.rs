@@ -27,6 +27,8 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// `catraca_usage_queue_depth`
     pub usage_queue: IntGauge,
+    /// The limiter's decisions, Redis state and round trips.
+    pub limiter: std::sync::Arc<crate::limits::LimiterMetrics>,
 }
 
 impl Metrics {
@@ -102,7 +104,39 @@ impl Metrics {
         registry.register(Box::new(circuit_open.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(usage_queue.clone()))?;
+        let limiter = crate::limits::LimiterMetrics {
+            decisions: IntCounterVec::new(
+                Opts::new(
+                    "catraca_limit_decisions_total",
+                    "Limiter decisions: allowed, or refused by reason; by back end",
+                ),
+                &["decision", "reason", "backend"],
+            )?,
+            redis_up: IntGauge::new(
+                "catraca_limiter_redis_up",
+                "1 while the Redis limiter answers, 0 while the fallback decides",
+            )?,
+            fallbacks: IntCounterVec::new(
+                Opts::new(
+                    "catraca_limiter_fallback_total",
+                    "Requests decided by the fallback because Redis did not answer",
+                ),
+                &["mode"],
+            )?,
+            round_trips: IntCounterVec::new(
+                Opts::new(
+                    "catraca_redis_round_trips_total",
+                    "Round trips to the Redis limiter by operation",
+                ),
+                &["op"],
+            )?,
+        };
+        registry.register(Box::new(limiter.decisions.clone()))?;
+        registry.register(Box::new(limiter.redis_up.clone()))?;
+        registry.register(Box::new(limiter.fallbacks.clone()))?;
+        registry.register(Box::new(limiter.round_trips.clone()))?;
         Ok(Metrics {
+            limiter: std::sync::Arc::new(limiter),
             registry,
             requests,
             latency,

@@ -18,6 +18,8 @@ pub struct Price {
     pub per_request: i64,
     /// micro-USD per generated image.
     pub per_image: i64,
+    /// micro-USD per second of audio.
+    pub per_audio_second: i64,
     /// Markup multiplier in millionths (1.3 = 1_300_000).
     pub markup: i64,
 }
@@ -40,6 +42,8 @@ pub struct Consumed {
     pub completion_tokens: u64,
     /// Images generated.
     pub images: u64,
+    /// Audio transcribed, milliseconds.
+    pub audio_ms: u64,
     /// Per-request fee applies (a successful request).
     pub request: bool,
 }
@@ -59,6 +63,7 @@ pub fn cost(price: &Price, c: &Consumed, fx_micros: i64) -> Cost {
     // micro-USD × 1e6 (exact)
     let exact: i128 = i128::from(c.prompt_tokens) * i128::from(price.input_per_1m)
         + i128::from(c.completion_tokens) * i128::from(price.output_per_1m)
+        + i128::from(c.audio_ms) * i128::from(price.per_audio_second) * 1000
         + (i128::from(c.images) * i128::from(price.per_image)
             + if c.request {
                 i128::from(price.per_request)
@@ -86,6 +91,7 @@ mod tests {
         output_per_1m: 600_000, // $0.60 / 1M
         per_request: 0,
         per_image: 0,
+        per_audio_second: 0,
         markup: 1_300_000, // 1.3
     };
 
@@ -93,8 +99,8 @@ mod tests {
         Consumed {
             prompt_tokens: p,
             completion_tokens: c,
-            images: 0,
             request: true,
+            ..Default::default()
         }
     }
 
@@ -170,6 +176,30 @@ mod tests {
                 brl_micros: 864_000
             }
         );
+    }
+
+    #[test]
+    fn per_audio_second_counts_milliseconds() {
+        // whisper-1: $0.006 a minute = $0.0001 = 100 micro-USD a second
+        let whisper = Price {
+            per_audio_second: 100,
+            markup: 1_500_000,
+            ..Default::default()
+        };
+        let clip = |ms| Consumed {
+            audio_ms: ms,
+            request: true,
+            ..Default::default()
+        };
+        // 12.345 s = 1234.5 micro-USD → 1235 (half up); BRL 1234.5 × 5.4 × 1.5 = 9999.45 → 9999
+        assert_eq!(
+            cost(&whisper, &clip(12_345), 5_400_000),
+            Cost {
+                usd_micros: 1235,
+                brl_micros: 9999
+            }
+        );
+        assert_eq!(cost(&whisper, &clip(0), 5_400_000), Cost::default());
     }
 
     #[test]

@@ -82,13 +82,34 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
                 )
             }
         };
+    let metrics = Metrics::new().context("metrics registry")?;
+    let redis = match &config.limits.redis_url {
+        Some(url) => Some(
+            crate::limits::redis::RedisLimiter::new(crate::limits::redis::RedisSettings {
+                url: url.clone(),
+                timeout: config.limits.redis_timeout,
+                pool_size: config.limits.redis_pool_size,
+                lease_secs: config.limits.lease_secs,
+            })
+            .context("limits.redis_url")?,
+        ),
+        None => None,
+    };
+    let limiter =
+        crate::limits::Limiter::new(redis, config.limits.fallback, metrics.limiter.clone());
+    // tokenizer tables load once here, not on the first request that needs them
+    let mut encodings: Vec<_> = config.models.iter().map(|m| m.tokenizer).collect();
+    encodings.dedup();
+    for e in encodings {
+        e.preload();
+    }
     let shared = Arc::new(Shared {
         live: ArcSwap::from_pointee(live),
-        metrics: Metrics::new().context("metrics registry")?,
+        metrics,
         usage: sink,
         db_keys: db_keys.clone(),
         admin_addr: config.database.as_ref().map(|_| config.admin_listen),
-        limiter: crate::limits::LocalLimiter::new(),
+        limiter,
     });
 
     let conf = ServerConf {
@@ -110,6 +131,12 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
     }
     server.add_service(proxy);
     server.add_service(background_service("usage writer", usage_writer));
+    if config.limits.redis_url.is_some() {
+        server.add_service(background_service(
+            "redis limiter",
+            RedisWatch(shared.clone()),
+        ));
+    }
     if let Some(keys) = db_keys {
         server.add_service(background_service("key listener", KeyListener(keys)));
     }
@@ -240,6 +267,17 @@ struct KeyListener(Arc<PgKeys>);
 impl BackgroundService for KeyListener {
     async fn start(&self, shutdown: ShutdownWatch) {
         self.0.listen(shutdown).await;
+    }
+}
+
+/// Sends the limiter's batched settlements and probes Redis while it is down.
+struct RedisWatch(Arc<Shared>);
+
+#[async_trait]
+impl BackgroundService for RedisWatch {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let l = &self.0.limiter;
+        tokio::join!(l.run_settler(shutdown.clone()), l.watch_redis(shutdown));
     }
 }
 

@@ -21,6 +21,6 @@ pub struct Shared {
     pub db_keys: Option<Arc<PgKeys>>,
     /// The admin app's listener: paths that are not AI routes are forwarded there.
     pub admin_addr: Option<std::net::SocketAddr>,
-    /// Per-key request counters.
-    pub limiter: crate::limits::LocalLimiter,
+    /// Request, token and concurrency limits (local or Redis).
+    pub limiter: crate::limits::Limiter,
 }

@@ -45,6 +45,9 @@ pub struct RawConfig {
     /// Billing: FX rate and default markup.
     #[serde(default)]
     pub pricing: Option<RawPricing>,
+    /// Limiter back end (Redis) and its fallback.
+    #[serde(default)]
+    pub limits: Option<RawLimits>,
     /// Upstream providers (OpenAI-compatible HTTP APIs).
     #[serde(default)]
     pub providers: Vec<Spanned<RawProvider>>,
@@ -185,6 +188,14 @@ pub struct RawModel {
     /// Billed = cost × FX × this. Default: `pricing.default_markup`.
     #[serde(default)]
     pub markup_multiplier: Option<Spanned<String>>,
+    /// USD per second of audio (transcription), as a decimal string.
+    #[serde(default)]
+    pub usd_per_audio_second: Option<Spanned<String>>,
+    /// Tokenizer for estimates: `o200k_base`, `cl100k_base`, `p50k_base`, `r50k_base` or
+    /// `bytes` (4 bytes a token). Default: by the model's family name (gpt-4o, gpt-4.1, gpt-5,
+    /// o-series → o200k_base; everything else → cl100k_base).
+    #[serde(default)]
+    pub tokenizer: Option<Spanned<String>>,
     /// Deployment names serving this model; order breaks ties within a priority.
     pub deployments: Vec<Spanned<String>>,
 }
@@ -213,4 +224,37 @@ pub struct RawKey {
     /// Requests per day (UTC). Default unlimited.
     #[serde(default)]
     pub rpd: Option<Spanned<u32>>,
+    /// Requests per second. Default unlimited.
+    #[serde(default)]
+    pub rps: Option<Spanned<u32>>,
+    /// Tokens per minute (prompt estimate + `max_tokens` at admission, corrected to the
+    /// upstream's usage). Default unlimited.
+    #[serde(default)]
+    pub tpm: Option<Spanned<u32>>,
+    /// Requests in flight at once. Default unlimited.
+    #[serde(default)]
+    pub concurrency: Option<Spanned<u32>>,
+}
+
+/// `limits:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Redis shared by every gateway node (`redis://host:port/db`). Env `CATRACA_REDIS_URL`
+    /// overrides; absent = limits counted in each node's memory.
+    #[serde(default)]
+    pub redis_url: Option<Spanned<String>>,
+    /// When Redis does not answer: `local` (this node's own counters), `open` (no limits) or
+    /// `closed` (refuse limited requests with 429). Default `local`.
+    #[serde(default)]
+    pub on_redis_error: Option<Spanned<String>>,
+    /// A limiter call slower than this is a Redis failure. Default 50.
+    #[serde(default)]
+    pub redis_timeout_ms: Option<Spanned<u64>>,
+    /// Redis connections per node. Default 8.
+    #[serde(default)]
+    pub redis_pool_size: Option<Spanned<u32>>,
+    /// Longest a request holds a concurrency slot when its node dies. Default 900.
+    #[serde(default)]
+    pub concurrency_lease_secs: Option<Spanned<u64>>,
 }

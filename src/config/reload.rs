@@ -49,7 +49,7 @@ pub async fn run(path: PathBuf, shared: Arc<Shared>, mut shutdown: watch::Receiv
             _ = dns.tick() => {
                 refresh_dns(&shared).await;
                 let now = crate::limits::unix_now();
-                shared.limiter.sweep(now);
+                shared.limiter.local().sweep(now);
                 continue;
             }
             _ = tick.tick() => {

@@ -95,6 +95,8 @@ pub struct Config {
     pub failover: FailoverConfig,
     /// BRL per USD, millionths.
     pub fx_usd_brl_micros: i64,
+    /// Limiter back end.
+    pub limits: LimitsConfig,
     /// Providers, in file order.
     pub providers: Vec<Provider>,
     /// Deployments, in file order.
@@ -213,8 +215,35 @@ pub struct Model {
     pub output_micros_per_1m: Option<i64>,
     /// Everything pricing needs (missing prices are 0).
     pub price: crate::pricing::Price,
+    /// Tokenizer of prompt estimates.
+    pub tokenizer: crate::tokens::Encoding,
     /// Indexes into [`Config::deployments`].
     pub deployments: Vec<usize>,
+}
+
+/// Limiter back end settings.
+#[derive(Clone)]
+pub struct LimitsConfig {
+    /// Redis URL (may hold a password: never printed); `None` = local counters only.
+    pub redis_url: Option<String>,
+    /// What decides limits while Redis is unreachable.
+    pub fallback: crate::limits::Fallback,
+    /// Limiter call timeout.
+    pub redis_timeout: Duration,
+    /// Redis connections per node.
+    pub redis_pool_size: u32,
+    /// Concurrency slot lease.
+    pub lease_secs: u64,
+}
+
+impl fmt::Debug for LimitsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LimitsConfig")
+            .field("redis", &self.redis_url.is_some())
+            .field("fallback", &self.fallback)
+            .field("redis_timeout", &self.redis_timeout)
+            .finish()
+    }
 }
 
 /// A key of the no-database mode.
@@ -228,10 +257,8 @@ pub struct KeyEntry {
     pub disabled: bool,
     /// Allowed public models; empty = all.
     pub models: Vec<String>,
-    /// Requests per minute.
-    pub rpm: Option<u32>,
-    /// Requests per day.
-    pub rpd: Option<u32>,
+    /// Request, token and concurrency limits.
+    pub limits: crate::limits::Limits,
 }
 
 impl fmt::Debug for KeyEntry {
@@ -439,6 +466,70 @@ impl Resolver {
                     .map(|p| PathBuf::from(&p.value))
                     .unwrap_or_else(|| PathBuf::from("catraca-usage-spill.jsonl")),
             })
+        };
+
+        let limits = {
+            let l = raw.limits.as_ref();
+            let redis_url = env("CATRACA_REDIS_URL")
+                .filter(|u| !u.is_empty())
+                .or_else(|| {
+                    l.and_then(|l| l.redis_url.as_ref())
+                        .map(|u| u.value.clone())
+                });
+            if let (Some(u), Some(spanned)) = (&redis_url, l.and_then(|l| l.redis_url.as_ref()))
+                && !(u.starts_with("redis://") || u.starts_with("rediss://"))
+            {
+                self.err(
+                    &spanned.referenced,
+                    "limits.redis_url: must start with redis:// or rediss://".into(),
+                );
+            }
+            let fallback = match l.and_then(|l| l.on_redis_error.as_ref()) {
+                Some(v) => crate::limits::Fallback::parse(&v.value).unwrap_or_else(|| {
+                    self.err(
+                        &v.referenced,
+                        format!(
+                            "limits.on_redis_error: '{}' is not one of local, open, closed",
+                            v.value
+                        ),
+                    );
+                    crate::limits::Fallback::Local
+                }),
+                None => crate::limits::Fallback::Local,
+            };
+            let mut positive_u64 = |v: Option<&Spanned<u64>>, name: &str, default: u64| match v {
+                Some(v) if v.value == 0 => {
+                    self.err(&v.referenced, format!("limits.{name}: must be > 0"));
+                    default
+                }
+                Some(v) => v.value,
+                None => default,
+            };
+            let timeout_ms = positive_u64(
+                l.and_then(|l| l.redis_timeout_ms.as_ref()),
+                "redis_timeout_ms",
+                50,
+            );
+            let lease_secs = positive_u64(
+                l.and_then(|l| l.concurrency_lease_secs.as_ref()),
+                "concurrency_lease_secs",
+                900,
+            );
+            let pool = match l.and_then(|l| l.redis_pool_size.as_ref()) {
+                Some(v) if v.value == 0 => {
+                    self.err(&v.referenced, "limits.redis_pool_size: must be > 0".into());
+                    1
+                }
+                Some(v) => v.value,
+                None => 8,
+            };
+            LimitsConfig {
+                redis_url,
+                fallback,
+                redis_timeout: Duration::from_millis(timeout_ms),
+                redis_pool_size: pool,
+                lease_secs,
+            }
         };
 
         let failover = {
@@ -656,6 +747,7 @@ impl Resolver {
             grace_period,
             usage,
             database,
+            limits,
             failover,
             fx_usd_brl_micros,
             providers,
@@ -741,6 +833,7 @@ impl Resolver {
         let output = price(&m.output_usd_per_1m, "output_usd_per_1m");
         let per_request = price(&m.usd_per_request, "usd_per_request");
         let per_image = price(&m.usd_per_image, "usd_per_image");
+        let per_audio_second = price(&m.usd_per_audio_second, "usd_per_audio_second");
         let markup = match price(&m.markup_multiplier, "markup_multiplier") {
             Some(0) => {
                 if let Some(mm) = &m.markup_multiplier {
@@ -753,6 +846,19 @@ impl Resolver {
             }
             Some(v) => v,
             None => default_markup,
+        };
+        let tokenizer = match &m.tokenizer {
+            Some(t) => crate::tokens::Encoding::parse(&t.value).unwrap_or_else(|| {
+                self.err(
+                    &t.referenced,
+                    format!(
+                        "{path}.tokenizer: {:?} is not one of o200k_base, cl100k_base, p50k_base, r50k_base, bytes",
+                        t.value
+                    ),
+                );
+                crate::tokens::Encoding::default()
+            }),
+            None => crate::tokens::Encoding::for_model(&m.name.value),
         };
         let mut deployments = Vec::new();
         if m.deployments.is_empty() {
@@ -786,8 +892,10 @@ impl Resolver {
                 output_per_1m: output.unwrap_or(0),
                 per_request: per_request.unwrap_or(0),
                 per_image: per_image.unwrap_or(0),
+                per_audio_second: per_audio_second.unwrap_or(0),
                 markup,
             },
+            tokenizer,
             deployments,
         }
     }
@@ -862,9 +970,18 @@ fn key_entry(k: &RawKey, env: &dyn Fn(&str) -> Option<String>) -> Option<KeyEntr
         hash,
         disabled: k.disabled.as_ref().map(|d| d.value).unwrap_or(false),
         models: k.models.iter().map(|m| m.value.clone()).collect(),
-        rpm: k.rpm.as_ref().map(|v| v.value).filter(|v| *v > 0),
-        rpd: k.rpd.as_ref().map(|v| v.value).filter(|v| *v > 0),
+        limits: crate::limits::Limits {
+            rps: positive(&k.rps),
+            rpm: positive(&k.rpm),
+            rpd: positive(&k.rpd),
+            tpm: positive(&k.tpm),
+            concurrency: positive(&k.concurrency),
+        },
     })
+}
+
+fn positive(v: &Option<Spanned<u32>>) -> Option<u32> {
+    v.as_ref().map(|v| v.value).filter(|v| *v > 0)
 }
 
 fn decode_hash(s: &str) -> Option<[u8; 32]> {

@@ -168,8 +168,14 @@ pub struct RequestCtx {
     pub admin: Option<std::net::SocketAddr>,
     /// Images asked for (priced per image).
     pub images: u64,
+    /// Audio transcribed, milliseconds (from the upstream's answer).
+    pub audio_ms: u64,
     /// The rate-limit decision, for the `X-RateLimit-*` headers.
     pub rate: Option<crate::limits::Decision>,
+    /// Where the request was counted, settled when it ends.
+    pub ticket: Option<crate::limits::Ticket>,
+    /// Prompt tokens estimated before the call (when a token limit or reservation needed it).
+    pub prompt_estimate: Option<u64>,
 }
 
 impl RequestCtx {
@@ -210,7 +216,10 @@ impl RequestCtx {
             session_id: None,
             admin: None,
             images: 0,
+            audio_ms: 0,
             rate: None,
+            ticket: None,
+            prompt_estimate: None,
         }
     }
 

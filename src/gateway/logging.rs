@@ -44,6 +44,13 @@ pub async fn finish(
         (None, None) => "unknown",
     };
     let usage = ctx.usage.or(ctx.sse.usage);
+    if let Some(ticket) = ctx.ticket.take() {
+        // release the concurrency slot; correct tokens per minute to what was used (nothing,
+        // when no upstream answered)
+        let actual = usage.map(|u| u.prompt_tokens + u.completion_tokens);
+        let actual = actual.or((status >= 400 || ctx.client_disconnected).then_some(0));
+        shared.limiter.settle(ticket, actual);
+    }
     let latency = ctx.start.elapsed();
     let error = ctx
         .error_code
@@ -100,6 +107,7 @@ pub async fn finish(
                 prompt_tokens: usage.map(|u| u.prompt_tokens).unwrap_or(0),
                 completion_tokens: usage.map(|u| u.completion_tokens).unwrap_or(0),
                 images: if ok { ctx.images } else { 0 },
+                audio_ms: if ok { ctx.audio_ms } else { 0 },
                 request: ok,
             };
             Some(crate::pricing::cost(

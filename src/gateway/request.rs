@@ -29,7 +29,7 @@ pub async fn prepare(
     ctx: &mut RequestCtx,
     db_keys: Option<&PgKeys>,
     admin: Option<std::net::SocketAddr>,
-    limiter: &crate::limits::LocalLimiter,
+    limiter: &crate::limits::Limiter,
 ) -> Result<Outcome, ApiError> {
     let live = ctx.live.clone().ok_or(ApiError::Internal)?;
     let path = session.req_header().uri.path();
@@ -75,21 +75,6 @@ pub async fn prepare(
         return Err(ApiError::MethodNotAllowed(method.to_string()));
     }
 
-    // per-key request limits, before anything is read or sent upstream
-    if let Some(key) = &ctx.key {
-        let now = crate::limits::unix_now();
-        if let Some(d) = limiter.check(key.hash(), &key.limits, now) {
-            ctx.rate = Some(d);
-            if !d.allowed {
-                return Err(ApiError::RateLimited {
-                    limit: d.limit,
-                    window: if d.window_secs == 60 { "minute" } else { "day" },
-                    retry_after: d.retry_after,
-                });
-            }
-        }
-    }
-
     let cfg = &live.config;
     let content_type = header_str(session, "content-type").unwrap_or("");
     let content_length = content_length(session)?;
@@ -120,6 +105,8 @@ pub async fn prepare(
                 ApiError::InvalidRequest(format!("no {} model is configured", category.as_str()))
             })?;
         choose_model(ctx, &name, route)?;
+        // an upload is never read ahead: it is limited by requests, not tokens
+        admit(ctx, limiter, 0).await?;
         return Ok(Outcome::Proxy);
     }
 
@@ -210,7 +197,51 @@ pub async fn prepare(
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     ctx.hide_usage = ctx.stream && !client_usage;
+
+    // Tokens are estimated only when a token limit applies (a cheap check first).
+    let tokens = match (&ctx.key, ctx.model) {
+        (Some(k), Some(m)) if k.limits.tpm.is_some() || k.org_limits.tpm.is_some() => {
+            let e = crate::tokens::estimate(&body, live.config.models[m].tokenizer);
+            ctx.prompt_estimate = Some(e.prompt);
+            e.prompt + e.max_output.unwrap_or(0)
+        }
+        _ => 0,
+    };
+    admit(ctx, limiter, tokens).await?;
     Ok(Outcome::Proxy)
+}
+
+/// Count the request against its key's and organization's limits, before any upstream call.
+async fn admit(
+    ctx: &mut RequestCtx,
+    limiter: &crate::limits::Limiter,
+    tokens: u64,
+) -> Result<(), ApiError> {
+    use crate::limits::{Scope, ScopeId};
+    let Some(key) = &ctx.key else { return Ok(()) };
+    let scopes = [
+        Some(Scope {
+            id: ScopeId::Key(*key.hash()),
+            limits: key.limits,
+        }),
+        key.organization_id.map(|org| Scope {
+            id: ScopeId::Org(org),
+            limits: key.org_limits,
+        }),
+    ];
+    let Some((d, ticket)) = limiter.check(scopes, tokens, &ctx.request_id).await else {
+        return Ok(());
+    };
+    ctx.rate = Some(d);
+    ctx.ticket = ticket;
+    if !d.allowed {
+        return Err(ApiError::RateLimited {
+            kind: d.kind,
+            limit: d.limit,
+            retry_after: d.retry_after,
+        });
+    }
+    Ok(())
 }
 
 /// A field that may be absent, null or a value; unlike `Option`, tells absent from null (a

@@ -87,8 +87,10 @@ pub struct KeyInfo {
     pub organization_id: Option<uuid::Uuid>,
     /// Row id, for keys stored in Postgres.
     pub api_key_id: Option<uuid::Uuid>,
-    /// Requests per minute/day.
-    pub limits: crate::limits::KeyLimits,
+    /// The key's own limits.
+    pub limits: crate::limits::Limits,
+    /// Its organization's limits (the organization's own, else its plan's).
+    pub org_limits: crate::limits::Limits,
     hash: [u8; 32],
 }
 
@@ -103,10 +105,12 @@ impl KeyInfo {
         models: Vec<String>,
         organization_id: uuid::Uuid,
         api_key_id: uuid::Uuid,
-        limits: crate::limits::KeyLimits,
+        limits: crate::limits::Limits,
+        org_limits: crate::limits::Limits,
     ) -> Self {
         KeyInfo {
             limits,
+            org_limits,
             name: Arc::from(name),
             disabled,
             expires_at,
@@ -233,10 +237,8 @@ impl Live {
                     models: k.models.clone(),
                     organization_id: None,
                     api_key_id: None,
-                    limits: crate::limits::KeyLimits {
-                        rpm: k.rpm,
-                        rpd: k.rpd,
-                    },
+                    limits: k.limits,
+                    org_limits: crate::limits::Limits::default(),
                     hash: k.hash,
                 }),
             );

@@ -114,9 +114,18 @@ impl PgKeys {
 
     async fn fetch(&self, hash: &[u8; 32]) -> Result<Option<Arc<KeyInfo>>, sqlx::Error> {
         let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT api_key_id, organization_id, name, status, expires_at, allowed_models,
-                    rate_limit_rpm, rate_limit_rpd
-             FROM api_key WHERE key_hash = $1",
+            "SELECT k.api_key_id, k.organization_id, k.name, k.status, k.expires_at,
+                    k.allowed_models, k.rate_limit_rps, k.rate_limit_rpm, k.rate_limit_rpd,
+                    k.rate_limit_tpm, k.max_concurrency,
+                    coalesce(o.rate_limit_rps, p.rate_limit_rps) AS org_rps,
+                    coalesce(o.rate_limit_rpm, p.rate_limit_rpm) AS org_rpm,
+                    coalesce(o.rate_limit_rpd, p.rate_limit_rpd) AS org_rpd,
+                    coalesce(o.rate_limit_tpm, p.rate_limit_tpm) AS org_tpm,
+                    coalesce(o.max_concurrency, p.max_concurrency) AS org_concurrency
+             FROM api_key k
+             JOIN organization o ON o.organization_id = k.organization_id
+             LEFT JOIN plan p ON p.plan_id = o.plan_id
+             WHERE k.key_hash = $1",
         )
         .bind(&hash[..])
         .fetch_optional(self.pool.get())
@@ -130,10 +139,20 @@ impl PgKeys {
                 r.allowed_models,
                 r.organization_id,
                 r.api_key_id,
-                crate::limits::KeyLimits {
-                    rpm: r.rate_limit_rpm.and_then(|v| u32::try_from(v).ok()),
-                    rpd: r.rate_limit_rpd.and_then(|v| u32::try_from(v).ok()),
-                },
+                limits(
+                    r.rate_limit_rps,
+                    r.rate_limit_rpm,
+                    r.rate_limit_rpd,
+                    r.rate_limit_tpm,
+                    r.max_concurrency,
+                ),
+                limits(
+                    r.org_rps,
+                    r.org_rpm,
+                    r.org_rpd,
+                    r.org_tpm,
+                    r.org_concurrency,
+                ),
             ))
         }))
     }
@@ -177,7 +196,10 @@ impl PgKeys {
                     n = listener.try_recv() => match n {
                         Ok(Some(n)) => {
                             let mut hash = [0u8; 32];
-                            if hex::decode_to_slice(n.payload(), &mut hash).is_ok() {
+                            if n.payload() == "*" {
+                                // an organization's or plan's limits changed
+                                self.cache.clear();
+                            } else if hex::decode_to_slice(n.payload(), &mut hash).is_ok() {
                                 self.invalidate(&hash);
                             }
                         }
@@ -204,6 +226,31 @@ struct KeyRow {
     status: String,
     expires_at: Option<time::OffsetDateTime>,
     allowed_models: Vec<String>,
+    rate_limit_rps: Option<i32>,
     rate_limit_rpm: Option<i32>,
     rate_limit_rpd: Option<i32>,
+    rate_limit_tpm: Option<i32>,
+    max_concurrency: Option<i32>,
+    org_rps: Option<i32>,
+    org_rpm: Option<i32>,
+    org_rpd: Option<i32>,
+    org_tpm: Option<i32>,
+    org_concurrency: Option<i32>,
+}
+
+fn limits(
+    rps: Option<i32>,
+    rpm: Option<i32>,
+    rpd: Option<i32>,
+    tpm: Option<i32>,
+    concurrency: Option<i32>,
+) -> crate::limits::Limits {
+    let u = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).filter(|v| *v > 0);
+    crate::limits::Limits {
+        rps: u(rps),
+        rpm: u(rpm),
+        rpd: u(rpd),
+        tpm: u(tpm),
+        concurrency: u(concurrency),
+    }
 }
