@@ -87,3 +87,19 @@ need_postgres() {
     psql "$DATABASE_URL" -qtAc 'select 1' >/dev/null || die "cannot connect to PostgreSQL as postgres"
   fi
 }
+
+# Redis on 127.0.0.1:6379 for the shared limiter: start it if installed, install it as root.
+need_redis() {
+  export CATRACA_TEST_REDIS_URL="${CATRACA_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+  command -v redis-cli >/dev/null || apt_install redis-server redis-tools
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    command -v redis-server >/dev/null || apt_install redis-server
+    say "starting Redis"
+    mkdir -p /tmp/catraca-redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir /tmp/catraca-redis --logfile /tmp/catraca-redis/redis.log \
+      || die "Redis is not running on 127.0.0.1:6379 and could not be started (redis-server)"
+    for _ in $(seq 40); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.25; done
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || die "Redis did not start on 127.0.0.1:6379"
+  fi
+}

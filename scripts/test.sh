@@ -8,6 +8,7 @@ need_cmake
 CATRACA_PYTHON="$(need_python_sdk)"
 export CATRACA_PYTHON
 need_postgres   # tests create their own databases on it (sqlx::test)
+need_redis      # limiter tests use keys of their own on it
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"
