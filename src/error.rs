@@ -55,6 +55,12 @@ pub enum ApiError {
         /// Seconds until the window resets.
         retry_after: u64,
     },
+    /// 402: the organization's prepaid balance cannot cover the request.
+    #[error("insufficient balance: top up your account to continue")]
+    InsufficientBalance,
+    /// 402: the key's USD budget is spent.
+    #[error("this API key's budget is exhausted")]
+    BudgetExceeded,
     /// 413: body over the configured limit.
     #[error("request body is larger than the limit of {0} bytes")]
     BodyTooLarge(u64),
@@ -92,6 +98,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::BodyTooLarge(_) => 413,
             ApiError::RateLimited { .. } => 429,
+            ApiError::InsufficientBalance | ApiError::BudgetExceeded => 402,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::UpstreamUnavailable(_) | ApiError::StreamInterrupted => 502,
             ApiError::UpstreamOverloaded | ApiError::KeyStoreUnavailable => 503,
@@ -116,6 +123,7 @@ impl ApiError {
             | ApiError::ExpiredKey => "authentication_error",
             ApiError::ModelNotAllowed(_) => "permission_error",
             ApiError::RateLimited { .. } => "rate_limit_error",
+            ApiError::InsufficientBalance | ApiError::BudgetExceeded => "insufficient_quota",
             ApiError::UpstreamUnavailable(_)
             | ApiError::UpstreamOverloaded
             | ApiError::UpstreamTimeout
@@ -144,6 +152,8 @@ impl ApiError {
                 ..
             } => "limiter_unavailable",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
+            ApiError::InsufficientBalance => "insufficient_balance",
+            ApiError::BudgetExceeded => "budget_exceeded",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
             ApiError::UpstreamOverloaded => "upstream_overloaded",
@@ -201,6 +211,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => "NOT_FOUND",
             ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             ApiError::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
+            ApiError::InsufficientBalance | ApiError::BudgetExceeded => "PAYMENT_REQUIRED",
             _ => "INTERNAL_ERROR",
         }
     }

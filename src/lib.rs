@@ -17,6 +17,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod funds;
 pub mod gateway;
 pub mod limits;
 pub mod metrics;

@@ -83,6 +83,12 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
             }
         };
     let metrics = Metrics::new().context("metrics registry")?;
+    let funds = match &config.database {
+        Some(db) => Some(Arc::new(crate::funds::Funds::new(
+            store::pg::LazyPool::new(&db.url, 2)?,
+        ))),
+        None => None,
+    };
     let redis = match &config.limits.redis_url {
         Some(url) => Some(
             crate::limits::redis::RedisLimiter::new(crate::limits::redis::RedisSettings {
@@ -110,6 +116,7 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         db_keys: db_keys.clone(),
         admin_addr: config.database.as_ref().map(|_| config.admin_listen),
         limiter,
+        funds: funds.clone(),
     });
 
     let conf = ServerConf {
@@ -139,6 +146,9 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
     }
     if let Some(keys) = db_keys {
         server.add_service(background_service("key listener", KeyListener(keys)));
+    }
+    if let Some(funds) = funds {
+        server.add_service(background_service("funds listener", FundsListener(funds)));
     }
     if let Some(db) = &config.database {
         server.add_service(background_service(
@@ -265,6 +275,15 @@ struct KeyListener(Arc<PgKeys>);
 
 #[async_trait]
 impl BackgroundService for KeyListener {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.0.listen(shutdown).await;
+    }
+}
+
+struct FundsListener(Arc<crate::funds::Funds>);
+
+#[async_trait]
+impl BackgroundService for FundsListener {
     async fn start(&self, shutdown: ShutdownWatch) {
         self.0.listen(shutdown).await;
     }

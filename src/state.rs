@@ -21,6 +21,8 @@ pub struct Shared {
     pub db_keys: Option<Arc<PgKeys>>,
     /// The admin app's listener: paths that are not AI routes are forwarded there.
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// Prepaid balances and key budgets, when a database is configured.
+    pub funds: Option<Arc<crate::funds::Funds>>,
     /// Request, token and concurrency limits (local or Redis).
     pub limiter: crate::limits::Limiter,
 }

@@ -9,6 +9,7 @@ mod config_cli;
 mod db;
 mod errors;
 mod failover;
+mod funds;
 mod limits;
 mod maxai;
 mod openapi;

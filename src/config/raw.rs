@@ -100,6 +100,10 @@ pub struct RawPricing {
     /// Markup of models that set none. Default "1.0".
     #[serde(default)]
     pub default_markup: Option<Spanned<String>>,
+    /// Output tokens reserved from a balance or budget when the client sets no `max_tokens`.
+    /// Default 4096.
+    #[serde(default)]
+    pub reserve_output_tokens: Option<Spanned<u64>>,
 }
 
 /// `failover:` section.

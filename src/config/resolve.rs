@@ -95,6 +95,8 @@ pub struct Config {
     pub failover: FailoverConfig,
     /// BRL per USD, millionths.
     pub fx_usd_brl_micros: i64,
+    /// Output tokens reserved when a request sets no `max_tokens`.
+    pub reserve_output_tokens: u64,
     /// Limiter back end.
     pub limits: LimitsConfig,
     /// Providers, in file order.
@@ -596,6 +598,10 @@ impl Resolver {
             1_000_000,
         );
 
+        let reserve_output_tokens = pricing
+            .and_then(|p| p.reserve_output_tokens.as_ref())
+            .map_or(4096, |v| v.value);
+
         // providers
         let mut provider_idx: HashMap<String, usize> = HashMap::new();
         let mut providers = Vec::new();
@@ -748,6 +754,7 @@ impl Resolver {
             usage,
             database,
             limits,
+            reserve_output_tokens,
             failover,
             fx_usd_brl_micros,
             providers,

@@ -174,6 +174,8 @@ pub struct RequestCtx {
     pub rate: Option<crate::limits::Decision>,
     /// Where the request was counted, settled when it ends.
     pub ticket: Option<crate::limits::Ticket>,
+    /// Money held on the balance/budget until the request ends.
+    pub reservation: Option<crate::funds::Reservation>,
     /// Prompt tokens estimated before the call (when a token limit or reservation needed it).
     pub prompt_estimate: Option<u64>,
 }
@@ -220,6 +222,7 @@ impl RequestCtx {
             rate: None,
             ticket: None,
             prompt_estimate: None,
+            reservation: None,
         }
     }
 

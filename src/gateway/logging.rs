@@ -118,6 +118,9 @@ pub async fn finish(
         }
         _ => None,
     };
+    if let (Some(r), Some(funds)) = (ctx.reservation.take(), &shared.funds) {
+        funds.settle(r, cost.unwrap_or_default());
+    }
     let event = UsageEvent {
         request_id: std::mem::take(&mut ctx.request_id),
         ts: ctx.ts,

@@ -116,7 +116,16 @@ impl ProxyHttp for Gateway {
             .or_else(|| request::header_str(session, "x-tokia-session-id"))
             .map(|s| s.chars().take(128).collect());
         let (keys, admin) = (self.shared.db_keys.as_deref(), self.shared.admin_addr);
-        match request::prepare(session, ctx, keys, admin, &self.shared.limiter).await {
+        match request::prepare(
+            session,
+            ctx,
+            keys,
+            admin,
+            &self.shared.limiter,
+            self.shared.funds.as_deref(),
+        )
+        .await
+        {
             Ok(request::Outcome::Proxy | request::Outcome::Admin) => Ok(false),
             Ok(request::Outcome::Respond(body)) => {
                 respond::json(session, ctx, 200, body).await;

@@ -30,6 +30,7 @@ pub async fn prepare(
     db_keys: Option<&PgKeys>,
     admin: Option<std::net::SocketAddr>,
     limiter: &crate::limits::Limiter,
+    funds: Option<&crate::funds::Funds>,
 ) -> Result<Outcome, ApiError> {
     let live = ctx.live.clone().ok_or(ApiError::Internal)?;
     let path = session.req_header().uri.path();
@@ -107,6 +108,7 @@ pub async fn prepare(
         choose_model(ctx, &name, route)?;
         // an upload is never read ahead: it is limited by requests, not tokens
         admit(ctx, limiter, 0).await?;
+        reserve(ctx, funds, crate::tokens::Estimate::default()).await?;
         return Ok(Outcome::Proxy);
     }
 
@@ -198,17 +200,72 @@ pub async fn prepare(
         .unwrap_or(false);
     ctx.hide_usage = ctx.stream && !client_usage;
 
-    // Tokens are estimated only when a token limit applies (a cheap check first).
-    let tokens = match (&ctx.key, ctx.model) {
-        (Some(k), Some(m)) if k.limits.tpm.is_some() || k.org_limits.tpm.is_some() => {
-            let e = crate::tokens::estimate(&body, live.config.models[m].tokenizer);
+    // Tokens are estimated only when a token limit or a reservation needs them.
+    let estimate = match (&ctx.key, ctx.model) {
+        (Some(k), Some(m))
+            if k.limits.tpm.is_some()
+                || k.org_limits.tpm.is_some()
+                || (funds.is_some() && (k.prepaid || k.budgeted)) =>
+        {
+            let enc = live.config.models[m].tokenizer;
+            // a long prompt is counted off the proxy's threads
+            let e = if body.len() > 16 * 1024 {
+                let b = body.clone();
+                tokio::task::spawn_blocking(move || crate::tokens::estimate(&b, enc))
+                    .await
+                    .map_err(|_| ApiError::Internal)?
+            } else {
+                crate::tokens::estimate(&body, enc)
+            };
             ctx.prompt_estimate = Some(e.prompt);
-            e.prompt + e.max_output.unwrap_or(0)
+            e
         }
+        _ => crate::tokens::Estimate::default(),
+    };
+    admit(
+        ctx,
+        limiter,
+        estimate.prompt + estimate.max_output.unwrap_or(0),
+    )
+    .await?;
+    reserve(ctx, funds, estimate).await?;
+    Ok(Outcome::Proxy)
+}
+
+/// Hold the request's largest cost on its organization's balance and its key's budget.
+async fn reserve(
+    ctx: &mut RequestCtx,
+    funds: Option<&crate::funds::Funds>,
+    estimate: crate::tokens::Estimate,
+) -> Result<(), ApiError> {
+    let (Some(funds), Some(key), Some(live), Some(m)) = (funds, &ctx.key, &ctx.live, ctx.model)
+    else {
+        return Ok(());
+    };
+    let org = key.organization_id.filter(|_| key.prepaid);
+    let budget = key.api_key_id.filter(|_| key.budgeted);
+    if org.is_none() && budget.is_none() {
+        return Ok(());
+    }
+    let output = match ctx.route {
+        Some(Route::Chat | Route::Completions) => estimate
+            .max_output
+            .unwrap_or(live.config.reserve_output_tokens),
         _ => 0,
     };
-    admit(ctx, limiter, tokens).await?;
-    Ok(Outcome::Proxy)
+    let most = crate::pricing::cost(
+        &live.config.models[m].price,
+        &crate::pricing::Consumed {
+            prompt_tokens: estimate.prompt,
+            completion_tokens: output,
+            images: ctx.images,
+            audio_ms: 0,
+            request: true,
+        },
+        live.config.fx_usd_brl_micros,
+    );
+    ctx.reservation = Some(funds.reserve(org, budget, most).await?);
+    Ok(())
 }
 
 /// Count the request against its key's and organization's limits, before any upstream call.

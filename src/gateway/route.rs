@@ -91,6 +91,10 @@ pub struct KeyInfo {
     pub limits: crate::limits::Limits,
     /// Its organization's limits (the organization's own, else its plan's).
     pub org_limits: crate::limits::Limits,
+    /// The organization pays from a prepaid BRL balance.
+    pub prepaid: bool,
+    /// The key has a USD budget.
+    pub budgeted: bool,
     hash: [u8; 32],
 }
 
@@ -107,10 +111,14 @@ impl KeyInfo {
         api_key_id: uuid::Uuid,
         limits: crate::limits::Limits,
         org_limits: crate::limits::Limits,
+        prepaid: bool,
+        budgeted: bool,
     ) -> Self {
         KeyInfo {
             limits,
             org_limits,
+            prepaid,
+            budgeted,
             name: Arc::from(name),
             disabled,
             expires_at,
@@ -239,6 +247,8 @@ impl Live {
                     api_key_id: None,
                     limits: k.limits,
                     org_limits: crate::limits::Limits::default(),
+                    prepaid: false,
+                    budgeted: false,
                     hash: k.hash,
                 }),
             );

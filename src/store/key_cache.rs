@@ -121,7 +121,9 @@ impl PgKeys {
                     coalesce(o.rate_limit_rpm, p.rate_limit_rpm) AS org_rpm,
                     coalesce(o.rate_limit_rpd, p.rate_limit_rpd) AS org_rpd,
                     coalesce(o.rate_limit_tpm, p.rate_limit_tpm) AS org_tpm,
-                    coalesce(o.max_concurrency, p.max_concurrency) AS org_concurrency
+                    coalesce(o.max_concurrency, p.max_concurrency) AS org_concurrency,
+                    o.balance_brl_micros IS NOT NULL AS prepaid,
+                    k.budget_usd_micros IS NOT NULL AS budgeted
              FROM api_key k
              JOIN organization o ON o.organization_id = k.organization_id
              LEFT JOIN plan p ON p.plan_id = o.plan_id
@@ -153,6 +155,8 @@ impl PgKeys {
                     r.org_tpm,
                     r.org_concurrency,
                 ),
+                r.prepaid,
+                r.budgeted,
             ))
         }))
     }
@@ -236,6 +240,8 @@ struct KeyRow {
     org_rpd: Option<i32>,
     org_tpm: Option<i32>,
     org_concurrency: Option<i32>,
+    prepaid: bool,
+    budgeted: bool,
 }
 
 fn limits(

@@ -3,4 +3,5 @@
 
 pub mod catalog;
 pub mod key_cache;
+pub mod ledger;
 pub mod pg;

@@ -247,7 +247,7 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
                 $15::bool[], $16::int4[], $17::int4[], $18::text[], $19::bool[], $20::timestamptz[],
                 $21::int8[], $22::int8[])
             ON CONFLICT (request_id) DO NOTHING
-            RETURNING organization_id, api_key_id, model, status, prompt_tokens, completion_tokens,
+            RETURNING request_id, organization_id, api_key_id, model, status, prompt_tokens, completion_tokens,
                       cost_upstream_usd_micros, cost_billed_brl_micros, latency_ms, created_at
         ), daily AS (
             INSERT INTO usage_daily AS d (organization_id, day, model, requests, successful,
@@ -271,14 +271,42 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
                    sum(completion_tokens) AS c, max(created_at) AS last,
                    coalesce(sum(cost_upstream_usd_micros), 0) AS usd
             FROM ins WHERE api_key_id IS NOT NULL GROUP BY api_key_id
+        ), upd_key AS (
+            UPDATE api_key k SET
+                total_requests = k.total_requests + per_key.n,
+                total_prompt_tokens = k.total_prompt_tokens + per_key.p,
+                total_completion_tokens = k.total_completion_tokens + per_key.c,
+                last_used_at = greatest(k.last_used_at, per_key.last),
+                total_cost_usd_micros = k.total_cost_usd_micros + per_key.usd
+            FROM per_key WHERE k.api_key_id = per_key.api_key_id
+            RETURNING k.api_key_id, per_key.usd, k.budget_usd_micros IS NOT NULL AS budgeted
+        ), charge AS (
+            -- prepaid organizations pay from their balance, one ledger entry per request
+            SELECT i.organization_id, i.request_id, i.cost_billed_brl_micros AS cost, i.created_at
+            FROM ins i JOIN organization o ON o.organization_id = i.organization_id
+            WHERE o.balance_brl_micros IS NOT NULL AND i.cost_billed_brl_micros > 0
+        ), per_org AS (
+            SELECT organization_id, sum(cost) AS total FROM charge GROUP BY organization_id
+        ), upd_org AS (
+            UPDATE organization o SET balance_brl_micros = o.balance_brl_micros - per_org.total
+            FROM per_org WHERE o.organization_id = per_org.organization_id
+            RETURNING o.organization_id, o.balance_brl_micros AS after, per_org.total
+        ), ledger AS (
+            INSERT INTO ledger_entry (organization_id, kind, amount_brl_micros,
+                                      balance_after_brl_micros, request_id, created_at)
+            SELECT c.organization_id, 'usage', -c.cost,
+                   u.after + u.total - sum(c.cost) OVER (PARTITION BY c.organization_id
+                                                        ORDER BY c.request_id),
+                   c.request_id, c.created_at
+            FROM charge c JOIN upd_org u USING (organization_id)
         )
-        UPDATE api_key k SET
-            total_requests = k.total_requests + per_key.n,
-            total_prompt_tokens = k.total_prompt_tokens + per_key.p,
-            total_completion_tokens = k.total_completion_tokens + per_key.c,
-            last_used_at = greatest(k.last_used_at, per_key.last),
-            total_cost_usd_micros = k.total_cost_usd_micros + per_key.usd
-        FROM per_key WHERE k.api_key_id = per_key.api_key_id
+        -- other gateway nodes learn what this node spent (each node counts its own spend)
+        SELECT (SELECT count(pg_notify('catraca_funds',
+                        'o:' || organization_id || ':' || (-total) || ':' || $23))
+                FROM upd_org)
+             + (SELECT count(pg_notify('catraca_funds',
+                        'k:' || api_key_id || ':' || (-usd) || ':' || $23))
+                FROM upd_key WHERE budgeted AND usd > 0)
         "#,
     )
     .bind(&request_id)
@@ -303,6 +331,7 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
     .bind(&created)
     .bind(&cost_usd)
     .bind(&cost_brl)
+    .bind(crate::funds::node_id())
     .execute(pool)
     .await?;
     Ok(())

@@ -1,0 +1,254 @@
+//! Money before the call: prepaid BRL balances of organizations and USD budgets of keys.
+//!
+//! A request whose organization is prepaid, or whose key has a budget, **reserves** its
+//! largest possible cost before any upstream call (prompt estimate + `max_tokens`, or
+//! `pricing.reserve_output_tokens` when the client sets none, plus per-image/per-request fees)
+//! and is refused with 402 when the reservation does not fit. When it ends it **settles**: the
+//! reservation is released and the real cost counted. Failover retries happen inside one
+//! request, so they are reserved and charged once.
+//!
+//! Each gateway node keeps, per account, the amount available when it was loaded from
+//! Postgres (`base`), what this node has spent since (`spent`) and what its requests in flight
+//! hold (`reserved`): `available = base − spent − reserved`, checked and reserved under one
+//! lock, with no database round trip per request. The usage writer debits the balance and
+//! appends the ledger entries in the same statement that stores the usage events, and
+//! notifies `catraca_funds` with the amount; other nodes subtract it from their `base`, this
+//! node ignores its own. Top-ups and adjustments notify the same way.
+//!
+//! **Bound.** On one node the balance never goes below zero unless a request costs more than
+//! it reserved (an upstream exceeding `max_tokens`, an audio file longer than nothing, which is
+//! reserved as zero seconds); then by at most that excess. Across nodes, add what other nodes
+//! spend during one notification's delay (milliseconds), and after a lost LISTEN connection
+//! (accounts are reloaded) what this node had spent but not yet written.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::pricing::Cost;
+use crate::store::pg::LazyPool;
+
+/// The notification channel of balance and budget changes.
+pub const CHANNEL: &str = "catraca_funds";
+
+/// This process's id in `catraca_funds` payloads (its own spend is already counted).
+pub fn node_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+/// Whose money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountId {
+    /// An organization's prepaid BRL balance (micro-BRL).
+    Org(Uuid),
+    /// A key's USD budget (micro-USD).
+    Key(Uuid),
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    base: i64,
+    spent: i64,
+    reserved: i64,
+}
+
+impl Account {
+    fn available(&self) -> i64 {
+        self.base - self.spent - self.reserved
+    }
+}
+
+/// What a request holds until it ends.
+#[derive(Debug, Clone, Default)]
+pub struct Reservation {
+    org: Option<(Uuid, i64)>,
+    key: Option<(Uuid, i64)>,
+}
+
+/// The accounts this node has seen.
+pub struct Funds {
+    pool: LazyPool,
+    accounts: DashMap<AccountId, Arc<Mutex<Account>>>,
+    /// Accounts loaded from Postgres (for tests and metrics).
+    pub loads: AtomicU64,
+}
+
+impl Funds {
+    /// Accounts are loaded on first use.
+    pub fn new(pool: LazyPool) -> Self {
+        Funds {
+            pool,
+            accounts: DashMap::new(),
+            loads: AtomicU64::new(0),
+        }
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Arc<Mutex<Account>>, ApiError> {
+        if let Some(a) = self.accounts.get(&id) {
+            return Ok(a.clone());
+        }
+        let base: Option<i64> = match id {
+            AccountId::Org(org) => sqlx::query_scalar(
+                "SELECT balance_brl_micros FROM organization WHERE organization_id = $1",
+            )
+            .bind(org)
+            .fetch_optional(self.pool.get())
+            .await
+            .map(Option::flatten),
+            AccountId::Key(key) => sqlx::query_scalar(
+                "SELECT budget_usd_micros - total_cost_usd_micros FROM api_key WHERE api_key_id = $1",
+            )
+            .bind(key)
+            .fetch_optional(self.pool.get())
+            .await
+            .map(Option::flatten),
+        }
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot load a balance; refusing prepaid requests");
+            ApiError::KeyStoreUnavailable
+        })?;
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let fresh = Arc::new(Mutex::new(Account {
+            base: base.unwrap_or(0),
+            ..Default::default()
+        }));
+        // a concurrent first use may have loaded it too: keep one
+        Ok(self.accounts.entry(id).or_insert(fresh).clone())
+    }
+
+    /// Reserve `cost` (BRL from the organization's balance when `org` is given, USD from the
+    /// key's budget when `key` is given), all or nothing.
+    pub async fn reserve(
+        &self,
+        org: Option<Uuid>,
+        key: Option<Uuid>,
+        cost: Cost,
+    ) -> Result<Reservation, ApiError> {
+        let org_acc = match org {
+            Some(o) => Some(self.account(AccountId::Org(o)).await?),
+            None => None,
+        };
+        let key_acc = match key {
+            Some(k) => Some(self.account(AccountId::Key(k)).await?),
+            None => None,
+        };
+        // lock order: organization, then key
+        let mut og = org_acc.as_ref().map(|a| a.lock());
+        let mut kg = key_acc.as_ref().map(|a| a.lock());
+        if let Some(a) = &og
+            && a.available() < cost.brl_micros.max(1)
+        {
+            return Err(ApiError::InsufficientBalance);
+        }
+        if let Some(a) = &kg
+            && a.available() < cost.usd_micros.max(1)
+        {
+            return Err(ApiError::BudgetExceeded);
+        }
+        if let Some(a) = og.as_mut() {
+            a.reserved += cost.brl_micros;
+        }
+        if let Some(a) = kg.as_mut() {
+            a.reserved += cost.usd_micros;
+        }
+        Ok(Reservation {
+            org: org.map(|o| (o, cost.brl_micros)),
+            key: key.map(|k| (k, cost.usd_micros)),
+        })
+    }
+
+    /// Release a reservation and count what the request really cost.
+    pub fn settle(&self, r: Reservation, actual: Cost) {
+        let apply = |id: AccountId, held: i64, spent: i64| {
+            if let Some(a) = self.accounts.get(&id).map(|a| a.clone()) {
+                let mut a = a.lock();
+                a.reserved -= held;
+                a.spent += spent;
+            }
+        };
+        if let Some((o, held)) = r.org {
+            apply(AccountId::Org(o), held, actual.brl_micros);
+        }
+        if let Some((k, held)) = r.key {
+            apply(AccountId::Key(k), held, actual.usd_micros);
+        }
+    }
+
+    /// Available amount of an account this node has loaded (micro-units).
+    pub fn available(&self, id: AccountId) -> Option<i64> {
+        self.accounts.get(&id).map(|a| a.lock().available())
+    }
+
+    /// A key's budget changed: read it again on next use.
+    pub fn forget_key(&self, key: Uuid) {
+        self.accounts.remove(&AccountId::Key(key));
+    }
+
+    fn apply_notification(&self, payload: &str) {
+        let mut parts = payload.splitn(4, ':');
+        let (Some(kind), Some(id), Some(delta), Some(node)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        if node == node_id() {
+            return; // already counted as `spent`
+        }
+        let (Ok(id), Ok(delta)) = (id.parse::<Uuid>(), delta.parse::<i64>()) else {
+            return;
+        };
+        let id = match kind {
+            "o" => AccountId::Org(id),
+            "k" => AccountId::Key(id),
+            _ => return,
+        };
+        if delta == 0 {
+            // an account changed in a way only a reload shows (e.g. a new budget)
+            self.accounts.remove(&id);
+        } else if let Some(a) = self.accounts.get(&id).map(|a| a.clone()) {
+            a.lock().base += delta;
+        }
+    }
+
+    /// Follow `catraca_funds` until shutdown; after a lost connection every account is read
+    /// again, since changes may have been missed.
+    pub async fn listen(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let mut listener = match PgListener::connect_with(self.pool.get()).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "funds listener cannot connect; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            };
+            if listener.listen(CHANNEL).await.is_err() {
+                continue;
+            }
+            self.accounts.clear();
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    n = listener.try_recv() => match n {
+                        Ok(Some(n)) => self.apply_notification(n.payload()),
+                        Ok(None) => self.accounts.clear(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "funds listener error; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

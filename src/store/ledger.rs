@@ -1,0 +1,129 @@
+//! Top-ups and adjustments of prepaid balances: one ledger entry and the balance update in one
+//! transaction, idempotent by the caller's key. Usage debits are written by the usage writer
+//! (`usage::pg::insert`), in the statement that stores the usage events.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A ledger entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Entry {
+    /// Sequence number.
+    pub ledger_entry_id: i64,
+    /// `topup`, `adjustment`, `usage` or `refund`.
+    pub kind: String,
+    /// Credit > 0, debit < 0 (micro-BRL).
+    pub amount_brl_micros: i64,
+    /// Balance after this entry (micro-BRL).
+    pub balance_after_brl_micros: i64,
+}
+
+/// Why an entry was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// Bad input; nothing was written.
+    #[error("{0}")]
+    Invalid(String),
+    /// The organization does not exist.
+    #[error("organization not found")]
+    NotFound,
+    /// The idempotency key was used before with a different amount or kind.
+    #[error("idempotency key already used for a different entry")]
+    Conflict,
+    /// Database failure; nothing was written.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Credit (`topup`, `refund`, positive `adjustment`) or debit (negative `adjustment`) an
+/// organization's balance. The same `idempotency_key` returns the first entry and changes
+/// nothing. The first entry of a postpaid organization makes it prepaid.
+pub async fn post(
+    pool: &PgPool,
+    organization_id: Uuid,
+    kind: &str,
+    amount_brl_micros: i64,
+    idempotency_key: &str,
+    description: Option<&str>,
+) -> Result<Entry, LedgerError> {
+    match kind {
+        "topup" | "refund" if amount_brl_micros <= 0 => {
+            return Err(LedgerError::Invalid(format!("a {kind} must be positive")));
+        }
+        "topup" | "refund" | "adjustment" => {}
+        _ => {
+            return Err(LedgerError::Invalid(format!(
+                "kind must be topup, refund or adjustment, not {kind:?}"
+            )));
+        }
+    }
+    if amount_brl_micros == 0 {
+        return Err(LedgerError::Invalid("the amount must not be zero".into()));
+    }
+    if idempotency_key.is_empty() || idempotency_key.len() > 200 {
+        return Err(LedgerError::Invalid(
+            "idempotency_key must be 1 to 200 characters".into(),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    // the row lock orders concurrent entries of one organization
+    let Some(before): Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT balance_brl_micros FROM organization WHERE organization_id = $1 FOR UPDATE",
+    )
+    .bind(organization_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Err(LedgerError::NotFound);
+    };
+    let existing: Option<Entry> = sqlx::query_as(
+        "SELECT ledger_entry_id, kind, amount_brl_micros, balance_after_brl_micros
+         FROM ledger_entry WHERE organization_id = $1 AND idempotency_key = $2",
+    )
+    .bind(organization_id)
+    .bind(idempotency_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(e) = existing {
+        if e.kind != kind || e.amount_brl_micros != amount_brl_micros {
+            return Err(LedgerError::Conflict);
+        }
+        return Ok(e);
+    }
+    let after = before
+        .unwrap_or(0)
+        .checked_add(amount_brl_micros)
+        .ok_or_else(|| LedgerError::Invalid("amount out of range".into()))?;
+    sqlx::query("UPDATE organization SET balance_brl_micros = $2 WHERE organization_id = $1")
+        .bind(organization_id)
+        .bind(after)
+        .execute(&mut *tx)
+        .await?;
+    let entry: Entry = sqlx::query_as(
+        "INSERT INTO ledger_entry (organization_id, kind, amount_brl_micros,
+                                   balance_after_brl_micros, idempotency_key, description)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING ledger_entry_id, kind, amount_brl_micros, balance_after_brl_micros",
+    )
+    .bind(organization_id)
+    .bind(kind)
+    .bind(amount_brl_micros)
+    .bind(after)
+    .bind(idempotency_key)
+    .bind(description)
+    .fetch_one(&mut *tx)
+    .await?;
+    // gateways add the amount to what they hold; a newly prepaid organization changes the
+    // keys they cached
+    sqlx::query("SELECT pg_notify('catraca_funds', $1)")
+        .bind(format!("o:{organization_id}:{amount_brl_micros}:ledger"))
+        .execute(&mut *tx)
+        .await?;
+    if before.is_none() {
+        sqlx::query("SELECT pg_notify('catraca_api_key', '*')")
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(entry)
+}

@@ -1,0 +1,264 @@
+//! Prepaid balances and key budgets (#5): reservation before the call, 402 when it does not
+//! fit, settlement in the append-only ledger, idempotent top-ups, failover charged once.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::common::*;
+
+/// One model at $0.01 a request (no token prices), FX 5 and markup 1: R$ 0.05 = 50000 µBRL.
+fn priced(mock_a: &str, mock_b: Option<&str>) -> String {
+    let (deps, names) = match mock_b {
+        Some(b) => (
+            format!(
+                "providers:\n  - {{name: a, base_url: \"{mock_a}\"}}\n  - {{name: b, base_url: \"{b}\"}}\ndeployments:\n  - {{name: da, provider: a, model: up, priority: 0}}\n  - {{name: db, provider: b, model: up, priority: 1}}\n"
+            ),
+            "[da, db]",
+        ),
+        None => (
+            format!(
+                "providers:\n  - {{name: a, base_url: \"{mock_a}\"}}\ndeployments:\n  - {{name: da, provider: a, model: up}}\n"
+            ),
+            "[da]",
+        ),
+    };
+    format!(
+        "pricing: {{fx_usd_brl: \"5.0\", default_markup: \"1.0\"}}\n{deps}models:\n  - {{name: m, usd_per_request: \"0.01\", deployments: {names}}}\n"
+    )
+}
+
+async fn send(gw: &Gateway, key: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(
+            json!({"model": "m", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_events(pool: &PgPool, n: i64) {
+    for _ in 0..200 {
+        let c: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_event")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if c >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("usage events not written");
+}
+
+async fn balance(pool: &PgPool, org: uuid::Uuid) -> i64 {
+    sqlx::query_scalar("SELECT balance_brl_micros FROM organization WHERE organization_id = $1")
+        .bind(org)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_balance_for_ten_requests_admits_ten_of_200_concurrent(pool: PgPool) {
+    let mock = Mock::start().await;
+    let key = "sk-prepaid-0123456789";
+    let (org, _) = insert_key(&pool, key).await;
+    let e = catraca::store::ledger::post(&pool, org, "topup", 500_000, "pix-1", None)
+        .await
+        .unwrap();
+    assert_eq!(e.balance_after_brl_micros, 500_000);
+    let url = db_url(&pool, None);
+    let gw = Gateway::start_with_env(
+        &priced(&mock.base(), None),
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .await;
+
+    // 200 at once, each held 200 ms upstream so they all overlap
+    let replies = futures_util::future::join_all((0..200).map(|_| async {
+        let r = reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .header("x-mock-latency-ms", "200")
+            .body(json!({"model": "m", "max_tokens": 4, "messages": []}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        (s, r.json::<Value>().await.unwrap())
+    }))
+    .await;
+    let ok = replies.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<&Value> = replies
+        .iter()
+        .filter(|(s, _)| *s == 402)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(ok, 10, "the documented bound is exactly the balance here");
+    assert_eq!(refused.len(), 190);
+    assert_eq!(refused[0]["error"]["code"], "insufficient_balance");
+    assert_eq!(
+        mock.requests().await,
+        10,
+        "a refused request never reaches upstream"
+    );
+
+    wait_events(&pool, 200).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(balance(&pool, org).await, 0);
+    let (n, sum, min_after): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(amount_brl_micros)::int8, min(balance_after_brl_micros)
+         FROM ledger_entry WHERE organization_id = $1",
+    )
+    .bind(org)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (n, sum, min_after),
+        (11, 0, 0),
+        "1 top-up + 10 debits sum to the balance"
+    );
+    let debits: Vec<i64> = sqlx::query_scalar(
+        "SELECT amount_brl_micros FROM ledger_entry WHERE kind = 'usage' ORDER BY ledger_entry_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(debits.iter().all(|d| *d == -50_000));
+    // the ledger is append-only
+    assert!(
+        sqlx::query("UPDATE ledger_entry SET amount_brl_micros = 0")
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+
+    // a top-up replayed with its idempotency key changes nothing; a new one reaches the gateway
+    let again = catraca::store::ledger::post(&pool, org, "topup", 500_000, "pix-1", None)
+        .await
+        .unwrap();
+    assert_eq!(again, e);
+    assert!(matches!(
+        catraca::store::ledger::post(&pool, org, "topup", 1, "pix-1", None).await,
+        Err(catraca::store::ledger::LedgerError::Conflict)
+    ));
+    assert_eq!(balance(&pool, org).await, 0);
+    catraca::store::ledger::post(&pool, org, "topup", 100_000, "pix-2", Some("Pix"))
+        .await
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let (s, _) = send(&gw, key).await;
+        if s == 200 || !statuses.is_empty() {
+            statuses.push(s);
+        }
+        if statuses.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await; // the notification is on its way
+    }
+    assert_eq!(statuses, [200, 200, 402]);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_failover_retry_is_charged_once(pool: PgPool) {
+    let failing = Mock::start_with(catraca::mock_upstream::MockOptions {
+        fail_status: 500,
+        fail_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let good = Mock::start().await;
+    let key = "sk-prepaid-failover-1";
+    let (org, _) = insert_key(&pool, key).await;
+    catraca::store::ledger::post(&pool, org, "topup", 500_000, "t", None)
+        .await
+        .unwrap();
+    let url = db_url(&pool, None);
+    let gw = Gateway::start_with_env(
+        &priced(&failing.base(), Some(&good.base())),
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .await;
+    let (s, _) = send(&gw, key).await;
+    assert_eq!(s, 200);
+    assert_eq!((failing.requests().await, good.requests().await), (1, 1));
+    wait_events(&pool, 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let attempts: i16 = sqlx::query_scalar("SELECT attempts FROM usage_event")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 2);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_entry WHERE kind = 'usage'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(balance(&pool, org).await, 450_000);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_key_budget_is_enforced_with_402_and_reloaded_when_changed(pool: PgPool) {
+    let mock = Mock::start().await;
+    let key = "sk-budget-0123456789";
+    let (_, key_id) = insert_key(&pool, key).await;
+    // $0.025: two requests of $0.01 fit, the third does not
+    sqlx::query("UPDATE api_key SET budget_usd_micros = 25000 WHERE api_key_id = $1")
+        .bind(key_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let url = db_url(&pool, None);
+    let gw = Gateway::start_with_env(
+        &priced(&mock.base(), None),
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(send(&gw, key).await);
+    }
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [200, 200, 402]);
+    assert_eq!(got[2].1["error"]["code"], "budget_exceeded");
+    wait_events(&pool, 3).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let spent: i64 =
+        sqlx::query_scalar("SELECT total_cost_usd_micros FROM api_key WHERE api_key_id = $1")
+            .bind(key_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(spent, 20_000, "what MaxAI shows as budget_used");
+    // a larger budget reaches the gateway through the notification
+    sqlx::query("UPDATE api_key SET budget_usd_micros = 35000 WHERE api_key_id = $1")
+        .bind(key_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut s = 402;
+    for _ in 0..40 {
+        s = send(&gw, key).await.0;
+        if s == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(s, 200);
+    assert_eq!(
+        send(&gw, key).await.0,
+        402,
+        "$0.035 − $0.03 leaves less than a request"
+    );
+}
