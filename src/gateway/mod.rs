@@ -170,6 +170,10 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if ctx.admin.is_some() {
+            // A pooled connection the admin app already closed fails a POST that Pingora does
+            // not retry (seen as a rare 502 under test load); a fresh loopback connection per
+            // dashboard call avoids the race for the cost of one local connect.
+            req.insert_header("connection", "close")?;
             return Ok(());
         }
         upstream::rewrite_request(req, ctx)
