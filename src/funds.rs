@@ -21,7 +21,6 @@
 //! spend during one notification's delay (milliseconds), and after a lost LISTEN connection
 //! (accounts are reloaded) what this node had spent but not yet written.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -77,8 +76,6 @@ pub struct Reservation {
 pub struct Funds {
     pool: LazyPool,
     accounts: DashMap<AccountId, Arc<Mutex<Account>>>,
-    /// Accounts loaded from Postgres (for tests and metrics).
-    pub loads: AtomicU64,
 }
 
 impl Funds {
@@ -87,7 +84,6 @@ impl Funds {
         Funds {
             pool,
             accounts: DashMap::new(),
-            loads: AtomicU64::new(0),
         }
     }
 
@@ -115,7 +111,6 @@ impl Funds {
             tracing::warn!(error = %e, "cannot load a balance; refusing prepaid requests");
             ApiError::KeyStoreUnavailable
         })?;
-        self.loads.fetch_add(1, Ordering::Relaxed);
         let fresh = Arc::new(Mutex::new(Account {
             base: base.unwrap_or(0),
             ..Default::default()
@@ -180,16 +175,6 @@ impl Funds {
         if let Some((k, held)) = r.key {
             apply(AccountId::Key(k), held, actual.usd_micros);
         }
-    }
-
-    /// Available amount of an account this node has loaded (micro-units).
-    pub fn available(&self, id: AccountId) -> Option<i64> {
-        self.accounts.get(&id).map(|a| a.lock().available())
-    }
-
-    /// A key's budget changed: read it again on next use.
-    pub fn forget_key(&self, key: Uuid) {
-        self.accounts.remove(&AccountId::Key(key));
     }
 
     fn apply_notification(&self, payload: &str) {

@@ -176,8 +176,6 @@ pub struct RequestCtx {
     pub ticket: Option<crate::limits::Ticket>,
     /// Money held on the balance/budget until the request ends.
     pub reservation: Option<crate::funds::Reservation>,
-    /// Prompt tokens estimated before the call (when a token limit or reservation needed it).
-    pub prompt_estimate: Option<u64>,
 }
 
 impl RequestCtx {
@@ -221,7 +219,6 @@ impl RequestCtx {
             audio_ms: 0,
             rate: None,
             ticket: None,
-            prompt_estimate: None,
             reservation: None,
         }
     }

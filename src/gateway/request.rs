@@ -209,16 +209,14 @@ pub async fn prepare(
         {
             let enc = live.config.models[m].tokenizer;
             // a long prompt is counted off the proxy's threads
-            let e = if body.len() > 16 * 1024 {
+            if body.len() > 16 * 1024 {
                 let b = body.clone();
                 tokio::task::spawn_blocking(move || crate::tokens::estimate(&b, enc))
                     .await
                     .map_err(|_| ApiError::Internal)?
             } else {
                 crate::tokens::estimate(&body, enc)
-            };
-            ctx.prompt_estimate = Some(e.prompt);
-            e
+            }
         }
         _ => crate::tokens::Estimate::default(),
     };

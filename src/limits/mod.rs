@@ -53,17 +53,6 @@ impl Limits {
             || self.tpm.is_some()
             || self.concurrency.is_some()
     }
-
-    /// `self`, with each limit `self` leaves unset taken from `other`.
-    pub fn or(self, other: Limits) -> Limits {
-        Limits {
-            rps: self.rps.or(other.rps),
-            rpm: self.rpm.or(other.rpm),
-            rpd: self.rpd.or(other.rpd),
-            tpm: self.tpm.or(other.tpm),
-            concurrency: self.concurrency.or(other.concurrency),
-        }
-    }
 }
 
 /// Who a set of limits belongs to.
@@ -280,13 +269,6 @@ impl Limiter {
         &self.local
     }
 
-    /// Whether Redis is configured and currently answering.
-    pub fn redis_up(&self) -> Option<bool> {
-        self.redis
-            .as_ref()
-            .map(|_| self.redis_up.load(Ordering::Relaxed))
-    }
-
     /// Count one request of `tokens` estimated tokens against `scopes` (at most two: key and
     /// organization). `None` when no scope has a limit.
     pub async fn check(
@@ -299,59 +281,61 @@ impl Limiter {
         if scopes.iter().all(Option::is_none) {
             return None;
         }
-        let mut backend = "local";
-        let result = match &self.redis {
-            Some(r) if self.redis_up.load(Ordering::Relaxed) => {
-                self.metrics.round_trips.with_label_values(&["check"]).inc();
-                match r.check(&scopes, tokens, request_id).await {
-                    Ok(d) => {
-                        backend = "redis";
-                        Some(d)
-                    }
-                    Err(e) => {
-                        self.mark_down(&e);
-                        None
-                    }
+        if let Some(r) = &self.redis
+            && self.redis_up.load(Ordering::Relaxed)
+        {
+            self.metrics.round_trips.with_label_values(&["check"]).inc();
+            match r.check(&scopes, tokens, request_id).await {
+                Ok((d, minute)) => {
+                    return Some(self.admit(d, minute, Backend::Redis, scopes, tokens, request_id));
+                }
+                Err(e) => self.mark_down(&e),
+            }
+        }
+        if self.redis.is_some() {
+            self.metrics
+                .fallbacks
+                .with_label_values(&[self.fallback.as_str()])
+                .inc();
+            match self.fallback {
+                Fallback::Local => {}
+                Fallback::Open => return None,
+                Fallback::Closed => {
+                    let d = Decision {
+                        allowed: false,
+                        kind: Kind::Unavailable,
+                        limit: 0,
+                        remaining: 0,
+                        reset: unix_now() + 1,
+                        window_secs: 1,
+                        retry_after: 1,
+                    };
+                    self.count(&d, "closed");
+                    return Some((d, None));
                 }
             }
-            _ => None,
+        }
+        let (d, minute) = self.local.check(&scopes, tokens, unix_now());
+        Some(self.admit(d, minute, Backend::Local, scopes, tokens, request_id))
+    }
+
+    /// Count the decision and, when allowed, the ticket that settles it.
+    fn admit(
+        &self,
+        decision: Decision,
+        minute: u64,
+        backend: Backend,
+        scopes: [Option<Scope>; 2],
+        tokens: u64,
+        request_id: &str,
+    ) -> (Decision, Option<Ticket>) {
+        let label = match backend {
+            Backend::Redis => "redis",
+            Backend::Local => "local",
         };
-        let result = match result {
-            Some(r) => r,
-            None if self.redis.is_some() => {
-                self.metrics
-                    .fallbacks
-                    .with_label_values(&[self.fallback.as_str()])
-                    .inc();
-                backend = self.fallback.as_str();
-                match self.fallback {
-                    Fallback::Local => self.local.check(&scopes, tokens, unix_now()),
-                    Fallback::Open => return None,
-                    Fallback::Closed => {
-                        let d = Decision {
-                            allowed: false,
-                            kind: Kind::Unavailable,
-                            limit: 0,
-                            remaining: 0,
-                            reset: unix_now() + 1,
-                            window_secs: 1,
-                            retry_after: 1,
-                        };
-                        self.count(&d, backend);
-                        return Some((d, None));
-                    }
-                }
-            }
-            None => self.local.check(&scopes, tokens, unix_now()),
-        };
-        let (decision, minute) = result;
-        self.count(&decision, backend);
+        self.count(&decision, label);
         let ticket = decision.allowed.then(|| Ticket {
-            backend: if backend == "redis" {
-                Backend::Redis
-            } else {
-                Backend::Local
-            },
+            backend,
             scopes,
             minute,
             tokens,
@@ -361,7 +345,7 @@ impl Limiter {
                 .any(|s| s.limits.concurrency.is_some())
                 .then(|| Arc::from(request_id)),
         });
-        Some((decision, ticket))
+        (decision, ticket)
     }
 
     fn count(&self, d: &Decision, backend: &str) {
@@ -429,17 +413,6 @@ impl Limiter {
         if let Some(r) = &self.redis {
             r.run_settler(&self.metrics, shutdown).await;
         }
-    }
-
-    /// Tokens used and left in the current minute for `scope` (Tokia's `/usage/rate-limit`).
-    pub async fn usage_now(&self, scope: &Scope) -> WindowUse {
-        if let Some(r) = &self.redis
-            && self.redis_up.load(Ordering::Relaxed)
-            && let Ok(u) = r.usage_now(scope).await
-        {
-            return u;
-        }
-        self.local.usage_now(scope, unix_now())
     }
 }
 

@@ -20,7 +20,7 @@ use bb8_redis::RedisConnectionManager;
 use redis::{RedisError, Script};
 use tokio::sync::mpsc;
 
-use super::{Decision, Kind, LimiterMetrics, Scope, Ticket, WindowUse};
+use super::{Decision, Kind, LimiterMetrics, Scope, Ticket};
 
 const CHECK: &str = r#"
 local t = redis.call('TIME')
@@ -127,14 +127,6 @@ end
 return n
 "#;
 
-const USAGE: &str = r#"
-local t = redis.call('TIME')
-local minute = math.floor(tonumber(t[1]) / 60)
-local r = tonumber(redis.call('GET', KEYS[1] .. ':m:' .. minute) or '0')
-local k = tonumber(redis.call('GET', KEYS[1] .. ':t:' .. minute) or '0')
-return {r, k, (minute + 1) * 60}
-"#;
-
 type Pool = bb8::Pool<RedisConnectionManager>;
 
 /// One settlement waiting to be sent.
@@ -163,7 +155,6 @@ pub struct RedisLimiter {
     pool: ArcSwap<Pool>,
     check: Script,
     settle: Script,
-    usage: Script,
     tx: mpsc::Sender<Pending>,
     rx: parking_lot::Mutex<Option<mpsc::Receiver<Pending>>>,
 }
@@ -192,7 +183,6 @@ impl RedisLimiter {
             pool: ArcSwap::from_pointee(pool),
             check: Script::new(CHECK),
             settle: Script::new(SETTLE),
-            usage: Script::new(USAGE),
             tx,
             rx: parking_lot::Mutex::new(Some(rx)),
         })
@@ -203,13 +193,7 @@ impl RedisLimiter {
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
         let pool = self.pool.load_full();
-        let call = async {
-            let mut conn = pool.get().await.map_err(|e| match e {
-                bb8::RunError::User(e) => e,
-                bb8::RunError::TimedOut => timeout_error(),
-            })?;
-            inv.invoke_async::<T>(&mut *conn).await
-        };
+        let call = async { inv.invoke_async::<T>(&mut *connection(&pool).await?).await };
         match tokio::time::timeout(self.settings.timeout, call).await {
             Ok(r) => r,
             Err(_) => Err(timeout_error()),
@@ -331,34 +315,14 @@ impl RedisLimiter {
         self.run::<i64>(&inv).await.map(|_| ())
     }
 
-    /// Requests and tokens of `scope` in the current minute.
-    pub async fn usage_now(&self, scope: &Scope) -> Result<WindowUse, RedisError> {
-        let mut inv = self.usage.prepare_invoke();
-        inv.key(scope.id.redis_prefix());
-        let r: Vec<i64> = self.run(&inv).await?;
-        let [requests, tokens, reset] = r[..] else {
-            return Err(RedisError::from((
-                redis::ErrorKind::Parse,
-                "unexpected usage script reply",
-            )));
-        };
-        Ok(WindowUse {
-            requests: requests.max(0) as u64,
-            tokens: tokens.max(0) as u64,
-            reset: reset.max(0) as u64,
-        })
-    }
-
     /// PING through a fresh pool; on success the fresh pool replaces the old one (whose
     /// connections may be broken: multiplexed connections do not reconnect by themselves).
     pub async fn ping(&self) -> Result<(), RedisError> {
         let pool = build_pool(&self.manager, &self.settings);
         let call = async {
-            let mut conn = pool.get().await.map_err(|e| match e {
-                bb8::RunError::User(e) => e,
-                bb8::RunError::TimedOut => timeout_error(),
-            })?;
-            redis::cmd("PING").query_async::<String>(&mut *conn).await
+            redis::cmd("PING")
+                .query_async::<String>(&mut *connection(&pool).await?)
+                .await
         };
         match tokio::time::timeout(self.settings.timeout.max(Duration::from_millis(200)), call)
             .await
@@ -371,6 +335,15 @@ impl RedisLimiter {
             Err(_) => Err(timeout_error()),
         }
     }
+}
+
+async fn connection(
+    pool: &Pool,
+) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, RedisError> {
+    pool.get().await.map_err(|e| match e {
+        bb8::RunError::User(e) => e,
+        bb8::RunError::TimedOut => timeout_error(),
+    })
 }
 
 fn timeout_error() -> RedisError {
