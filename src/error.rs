@@ -55,6 +55,14 @@ pub enum ApiError {
         /// Seconds until the window resets.
         retry_after: u64,
     },
+    /// 429: the plan's monthly request quota is used up.
+    #[error(
+        "the monthly request quota of your plan is used up; it resets at the start of next month (in {retry_after} s)"
+    )]
+    UsageLimitExceeded {
+        /// Seconds until the next UTC month.
+        retry_after: u64,
+    },
     /// 402: the organization's prepaid balance cannot cover the request.
     #[error("insufficient balance: top up your account to continue")]
     InsufficientBalance,
@@ -97,7 +105,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::BodyTooLarge(_) => 413,
-            ApiError::RateLimited { .. } => 429,
+            ApiError::RateLimited { .. } | ApiError::UsageLimitExceeded { .. } => 429,
             ApiError::InsufficientBalance | ApiError::BudgetExceeded => 402,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::UpstreamUnavailable(_) | ApiError::StreamInterrupted => 502,
@@ -123,7 +131,9 @@ impl ApiError {
             | ApiError::ExpiredKey => "authentication_error",
             ApiError::ModelNotAllowed(_) => "permission_error",
             ApiError::RateLimited { .. } => "rate_limit_error",
-            ApiError::InsufficientBalance | ApiError::BudgetExceeded => "insufficient_quota",
+            ApiError::InsufficientBalance
+            | ApiError::BudgetExceeded
+            | ApiError::UsageLimitExceeded { .. } => "insufficient_quota",
             ApiError::UpstreamUnavailable(_)
             | ApiError::UpstreamOverloaded
             | ApiError::UpstreamTimeout
@@ -154,12 +164,22 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::InsufficientBalance => "insufficient_balance",
             ApiError::BudgetExceeded => "budget_exceeded",
+            ApiError::UsageLimitExceeded { .. } => "usage_limit_exceeded",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
             ApiError::UpstreamOverloaded => "upstream_overloaded",
             ApiError::UpstreamTimeout => "upstream_timeout",
             ApiError::StreamInterrupted => "stream_interrupted",
             ApiError::Internal => "internal_error",
+        }
+    }
+
+    /// Seconds a client should wait, for `Retry-After` (limiter refusals carry theirs in the
+    /// decision's headers).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::UsageLimitExceeded { retry_after } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -212,6 +232,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             ApiError::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
             ApiError::InsufficientBalance | ApiError::BudgetExceeded => "PAYMENT_REQUIRED",
+            ApiError::UsageLimitExceeded { .. } => "USAGE_LIMIT_EXCEEDED",
             _ => "INTERNAL_ERROR",
         }
     }
@@ -276,5 +297,17 @@ mod tests {
         assert_eq!(ApiError::BodyTooLarge(1).status(), 413);
         assert_eq!(ApiError::UnsupportedMediaType("x").status(), 415);
         assert_eq!(ApiError::UpstreamTimeout.status(), 504);
+    }
+
+    #[test]
+    fn a_used_up_plan_quota_is_sabias_usage_limit_exceeded() {
+        let e = ApiError::UsageLimitExceeded { retry_after: 60 };
+        assert_eq!((e.status(), e.retry_after()), (429, Some(60)));
+        let v: serde_json::Value = serde_json::from_slice(&e.sabia_body()).unwrap();
+        assert_eq!(v["success"], false);
+        assert_eq!(v["error"]["code"], "USAGE_LIMIT_EXCEEDED");
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["code"], "usage_limit_exceeded");
+        assert_eq!(v["error"]["type"], "insufficient_quota");
     }
 }

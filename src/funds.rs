@@ -1,4 +1,5 @@
-//! Money before the call: prepaid BRL balances of organizations and USD budgets of keys.
+//! Money before the call: prepaid BRL balances of organizations and USD budgets of keys, and
+//! the monthly request quotas of plans (counted the same way, one unit per request).
 //!
 //! A request whose organization is prepaid, or whose key has a budget, **reserves** its
 //! largest possible cost before any upstream call (prompt estimate + `max_tokens`, or
@@ -20,6 +21,13 @@
 //! reserved as zero seconds); then by at most that excess. Across nodes, add what other nodes
 //! spend during one notification's delay (milliseconds), and after a lost LISTEN connection
 //! (accounts are reloaded) what this node had spent but not yet written.
+//!
+//! **Plan quotas.** An organization whose plan has a `monthly_request_quota` holds one more
+//! account, in requests: the quota minus this UTC month's successful requests (2xx/3xx, from
+//! the `usage_daily` rollup, the same count SabIA's `usage.current` shows). A request reserves 1
+//! and settles 1 when it succeeds, 0 otherwise; refusals and upstream failures never consume
+//! quota. The account is read again when the month changes. The same cross-node bound holds,
+//! in requests instead of money.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -50,13 +58,22 @@ pub enum AccountId {
     Org(Uuid),
     /// A key's USD budget (micro-USD).
     Key(Uuid),
+    /// An organization's monthly request quota (requests).
+    Quota(Uuid),
 }
+
+/// This month's successful requests of organization `$1` (UTC calendar month), as counted for
+/// its plan's quota.
+pub const MONTH_USED_SQL: &str = "SELECT coalesce(sum(successful), 0)::int8 FROM usage_daily
+     WHERE organization_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date";
 
 #[derive(Debug, Default)]
 struct Account {
     base: i64,
     spent: i64,
     reserved: i64,
+    /// Quota accounts: the month (`year * 12 + month`) they count.
+    month: i32,
 }
 
 impl Account {
@@ -70,6 +87,31 @@ impl Account {
 pub struct Reservation {
     org: Option<(Uuid, i64)>,
     key: Option<(Uuid, i64)>,
+    quota: Option<(Uuid, i32)>,
+}
+
+/// What a request may spend: the accounts that apply to it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Payer {
+    /// A prepaid organization (BRL balance).
+    pub org: Option<Uuid>,
+    /// A key with a USD budget.
+    pub key: Option<Uuid>,
+    /// An organization whose plan has a monthly request quota.
+    pub quota: Option<Uuid>,
+}
+
+/// The current UTC month as `year * 12 + month`, and the Unix time the next one starts.
+pub fn month_now() -> (i32, i64) {
+    let now = time::OffsetDateTime::now_utc();
+    let (y, m) = (now.year(), now.month());
+    let next = match m {
+        time::Month::December => time::Date::from_calendar_date(y + 1, time::Month::January, 1),
+        _ => time::Date::from_calendar_date(y, m.next(), 1),
+    }
+    .map(|d| d.midnight().assume_utc().unix_timestamp())
+    .unwrap_or(now.unix_timestamp());
+    (y * 12 + m as i32, next)
 }
 
 /// The accounts this node has seen.
@@ -88,8 +130,17 @@ impl Funds {
     }
 
     async fn account(&self, id: AccountId) -> Result<Arc<Mutex<Account>>, ApiError> {
+        let month = match id {
+            AccountId::Quota(_) => month_now().0,
+            _ => 0,
+        };
         if let Some(a) = self.accounts.get(&id) {
-            return Ok(a.clone());
+            if a.lock().month == month {
+                return Ok(a.clone());
+            }
+            // a quota account of last month: count the new month from the database
+            drop(a);
+            self.accounts.remove(&id);
         }
         let base: Option<i64> = match id {
             AccountId::Org(org) => sqlx::query_scalar(
@@ -106,6 +157,15 @@ impl Funds {
             .fetch_optional(self.pool.get())
             .await
             .map(Option::flatten),
+            AccountId::Quota(org) => sqlx::query_scalar(&format!(
+                "SELECT p.monthly_request_quota - ({MONTH_USED_SQL})
+                 FROM organization o JOIN plan p ON p.plan_id = o.plan_id
+                 WHERE o.organization_id = $1"
+            ))
+            .bind(org)
+            .fetch_optional(self.pool.get())
+            .await
+            .map(Option::flatten),
         }
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot load a balance; refusing prepaid requests");
@@ -113,31 +173,40 @@ impl Funds {
         })?;
         let fresh = Arc::new(Mutex::new(Account {
             base: base.unwrap_or(0),
+            month,
             ..Default::default()
         }));
         // a concurrent first use may have loaded it too: keep one
         Ok(self.accounts.entry(id).or_insert(fresh).clone())
     }
 
-    /// Reserve `cost` (BRL from the organization's balance when `org` is given, USD from the
-    /// key's budget when `key` is given), all or nothing.
-    pub async fn reserve(
-        &self,
-        org: Option<Uuid>,
-        key: Option<Uuid>,
-        cost: Cost,
-    ) -> Result<Reservation, ApiError> {
-        let org_acc = match org {
+    /// Reserve `cost` (BRL from the prepaid organization's balance, USD from the key's budget)
+    /// and one request of the plan's monthly quota, all or nothing.
+    pub async fn reserve(&self, payer: Payer, cost: Cost) -> Result<Reservation, ApiError> {
+        let org_acc = match payer.org {
             Some(o) => Some(self.account(AccountId::Org(o)).await?),
             None => None,
         };
-        let key_acc = match key {
+        let key_acc = match payer.key {
             Some(k) => Some(self.account(AccountId::Key(k)).await?),
             None => None,
         };
-        // lock order: organization, then key
+        let quota_acc = match payer.quota {
+            Some(o) => Some(self.account(AccountId::Quota(o)).await?),
+            None => None,
+        };
+        // lock order: organization, key, quota
         let mut og = org_acc.as_ref().map(|a| a.lock());
         let mut kg = key_acc.as_ref().map(|a| a.lock());
+        let mut qg = quota_acc.as_ref().map(|a| a.lock());
+        if let Some(a) = &qg
+            && a.available() < 1
+        {
+            return Err(ApiError::UsageLimitExceeded {
+                retry_after: (month_now().1 - time::OffsetDateTime::now_utc().unix_timestamp())
+                    .max(1) as u64,
+            });
+        }
         if let Some(a) = &og
             && a.available() < cost.brl_micros.max(1)
         {
@@ -154,14 +223,23 @@ impl Funds {
         if let Some(a) = kg.as_mut() {
             a.reserved += cost.usd_micros;
         }
+        let quota = match qg.as_mut() {
+            Some(a) => {
+                a.reserved += 1;
+                payer.quota.map(|o| (o, a.month))
+            }
+            None => None,
+        };
         Ok(Reservation {
-            org: org.map(|o| (o, cost.brl_micros)),
-            key: key.map(|k| (k, cost.usd_micros)),
+            org: payer.org.map(|o| (o, cost.brl_micros)),
+            key: payer.key.map(|k| (k, cost.usd_micros)),
+            quota,
         })
     }
 
-    /// Release a reservation and count what the request really cost.
-    pub fn settle(&self, r: Reservation, actual: Cost) {
+    /// Release a reservation and count what the request really cost; `succeeded` requests
+    /// consume quota.
+    pub fn settle(&self, r: Reservation, actual: Cost, succeeded: bool) {
         let apply = |id: AccountId, held: i64, spent: i64| {
             if let Some(a) = self.accounts.get(&id).map(|a| a.clone()) {
                 let mut a = a.lock();
@@ -175,9 +253,24 @@ impl Funds {
         if let Some((k, held)) = r.key {
             apply(AccountId::Key(k), held, actual.usd_micros);
         }
+        if let Some((o, month)) = r.quota
+            && let Some(a) = self.accounts.get(&AccountId::Quota(o)).map(|a| a.clone())
+        {
+            let mut a = a.lock();
+            // a reservation of last month is gone with last month's account
+            if a.month == month {
+                a.reserved -= 1;
+                a.spent += i64::from(succeeded);
+            }
+        }
     }
 
     fn apply_notification(&self, payload: &str) {
+        if payload == "*" {
+            // a plan's quota changed: every account is read again
+            self.accounts.clear();
+            return;
+        }
         let mut parts = payload.splitn(4, ':');
         let (Some(kind), Some(id), Some(delta), Some(node)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -193,6 +286,7 @@ impl Funds {
         let id = match kind {
             "o" => AccountId::Org(id),
             "k" => AccountId::Key(id),
+            "q" => AccountId::Quota(id),
             _ => return,
         };
         if delta == 0 {

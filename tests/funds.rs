@@ -262,3 +262,142 @@ async fn a_key_budget_is_enforced_with_402_and_reloaded_when_changed(pool: PgPoo
         "$0.035 − $0.03 leaves less than a request"
     );
 }
+
+/// Organization `org` on a plan of `quota` requests a month, with `used` successful requests
+/// (of `used + 100`) already counted this month and 100000 last month.
+async fn on_quota_plan(pool: &PgPool, org: uuid::Uuid, quota: i64, used: i64) {
+    sqlx::query("INSERT INTO plan (code, name, monthly_request_quota) VALUES ('tiny', 'Tiny', $1)")
+        .bind(quota)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE organization SET plan_id = (SELECT plan_id FROM plan WHERE code = 'tiny')
+         WHERE organization_id = $1",
+    )
+    .bind(org)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO usage_daily (organization_id, day, model, requests, successful, prompt_tokens,
+                                  completion_tokens, cost_usd_micros, latency_ms_sum)
+         VALUES ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'old', $2 + 100, $2, 0, 0, 0, 0),
+                ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date - 1, 'old', 100000, 100000, 0, 0, 0, 0)",
+    )
+    .bind(org)
+    .bind(used)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn month_used(pool: &PgPool, org: uuid::Uuid) -> i64 {
+    sqlx::query_scalar(catraca::funds::MONTH_USED_SQL)
+        .bind(org)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_plan_quota_admits_exactly_what_is_left_of_the_month_on_every_node(pool: PgPool) {
+    let mock = Mock::start().await;
+    let key = "sk-quota-0123456789";
+    let (org, _) = insert_key(&pool, key).await;
+    on_quota_plan(&pool, org, 5000, 4990).await;
+    let url = db_url(&pool, None);
+    let cfg = priced(&mock.base(), None);
+    let gw = Gateway::start_with_env(&cfg, &[("DATABASE_URL", url.as_str())]).await;
+
+    // an upstream refusal uses no quota
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .header("x-mock-status", "400")
+        .body(json!({"model": "m", "messages": []}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // 10 left: of 30 at once, exactly 10 go through
+    let replies = futures_util::future::join_all((0..30).map(|_| async {
+        let r = reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .header("x-mock-latency-ms", "200")
+            .body(json!({"model": "m", "messages": []}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let retry: u64 = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().parse().unwrap())
+            .unwrap_or(0);
+        (s, retry, r.json::<Value>().await.unwrap())
+    }))
+    .await;
+    let ok = replies.iter().filter(|r| r.0 == 200).count();
+    let refused: Vec<_> = replies.iter().filter(|r| r.0 == 429).collect();
+    assert_eq!((ok, refused.len()), (10, 20));
+    assert_eq!(refused[0].2["error"]["code"], "usage_limit_exceeded");
+    // Retry-After points at the next UTC month
+    let (_, next) = catraca::funds::month_now();
+    let wait = (next - time::OffsetDateTime::now_utc().unix_timestamp()) as u64;
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.1 >= wait.saturating_sub(5) && r.1 <= wait + 1)
+    );
+    assert_eq!(
+        mock.requests().await,
+        11,
+        "refused requests never reach upstream"
+    );
+
+    // the database counts the month exactly: 4990 + 10, not the failed or refused ones
+    wait_events(&pool, 31).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(month_used(&pool, org).await, 5000);
+
+    // a second node reads the month from the database and refuses at once
+    let gw2 = Gateway::start_with_env(&cfg, &[("DATABASE_URL", url.as_str())]).await;
+    assert_eq!(send(&gw2, key).await.0, 429);
+
+    // a larger quota reaches both nodes; the one request it allows is counted on both
+    sqlx::query("UPDATE plan SET monthly_request_quota = 5001 WHERE code = 'tiny'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut s = 429;
+    for _ in 0..40 {
+        s = send(&gw2, key).await.0;
+        if s == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(s, 200);
+    assert_eq!(send(&gw2, key).await.0, 429);
+    // gw learns of gw2's request when it is written (the notification goes out in the same
+    // statement; until then the cross-node bound of src/funds.rs applies)
+    for _ in 0..100 {
+        if month_used(&pool, org).await == 5001 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(month_used(&pool, org).await, 5001);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (st, body) = send(&gw, key).await;
+    assert_eq!(
+        (st, &body["error"]["code"]),
+        (429, &json!("usage_limit_exceeded"))
+    );
+    assert_eq!(mock.requests().await, 12);
+}

@@ -941,26 +941,8 @@ async fn billing(
     .bind(team)
     .fetch_one(&s.pool)
     .await?;
-    // this month's requests, from the rollup
-    let used: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(requests), 0)::int8 FROM usage_daily
-         WHERE organization_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date",
-    )
-    .bind(team)
-    .fetch_one(&s.pool)
-    .await?;
-    let now = time::OffsetDateTime::now_utc();
-    let reset = time::Date::from_calendar_date(
-        if now.month() == time::Month::December {
-            now.year() + 1
-        } else {
-            now.year()
-        },
-        now.month().next(),
-        1,
-    )
-    .map(|d| d.midnight().assume_utc())
-    .unwrap_or(now);
+    // the month's successful requests, the count the gateway enforces
+    let (used, _, reset) = month_usage(&s, team).await?;
     let amount_micros = if cycle == "annual" { annual } else { price }.unwrap_or(0);
     let next = started
         + if cycle == "annual" {
@@ -977,7 +959,7 @@ async fn billing(
             "amount": amount_micros as f64 / 1_000_000.0,
             "currency": "BRL",
             "paymentMethod": null,
-            "usage": {"current": used, "limit": quota, "resetDate": rfc3339(reset)},
+            "usage": {"current": used, "limit": quota, "resetDate": reset},
         }),
     ))
 }
@@ -1217,13 +1199,10 @@ fn period_days(p: Option<&str>, allowed: &[&str]) -> Result<(String, i32), Sabia
 
 /// This month's requests, the plan's quota and when it resets.
 async fn month_usage(s: &AdminState, team: Uuid) -> Result<(i64, Option<i64>, String), SabiaError> {
-    let used: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(requests), 0)::int8 FROM usage_daily
-         WHERE organization_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date",
-    )
-    .bind(team)
-    .fetch_one(&s.pool)
-    .await?;
+    let used: i64 = sqlx::query_scalar(crate::funds::MONTH_USED_SQL)
+        .bind(team)
+        .fetch_one(&s.pool)
+        .await?;
     let quota: Option<i64> = sqlx::query_scalar(
         "SELECT p.monthly_request_quota FROM organization o LEFT JOIN plan p USING (plan_id) WHERE o.organization_id = $1",
     )

@@ -119,7 +119,7 @@ pub async fn finish(
         _ => None,
     };
     if let (Some(r), Some(funds)) = (ctx.reservation.take(), &shared.funds) {
-        funds.settle(r, cost.unwrap_or_default());
+        funds.settle(r, cost.unwrap_or_default(), (200..400).contains(&status));
     }
     let event = UsageEvent {
         request_id: std::mem::take(&mut ctx.request_id),

@@ -230,7 +230,8 @@ pub async fn prepare(
     Ok(Outcome::Proxy)
 }
 
-/// Hold the request's largest cost on its organization's balance and its key's budget.
+/// Hold the request's largest cost on its organization's balance and its key's budget, and
+/// one request of its plan's monthly quota.
 async fn reserve(
     ctx: &mut RequestCtx,
     funds: Option<&crate::funds::Funds>,
@@ -240,9 +241,12 @@ async fn reserve(
     else {
         return Ok(());
     };
-    let org = key.organization_id.filter(|_| key.prepaid);
-    let budget = key.api_key_id.filter(|_| key.budgeted);
-    if org.is_none() && budget.is_none() {
+    let payer = crate::funds::Payer {
+        org: key.organization_id.filter(|_| key.prepaid),
+        key: key.api_key_id.filter(|_| key.budgeted),
+        quota: key.organization_id.filter(|_| key.quota),
+    };
+    if payer.org.is_none() && payer.key.is_none() && payer.quota.is_none() {
         return Ok(());
     }
     let output = match ctx.route {
@@ -262,7 +266,7 @@ async fn reserve(
         },
         live.config.fx_usd_brl_micros,
     );
-    ctx.reservation = Some(funds.reserve(org, budget, most).await?);
+    ctx.reservation = Some(funds.reserve(payer, most).await?);
     Ok(())
 }
 

@@ -20,17 +20,30 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) 
         Some(Route::Ocr | Route::Recognition) => err.sabia_body(),
         _ => err.body(),
     };
-    json(session, ctx, err.status(), body).await;
+    write(session, ctx, err.status(), body, err.retry_after()).await;
 }
 
 /// Write a JSON response.
 pub async fn json(session: &mut Session, ctx: &RequestCtx, status: u16, body: Bytes) {
+    write(session, ctx, status, body, None).await
+}
+
+async fn write(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    body: Bytes,
+    retry_after: Option<u64>,
+) {
     let result = async {
         let mut h = ResponseHeader::build(status, Some(4))?;
         h.insert_header("content-type", "application/json")?;
         h.insert_header("content-length", body.len().to_string())?;
         h.insert_header("x-request-id", ctx.request_id.as_str())?;
         rate_headers(&mut h, ctx)?;
+        if let Some(s) = retry_after {
+            h.insert_header("retry-after", s.to_string())?;
+        }
         session.write_response_header(Box::new(h), false).await?;
         session.write_response_body(Some(body), true).await
     }

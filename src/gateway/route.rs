@@ -95,6 +95,8 @@ pub struct KeyInfo {
     pub prepaid: bool,
     /// The key has a USD budget.
     pub budgeted: bool,
+    /// Its organization's plan has a monthly request quota.
+    pub quota: bool,
     hash: [u8; 32],
 }
 
@@ -113,12 +115,14 @@ impl KeyInfo {
         org_limits: crate::limits::Limits,
         prepaid: bool,
         budgeted: bool,
+        quota: bool,
     ) -> Self {
         KeyInfo {
             limits,
             org_limits,
             prepaid,
             budgeted,
+            quota,
             name: Arc::from(name),
             disabled,
             expires_at,
@@ -249,6 +253,7 @@ impl Live {
                     org_limits: crate::limits::Limits::default(),
                     prepaid: false,
                     budgeted: false,
+                    quota: false,
                     hash: k.hash,
                 }),
             );

@@ -123,7 +123,8 @@ impl PgKeys {
                     coalesce(o.rate_limit_tpm, p.rate_limit_tpm) AS org_tpm,
                     coalesce(o.max_concurrency, p.max_concurrency) AS org_concurrency,
                     o.balance_brl_micros IS NOT NULL AS prepaid,
-                    k.budget_usd_micros IS NOT NULL AS budgeted
+                    k.budget_usd_micros IS NOT NULL AS budgeted,
+                    p.monthly_request_quota IS NOT NULL AS quota
              FROM api_key k
              JOIN organization o ON o.organization_id = k.organization_id
              LEFT JOIN plan p ON p.plan_id = o.plan_id
@@ -157,6 +158,7 @@ impl PgKeys {
                 ),
                 r.prepaid,
                 r.budgeted,
+                r.quota,
             ))
         }))
     }
@@ -242,6 +244,7 @@ struct KeyRow {
     org_concurrency: Option<i32>,
     prepaid: bool,
     budgeted: bool,
+    quota: bool,
 }
 
 fn limits(

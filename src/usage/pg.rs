@@ -299,6 +299,13 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
                                                         ORDER BY c.request_id),
                    c.request_id, c.created_at
             FROM charge c JOIN upd_org u USING (organization_id)
+        ), quota AS (
+            -- successful requests of organizations whose plan has a monthly quota
+            SELECT i.organization_id, count(*) AS n
+            FROM ins i JOIN organization o ON o.organization_id = i.organization_id
+                       JOIN plan p ON p.plan_id = o.plan_id
+            WHERE p.monthly_request_quota IS NOT NULL AND i.status BETWEEN 200 AND 399
+            GROUP BY i.organization_id
         )
         -- other gateway nodes learn what this node spent (each node counts its own spend)
         SELECT (SELECT count(pg_notify('catraca_funds',
@@ -307,6 +314,9 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
              + (SELECT count(pg_notify('catraca_funds',
                         'k:' || api_key_id || ':' || (-usd) || ':' || $23))
                 FROM upd_key WHERE budgeted AND usd > 0)
+             + (SELECT count(pg_notify('catraca_funds',
+                        'q:' || organization_id || ':' || (-n) || ':' || $23))
+                FROM quota)
         "#,
     )
     .bind(&request_id)
