@@ -4,11 +4,17 @@
 //! `cargo bench --bench tokens`. Prints the median time per estimate for a short chat, a 2 KB
 //! chat with a system prompt and history, and a 20 KB document prompt, for o200k_base and
 //! cl100k_base. Compare with the gateway's whole request time in `loadtests/README.md`.
+//!
+//! Then the response side: the SSE scanner over a 200-chunk stream as an OpenAI upstream sends
+//! it (every stream pays this; it keeps the chunks by reference in case no usage comes), and,
+//! paid only when the upstream reported no usage, extracting the text and counting it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use catraca::sse::SseScanner;
 use catraca::tokens::{Encoding, estimate};
 use serde_json::json;
 
@@ -69,4 +75,62 @@ fn main() {
             );
         }
     }
+
+    // the response side
+    let words = [
+        "Olá", " do", " gateway", " em", " São", " Paulo", ",", " preço",
+    ];
+    let events: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                "data: {}\n\n",
+                json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_700_000_000u64,
+                    "model": "gpt-4o-mini", "system_fingerprint": "fp_1",
+                    "choices": [{"index": 0, "delta": {"content": words[i % 8]}, "logprobs": null, "finish_reason": null}]})
+            )
+        })
+        .collect();
+    let chunks: Vec<Bytes> = events.iter().map(|e| Bytes::from(e.clone())).collect();
+    let scan = median(|| {
+        let mut s = SseScanner::new(false);
+        for c in &chunks {
+            std::hint::black_box(s.feed(c.clone()));
+        }
+        s.events
+    });
+    let extract = median(|| {
+        let mut s = SseScanner::new(false);
+        for c in &chunks {
+            std::hint::black_box(s.feed(c.clone()));
+        }
+        s.take_text().len() as u64
+    }) - scan;
+    let mut s = SseScanner::new(false);
+    for c in &chunks {
+        s.feed(c.clone());
+    }
+    let text = s.take_text();
+    let count = median(|| text.tokens(Encoding::O200k));
+    println!(
+        "SSE 200 chunks ({} bytes): scan {:.1} µs/stream; only without usage: extract text {:.1} µs, count its {} tokens (o200k) {:.1} µs",
+        events.iter().map(String::len).sum::<usize>(),
+        scan.as_secs_f64() * 1e6,
+        extract.as_secs_f64() * 1e6,
+        text.tokens(Encoding::O200k),
+        count.as_secs_f64() * 1e6
+    );
+}
+
+fn median(mut f: impl FnMut() -> u64) -> Duration {
+    let mut samples = Vec::new();
+    for _ in 0..31 {
+        let n = 50;
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(f());
+        }
+        samples.push(t.elapsed() / n);
+    }
+    samples.sort();
+    samples[samples.len() / 2]
 }

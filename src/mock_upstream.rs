@@ -365,7 +365,18 @@ fn json_response(v: Value) -> Response {
 
 async fn audio(State(m): S, h: HeaderMap, body: Body) -> Response {
     match upload(&m, &h, body).await {
-        Ok(n) => json_response(json!({"text": "Olá do mock da catraca.", "bytes_received": n})),
+        // OpenAI reports whisper's billed seconds in `usage`; verbose answers add `duration`
+        Ok(n) => {
+            let secs = h
+                .get("x-mock-audio-seconds")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(3.0);
+            json_response(
+                json!({"text": "Olá do mock da catraca.", "bytes_received": n,
+                "duration": secs, "usage": {"type": "duration", "seconds": secs.ceil() as u64}}),
+            )
+        }
         Err(r) => r,
     }
 }

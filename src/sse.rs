@@ -5,6 +5,13 @@
 //! when the gateway injected `stream_options.include_usage` on the client's behalf, to drop the
 //! extra usage-only event the client did not ask for. Only an event split across two chunks is
 //! copied (into `tail`); everything else is forwarded as slices of the chunk it came in.
+//!
+//! It also keeps the stream's chunks (shared `Bytes`, no copy, up to [`TEXT_KEEP`] bytes; past
+//! that it extracts the text as events pass), so that a stream whose upstream reports no usage
+//! can still be counted with the model's tokenizer when it ends: the text is only extracted then,
+//! so streams with usage pay nothing but a reference count per chunk.
+
+use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -31,6 +38,173 @@ pub struct SseScanner {
     pub done: bool,
     /// Complete events seen.
     pub events: u64,
+    /// Chunks seen, while they total at most [`TEXT_KEEP`] bytes.
+    kept: Vec<Bytes>,
+    kept_bytes: usize,
+    /// Past the cap: text extracted from each event as it passes.
+    eager: bool,
+    text: Text,
+}
+
+/// Most generated text kept per request for counting; beyond it, bytes are counted instead
+/// (four per token).
+pub const TEXT_KEEP: usize = 1 << 20;
+
+/// Text an upstream generated: message content, reasoning, refusals, tool-call names and
+/// arguments, legacy completion text.
+#[derive(Debug, Default)]
+pub struct Text {
+    kept: String,
+    overflow_bytes: usize,
+}
+
+impl Text {
+    fn push(&mut self, s: &str) {
+        let room = TEXT_KEEP.saturating_sub(self.kept.len());
+        if s.len() <= room {
+            self.kept.push_str(s);
+        } else {
+            let mut cut = room;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.kept.push_str(&s[..cut]);
+            self.overflow_bytes += s.len() - cut;
+        }
+    }
+
+    /// Nothing was generated.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.overflow_bytes == 0
+    }
+
+    /// Bytes of text seen.
+    pub fn len(&self) -> usize {
+        self.kept.len() + self.overflow_bytes
+    }
+
+    /// Count bytes that could not be read as text (a body cut before its end).
+    pub fn add_unread(&mut self, bytes: usize) {
+        self.overflow_bytes += bytes;
+    }
+
+    /// Tokens of the text in `enc`.
+    pub fn tokens(&self, enc: crate::tokens::Encoding) -> u64 {
+        enc.count(&self.kept) + self.overflow_bytes.div_ceil(4) as u64
+    }
+}
+
+#[derive(Deserialize)]
+struct TextProbe<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<TextChoice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct TextChoice<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    delta: Option<TextMessage<'a>>,
+    #[serde(borrow, default)]
+    message: Option<TextMessage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct TextMessage<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<TextToolCall<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct TextToolCall<'a> {
+    #[serde(borrow, default)]
+    function: Option<TextFunction<'a>>,
+}
+
+#[derive(Deserialize)]
+struct TextFunction<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+/// Add the generated text of one completion JSON (a stream chunk or a whole non-stream
+/// answer) to `out`. Returns false when `json` is not such an object.
+pub fn collect_text(json: &[u8], out: &mut Text) -> bool {
+    let Ok(p) = serde_json::from_slice::<TextProbe>(json) else {
+        return false;
+    };
+    for c in &p.choices {
+        if let Some(t) = &c.text {
+            out.push(t);
+        }
+        for m in [&c.delta, &c.message].into_iter().flatten() {
+            for t in [&m.content, &m.reasoning_content, &m.refusal]
+                .into_iter()
+                .flatten()
+            {
+                out.push(t);
+            }
+            for f in m
+                .tool_calls
+                .iter()
+                .flatten()
+                .filter_map(|t| t.function.as_ref())
+            {
+                for t in [&f.name, &f.arguments].into_iter().flatten() {
+                    out.push(t);
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Seconds of audio an upstream says it transcribed (`usage.seconds`, else `duration`), in
+/// milliseconds, read from the decimal text of the number (no binary float on the way).
+pub fn find_audio_ms(body: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        usage: Option<AudioUsage>,
+        #[serde(default)]
+        duration: Option<serde_json::Number>,
+    }
+    #[derive(Deserialize)]
+    struct AudioUsage {
+        #[serde(default)]
+        seconds: Option<serde_json::Number>,
+    }
+    let p: Probe = serde_json::from_slice(body).ok()?;
+    let secs = p.usage.and_then(|u| u.seconds).or(p.duration)?;
+    seconds_to_ms(&secs.to_string())
+}
+
+/// `"12.3456"` seconds → 12346 ms (half up); exponent forms go through `f64`.
+fn seconds_to_ms(s: &str) -> Option<u64> {
+    if s.starts_with('-') {
+        return None;
+    }
+    if s.contains(['e', 'E']) {
+        let v: f64 = s.parse().ok()?;
+        return Some((v * 1000.0).round() as u64);
+    }
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let int: u64 = int.parse().ok()?;
+    let digit = |i: usize| frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms = int.checked_mul(1000)? + digit(0) * 100 + digit(1) * 10 + digit(2);
+    Some(ms + u64::from(digit(3) >= 5))
 }
 
 #[derive(Deserialize)]
@@ -50,8 +224,56 @@ impl SseScanner {
         }
     }
 
+    /// The text generated so far (extracted from the kept chunks on first call).
+    pub fn take_text(&mut self) -> Text {
+        if !self.kept.is_empty() {
+            let mut all = Vec::with_capacity(self.kept_bytes);
+            for c in self.kept.drain(..) {
+                all.extend_from_slice(&c);
+            }
+            self.kept_bytes = 0;
+            let mut pos = 0;
+            while let Some(end) = event_end(&all[pos..]) {
+                for_each_data(&all[pos..pos + end], |d| {
+                    collect_text(d, &mut self.text);
+                });
+                pos += end;
+            }
+        }
+        std::mem::take(&mut self.text)
+    }
+
+    fn retain(&mut self, chunk: &Bytes) {
+        if self.eager {
+            return;
+        }
+        if self.kept_bytes + chunk.len() <= TEXT_KEEP {
+            self.kept_bytes += chunk.len();
+            self.kept.push(chunk.clone());
+        } else {
+            // too much to hold: extract what is held, then extract as events pass (the events
+            // not yet complete are in `tail` and will be scanned)
+            let pending = self.tail.len();
+            let mut all = Vec::with_capacity(self.kept_bytes);
+            for c in self.kept.drain(..) {
+                all.extend_from_slice(&c);
+            }
+            self.kept_bytes = 0;
+            all.truncate(all.len() - pending.min(all.len()));
+            let mut pos = 0;
+            while let Some(end) = event_end(&all[pos..]) {
+                for_each_data(&all[pos..pos + end], |d| {
+                    collect_text(d, &mut self.text);
+                });
+                pos += end;
+            }
+            self.eager = true;
+        }
+    }
+
     /// Feed one upstream chunk; returns the bytes to send to the client now.
     pub fn feed(&mut self, chunk: Bytes) -> Bytes {
+        self.retain(&chunk);
         if !self.hide_usage {
             // Pass the chunk through untouched; scan a joined copy only when an event straddles.
             if self.tail.is_empty() {
@@ -130,6 +352,9 @@ impl SseScanner {
                 self.done = true;
                 continue;
             }
+            if self.eager {
+                collect_text(payload, &mut self.text);
+            }
             if memchr::memmem::find(payload, b"\"usage\"").is_none() {
                 continue;
             }
@@ -143,6 +368,19 @@ impl SseScanner {
             }
         }
         keep
+    }
+}
+
+/// Call `f` with each `data:` payload of one event (except `[DONE]`).
+fn for_each_data(ev: &[u8], mut f: impl FnMut(&[u8])) {
+    for line in ev.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(p) = line.strip_prefix(b"data:") {
+            let p = p.strip_prefix(b" ").unwrap_or(p);
+            if p != b"[DONE]" {
+                f(p);
+            }
+        }
     }
 }
 
@@ -254,6 +492,75 @@ mod tests {
         ));
         assert_eq!(&out[..], b"data: [DONE]\r\n\r\n");
         assert!(s.done);
+    }
+
+    #[test]
+    fn generated_text_is_kept_from_every_kind_of_chunk() {
+        let mut s = SseScanner::new(false);
+        s.feed(Bytes::from_static(concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"Ol\\u00e1\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\" hm\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"text\":\"!\"}]}\n\n",
+            "data: [DONE]\n\n",
+        ).as_bytes()));
+        let t = s.take_text();
+        assert_eq!(t.kept, "Olá hmf{}!");
+        assert_eq!(t.tokens(crate::tokens::Encoding::Bytes), 3);
+        // a whole answer
+        let mut t = Text::default();
+        assert!(collect_text(
+            br#"{"choices":[{"message":{"content":"hello there"}}]}"#,
+            &mut t
+        ));
+        assert_eq!(t.tokens(crate::tokens::Encoding::O200k), 2);
+        assert!(!collect_text(b"{\"choices\":", &mut t));
+    }
+
+    #[test]
+    fn a_stream_longer_than_the_kept_chunks_loses_no_text() {
+        // 1.5 MB of events fed in 1000-byte pieces that cut events anywhere
+        let ev = |i: usize| {
+            format!(
+                "data: {{\"choices\":[{{\"delta\":{{\"content\":\"w{i} \"}}}}],\"pad\":\"{}\"}}\n\n",
+                "x".repeat(200)
+            )
+        };
+        let all: String = (0..6000).map(ev).collect();
+        for hide in [false, true] {
+            let mut s = SseScanner::new(hide);
+            let mut out = Vec::new();
+            for piece in all.as_bytes().chunks(1000) {
+                out.extend_from_slice(&s.feed(Bytes::copy_from_slice(piece)));
+            }
+            assert_eq!(out, all.as_bytes());
+            let want: String = (0..6000).map(|i| format!("w{i} ")).collect();
+            assert_eq!(s.take_text().kept, want, "hide {hide}");
+        }
+    }
+
+    #[test]
+    fn text_past_the_cap_is_counted_by_bytes() {
+        let mut t = Text::default();
+        t.push(&"a".repeat(TEXT_KEEP - 1));
+        t.push("éé"); // one byte of room: half an 'é' is not kept, all 4 bytes are counted
+        assert_eq!(t.kept.len(), TEXT_KEEP - 1);
+        assert_eq!(t.overflow_bytes, 4);
+        assert_eq!(t.len(), TEXT_KEEP + 3);
+    }
+
+    #[test]
+    fn audio_seconds_are_read_exactly() {
+        let ms = |b: &str| find_audio_ms(b.as_bytes());
+        assert_eq!(
+            ms(r#"{"text":"x","usage":{"type":"duration","seconds":12}}"#),
+            Some(12_000)
+        );
+        assert_eq!(ms(r#"{"text":"x","duration":3.0005}"#), Some(3_001));
+        assert_eq!(ms(r#"{"text":"x","duration":0.1234}"#), Some(123));
+        assert_eq!(ms(r#"{"usage":{"seconds":2},"duration":9}"#), Some(2_000));
+        assert_eq!(ms(r#"{"text":"x"}"#), None);
+        assert_eq!(ms(r#"{"duration":-1}"#), None);
     }
 
     #[test]

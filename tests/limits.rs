@@ -13,18 +13,6 @@ fn redis_url() -> String {
     std::env::var("CATRACA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// A key no other test (or earlier run) has used: its counters start at zero.
-fn fresh_key(tag: &str) -> String {
-    format!("sk-{tag}-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn key_line(name: &str, key: &str, limits: &str) -> String {
-    format!(
-        "  - {{name: {name}, sha256: \"{}\", {limits}}}\n",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()))
-    )
-}
-
 /// Sleep until at least `margin` of the current `len`-second window is left, so a burst of
 /// requests cannot straddle two windows.
 async fn room_in_window(len: u64, margin: Duration) {
@@ -33,38 +21,6 @@ async fn room_in_window(len: u64, margin: Duration) {
     let left = Duration::from_secs(len) - into;
     if left < margin {
         tokio::time::sleep(left + Duration::from_millis(20)).await;
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Reply {
-    fn h(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-}
-
-async fn chat(gw: &Gateway, key: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
-    let mut rb = reqwest::Client::new()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(key)
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    let r = rb.send().await.unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.json().await.unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
     }
 }
 

@@ -6,6 +6,7 @@
 mod common;
 
 mod config_cli;
+mod counting;
 mod db;
 mod errors;
 mod failover;

@@ -152,6 +152,8 @@ pub struct RequestCtx {
     pub sse: SseScanner,
     /// Tail of a non-stream response body, for its `usage`.
     pub resp_tail: BytesMut,
+    /// Bytes dropped from the front of `resp_tail`.
+    pub resp_cut: usize,
     /// Usage found in the response.
     pub usage: Option<Usage>,
     /// Time to first upstream body byte.
@@ -208,6 +210,7 @@ impl RequestCtx {
             sse_active: false,
             sse: SseScanner::default(),
             resp_tail: BytesMut::new(),
+            resp_cut: 0,
             usage: None,
             ttft: None,
             total_timeout: None,

@@ -43,7 +43,11 @@ pub async fn finish(
         (None, Some(_)) => "admin",
         (None, None) => "unknown",
     };
-    let usage = ctx.usage.or(ctx.sse.usage);
+    let reported = ctx.usage.or(ctx.sse.usage);
+    let usage = match reported {
+        Some(u) => Some(u),
+        None => counted(ctx, status).await,
+    };
     if let Some(ticket) = ctx.ticket.take() {
         // release the concurrency slot; correct tokens per minute to what was used (nothing,
         // when no upstream answered)
@@ -137,7 +141,7 @@ pub async fn finish(
         stream: ctx.stream,
         prompt_tokens: usage.map(|u| u.prompt_tokens).unwrap_or(0),
         completion_tokens: usage.map(|u| u.completion_tokens).unwrap_or(0),
-        usage_reported: usage.is_some(),
+        usage_reported: reported.is_some(),
         cost_upstream_usd_micros: cost.map(|c| c.usd_micros),
         cost_billed_brl_micros: cost.map(|c| c.brl_micros),
         latency_ms: latency.as_millis() as u64,
@@ -146,4 +150,36 @@ pub async fn finish(
         client_disconnected: ctx.client_disconnected,
     };
     shared.usage.record(event).await;
+}
+
+/// Tokens of a successful chat or completion whose upstream reported no usage: the prompt
+/// estimated from the request body, the completion counted from the text that went to the
+/// client, both with the model's tokenizer (long texts off the proxy threads).
+async fn counted(ctx: &mut RequestCtx, status: u16) -> Option<crate::sse::Usage> {
+    use super::ctx::Route;
+    if !matches!(ctx.route, Some(Route::Chat | Route::Completions)) || !(200..300).contains(&status)
+    {
+        return None;
+    }
+    let enc = ctx.live.as_ref()?.config.models[ctx.model?].tokenizer;
+    let body = ctx.body.clone()?;
+    let text = if ctx.sse_active {
+        ctx.sse.take_text()
+    } else {
+        // a whole answer: its text, if the kept tail is all of it
+        let mut t = crate::sse::Text::default();
+        if ctx.resp_cut > 0 || !crate::sse::collect_text(&ctx.resp_tail, &mut t) {
+            t.add_unread(ctx.resp_cut + ctx.resp_tail.len());
+        }
+        t
+    };
+    let big = body.len() + text.len() > 16 * 1024;
+    let count = move || crate::sse::Usage {
+        prompt_tokens: crate::tokens::estimate(&body, enc).prompt,
+        completion_tokens: text.tokens(enc),
+    };
+    if big {
+        return tokio::task::spawn_blocking(count).await.ok();
+    }
+    Some(count())
 }

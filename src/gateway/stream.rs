@@ -5,7 +5,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::{Error, ErrorType, Result};
 
-use super::ctx::{AttemptFailure, RequestCtx};
+use super::ctx::{AttemptFailure, RequestCtx, Route};
 use crate::state::Shared;
 
 /// Keep at most this much of a non-stream body's tail to find its `usage`.
@@ -116,10 +116,16 @@ pub fn on_body(body: &mut Option<Bytes>, eos: bool, ctx: &mut RequestCtx) -> Res
             if ctx.resp_tail.len() > 2 * TAIL_KEEP {
                 let cut = ctx.resp_tail.len() - TAIL_KEEP;
                 let _ = ctx.resp_tail.split_to(cut);
+                ctx.resp_cut += cut;
             }
         }
         if eos {
             ctx.usage = crate::sse::find_usage(&ctx.resp_tail);
+            if ctx.route == Some(Route::Audio)
+                && ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
+            {
+                ctx.audio_ms = crate::sse::find_audio_ms(&ctx.resp_tail).unwrap_or(0);
+            }
         }
     }
     Ok(())

@@ -439,3 +439,50 @@ pub async fn chat_status(gw: &Gateway, key: &str, model: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+/// A key no other test (or earlier run) has used: its counters start at zero.
+pub fn fresh_key(tag: &str) -> String {
+    format!("sk-{tag}-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn key_line(name: &str, key: &str, limits: &str) -> String {
+    format!(
+        "  - {{name: {name}, sha256: \"{}\", {limits}}}\n",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()))
+    )
+}
+
+/// A gateway answer: status, headers and JSON body (null when not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// A header as text.
+    pub fn h(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// POST a chat completion with `key`, `body` and extra `headers`.
+pub async fn chat(gw: &Gateway, key: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+    let mut rb = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.json().await.unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
