@@ -413,3 +413,142 @@ async fn organization_and_plan_limits_are_shared_by_the_keys_of_an_organization(
     assert_eq!(statuses[2].h("x-ratelimit-limit"), Some("7"));
     assert_eq!(statuses[2].h("x-ratelimit-window"), Some("60"));
 }
+
+/// Tokia's `/v1/usage/rate-limit` on one back end: the organization's keys, their use this
+/// minute from the enforcing counters (agreeing with the headers), headroom, history.
+async fn rate_limit_report(pool: PgPool, redis: Option<&str>) {
+    let mock = Mock::start().await;
+    let (a, b, other) = (fresh_key("rla"), fresh_key("rlb"), fresh_key("rlc"));
+    let (org, a_id) = insert_key(&pool, &a).await;
+    sqlx::query(
+        "UPDATE api_key SET rate_limit_rpm = 10, rate_limit_tpm = 10000 WHERE api_key_id = $1",
+    )
+    .bind(a_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO api_key (organization_id, key_hash, prefix, name) VALUES ($1, $2, 'sk-rlb', 'b')",
+    )
+    .bind(org)
+    .bind(<sha2::Sha256 as sha2::Digest>::digest(b.as_bytes()).to_vec())
+    .execute(&pool)
+    .await
+    .unwrap();
+    insert_key(&pool, &other).await; // another organization's key
+    let url = db_url(&pool, None);
+    let gw = Gateway::start_with_env(
+        &format!(
+            "{}{}",
+            limits_section(redis, "closed"),
+            single_model(&mock, "m", "")
+        ),
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .await;
+    room_in_window(60, Duration::from_secs(15)).await;
+    let mut last = None;
+    let mut tokens = 0;
+    for _ in 0..3 {
+        let r = chat(&gw, &a, hello(), &[]).await;
+        assert_eq!(r.status, 200);
+        tokens += r.body["usage"]["total_tokens"].as_u64().unwrap();
+        last = Some(r);
+    }
+    for _ in 0..2 {
+        assert_eq!(chat(&gw, &b, hello(), &[]).await.status, 200);
+    }
+    chat(&gw, &other, hello(), &[]).await;
+    let mut rows = 0;
+    for _ in 0..100 {
+        rows = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM usage_event")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if rows == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rows, 6);
+
+    let report = |q: &'static str| {
+        let (gw, a) = (&gw, a.clone());
+        async move {
+            call(
+                gw,
+                "GET",
+                &format!("/v1/usage/rate-limit{q}"),
+                Some(&a),
+                None,
+            )
+            .await
+        }
+    };
+    let (s, v) = report("").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["minutes"], 60);
+    let keys = v["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "only the caller's organization: {v}");
+    let (ka, kb) = (&keys[0], &keys[1]);
+    assert_eq!(ka["id"], json!(a_id));
+    let backend = if redis.is_some() { "redis" } else { "local" };
+    assert_eq!(ka["source"], backend);
+    assert_eq!(ka["rpm"]["limit"], 10);
+    assert_eq!(ka["rpm"]["used"], 3);
+    assert_eq!(ka["rpm"]["headroom"], 7);
+    assert_eq!(ka["rpm"]["headroom_pct"], 70.0);
+    // the same counter the last response's headers showed
+    let last = last.unwrap();
+    assert_eq!(last.h("x-ratelimit-remaining"), Some("7"));
+    assert_eq!(ka["tpm"]["used"], tokens, "corrected to actual usage: {ka}");
+    assert_eq!(ka["tpm"]["headroom"], 10000 - tokens);
+    assert_eq!(
+        (&ka["requests"], &ka["tokens"]),
+        (&json!(3), &json!(tokens))
+    );
+    assert!((1..=3).contains(&ka["rpm"]["peak"].as_i64().unwrap()));
+    assert_eq!(ka["rpm"]["avg"], 0.05); // 3 requests over 60 minutes
+    // a key without limits: no counters, its minute read from the usage events
+    assert_eq!(kb["source"], "usage_events");
+    assert_eq!(kb["rpm"]["limit"], Value::Null);
+    assert_eq!(kb["rpm"]["headroom"], Value::Null);
+    assert_eq!(kb["rpm"]["used"], 2);
+    assert_eq!(v["organization"], Value::Null);
+
+    // reading the report uses no quota: still 3
+    let (_, v) = report("?minutes=5").await;
+    assert_eq!(v["minutes"], 5);
+    assert_eq!(v["keys"][0]["rpm"]["used"], 3);
+    // bad input is refused and changes nothing
+    for q in ["?minutes=4", "?minutes=721", "?minutes=x"] {
+        let (s, e) = report(q).await;
+        assert_eq!(
+            (s, &e["error"]["code"]),
+            (400, &json!("invalid_request")),
+            "{q}"
+        );
+    }
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/v1/usage/rate-limit",
+        Some(&a),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 405);
+    let (s, _) = call(&gw, "GET", "/v1/usage/rate-limit", Some("sk-nope"), None).await;
+    assert_eq!(s, 401);
+    assert_eq!(report("").await.1["keys"][0]["rpm"]["used"], 3);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn rate_limit_report_reads_the_local_counters(pool: PgPool) {
+    rate_limit_report(pool, None).await;
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn rate_limit_report_reads_the_redis_counters(pool: PgPool) {
+    rate_limit_report(pool, Some(&redis_url())).await;
+}

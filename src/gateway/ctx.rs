@@ -30,6 +30,8 @@ pub enum Route {
     Models,
     /// `GET /healthz`
     Health,
+    /// `GET /v1/usage/rate-limit` (Tokia): the caller's keys' RPM/TPM use and headroom.
+    RateLimitUsage,
 }
 
 impl Route {
@@ -45,6 +47,7 @@ impl Route {
             "/v1/recognition" => Route::Recognition,
             "/v1/models" => Route::Models,
             "/healthz" => Route::Health,
+            "/v1/usage/rate-limit" => Route::RateLimitUsage,
             _ => return None,
         })
     }
@@ -60,7 +63,7 @@ impl Route {
             Route::Ocr => "/ocr",
             Route::Recognition => "/recognition",
             Route::Models => "/models",
-            Route::Health => "/",
+            Route::Health | Route::RateLimitUsage => "/",
         }
     }
 
@@ -81,6 +84,7 @@ impl Route {
             Route::Recognition => "recognition",
             Route::Models => "models",
             Route::Health => "healthz",
+            Route::RateLimitUsage => "usage.rate_limit",
         }
     }
 }

@@ -90,8 +90,12 @@ pub async fn finish(
             .with_label_values(&[model_label, "completion"])
             .inc_by(u.completion_tokens);
     }
-    // one usage event per AI request; health checks and admin calls are not usage
-    if ctx.route == Some(super::ctx::Route::Health) || ctx.admin.is_some() {
+    // one usage event per AI request; health checks, usage reports and admin calls are not
+    if matches!(
+        ctx.route,
+        Some(super::ctx::Route::Health | super::ctx::Route::RateLimitUsage)
+    ) || ctx.admin.is_some()
+    {
         return;
     }
     if ctx.attempts > 1 {

@@ -14,6 +14,7 @@
 pub mod bigbody;
 pub mod ctx;
 pub mod logging;
+pub mod rate_usage;
 pub mod request;
 pub mod respond;
 pub mod route;

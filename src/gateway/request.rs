@@ -72,6 +72,17 @@ pub async fn prepare(
         }
         return Ok(Outcome::Respond(live.models_body.clone()));
     }
+    if route == Route::RateLimitUsage {
+        if method != http::Method::GET {
+            return Err(ApiError::MethodNotAllowed(method.to_string()));
+        }
+        let minutes = super::rate_usage::minutes(query_param(session, "minutes").as_deref())?;
+        let key = ctx.key.clone().ok_or(ApiError::Internal)?;
+        let pool = db_keys.map(PgKeys::pool);
+        return Ok(Outcome::Respond(
+            super::rate_usage::report(&key, pool, limiter, minutes).await?,
+        ));
+    }
     if method != http::Method::POST {
         return Err(ApiError::MethodNotAllowed(method.to_string()));
     }
@@ -351,7 +362,7 @@ fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), Ap
         Route::Audio => Category::Audio,
         Route::Ocr => Category::Ocr,
         Route::Recognition => Category::Recognition,
-        Route::Models | Route::Health => return Err(ApiError::Internal),
+        Route::Models | Route::Health | Route::RateLimitUsage => return Err(ApiError::Internal),
     };
     let have = live.category(idx);
     // chat models commonly serve the legacy completions route too

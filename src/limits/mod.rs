@@ -371,6 +371,33 @@ impl Limiter {
         }
     }
 
+    /// Requests and tokens `scope` has used in the current minute, from the counters that
+    /// enforce its limits (Redis when it is the back end and answers, else this node's), and
+    /// which back end answered. A scope without limits is not counted anywhere (zeros).
+    pub async fn usage_now(&self, scope: &Scope) -> (WindowUse, &'static str) {
+        let now = unix_now();
+        if let Some(r) = &self.redis
+            && self.redis_up.load(Ordering::Relaxed)
+        {
+            self.metrics.round_trips.with_label_values(&["read"]).inc();
+            match r.usage_in_minute(&scope.id.redis_prefix(), now / 60).await {
+                Ok((requests, tokens)) => {
+                    let reset = (now / 60 + 1) * 60;
+                    return (
+                        WindowUse {
+                            requests,
+                            tokens,
+                            reset,
+                        },
+                        "redis",
+                    );
+                }
+                Err(e) => self.mark_down(&e),
+            }
+        }
+        (self.local.usage_now(scope, now), "local")
+    }
+
     /// End of a request: release its concurrency slot and correct its tokens per minute to
     /// `actual` tokens (when known). Never waits for Redis: corrections are sent in batches.
     pub fn settle(&self, ticket: Ticket, actual: Option<u64>) {

@@ -315,6 +315,29 @@ impl RedisLimiter {
         self.run::<i64>(&inv).await.map(|_| ())
     }
 
+    /// Requests and tokens counted for the scope with key prefix `prefix` in `minute` (one
+    /// `MGET`; for reports, never on the request path).
+    pub async fn usage_in_minute(
+        &self,
+        prefix: &str,
+        minute: u64,
+    ) -> Result<(u64, u64), RedisError> {
+        let pool = self.pool.load_full();
+        let call = async {
+            redis::cmd("MGET")
+                .arg(format!("{prefix}:m:{minute}"))
+                .arg(format!("{prefix}:t:{minute}"))
+                .query_async::<(Option<i64>, Option<i64>)>(&mut *connection(&pool).await?)
+                .await
+        };
+        let (r, t) = match tokio::time::timeout(self.settings.timeout, call).await {
+            Ok(r) => r?,
+            Err(_) => return Err(timeout_error()),
+        };
+        let n = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
+        Ok((n(r), n(t)))
+    }
+
     /// PING through a fresh pool; on success the fresh pool replaces the old one (whose
     /// connections may be broken: multiplexed connections do not reconnect by themselves).
     pub async fn ping(&self) -> Result<(), RedisError> {

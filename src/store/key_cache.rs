@@ -163,6 +163,11 @@ impl PgKeys {
         }))
     }
 
+    /// The database these keys are read from.
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.pool.get()
+    }
+
     /// Drop one key's cached copy.
     pub fn invalidate(&self, hash: &[u8; 32]) {
         self.cache.remove(hash);
@@ -247,7 +252,8 @@ struct KeyRow {
     quota: bool,
 }
 
-fn limits(
+/// A row's limit columns (NULL or non-positive = no limit).
+pub fn limits(
     rps: Option<i32>,
     rpm: Option<i32>,
     rpd: Option<i32>,
