@@ -1,4 +1,4 @@
-//! Command line: `catraca serve | check-config | mock-upstream`.
+//! Command line: `catraca serve | admin | migrate | check-config | ledger | mock-upstream`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +48,15 @@ pub enum Command {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
     },
+    /// Prepaid balances: post a top-up, refund or adjustment, or show a statement.
+    Ledger {
+        /// PostgreSQL URL.
+        #[arg(long, env = "DATABASE_URL", global = true)]
+        database_url: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
     /// Validate a config file; print every problem with file:line:col.
     CheckConfig {
         /// Config file.
@@ -71,5 +80,40 @@ pub enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+    },
+}
+
+/// `catraca ledger …`
+#[derive(Debug, Subcommand)]
+pub enum LedgerAction {
+    /// Credit or debit an organization's BRL balance (one entry, idempotent by key). Prints
+    /// the entry as JSON. The first entry of a postpaid organization makes it prepaid.
+    Post {
+        /// Organization id (UUID).
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// `topup`, `refund` (credits) or `adjustment` (either sign).
+        #[arg(long, value_parser = ["topup", "refund", "adjustment"])]
+        kind: String,
+        /// Amount in BRL, at most 6 decimal places (`150`, `0.50`; `-10` for a debit
+        /// adjustment).
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        /// The caller's unique reference (e.g. the Pix transaction id): posting again with it
+        /// changes nothing.
+        #[arg(long)]
+        idempotency_key: String,
+        /// Free text kept with the entry.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Print an organization's balance and its latest entries as JSON.
+    Show {
+        /// Organization id (UUID).
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// How many entries, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
     },
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use catraca::cli::{Cli, Command};
+use catraca::cli::{Cli, Command, LedgerAction};
 
 /// mimalloc instead of glibc malloc: the proxy allocates and frees many small buffers per
 /// request across threads, where glibc's arenas showed up in profiles (see loadtests/README.md).
@@ -20,6 +20,44 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn ledger(url: &str, action: LedgerAction) -> anyhow::Result<serde_json::Value> {
+    use catraca::store::ledger;
+    let pool = sqlx::PgPool::connect(url).await?;
+    catraca::store::pg::migrate(&pool).await?;
+    match action {
+        LedgerAction::Post {
+            org,
+            kind,
+            amount,
+            idempotency_key,
+            description,
+        } => {
+            let (sign, digits) = match amount.trim().strip_prefix('-') {
+                Some(rest) => (-1, rest),
+                None => (1, amount.trim()),
+            };
+            let micros = catraca::config::resolve::parse_decimal_micros(digits)
+                .map_err(|e| anyhow::anyhow!("--amount: {e}"))?;
+            let e = ledger::post(
+                &pool,
+                org,
+                &kind,
+                sign * micros,
+                &idempotency_key,
+                description.as_deref(),
+            )
+            .await?;
+            Ok(serde_json::json!({
+                "ledger_entry_id": e.ledger_entry_id,
+                "kind": e.kind,
+                "amount_brl": ledger::brl(e.amount_brl_micros),
+                "balance_after_brl": ledger::brl(e.balance_after_brl_micros),
+            }))
+        }
+        LedgerAction::Show { org, limit } => Ok(ledger::statement(&pool, org, limit).await?),
     }
 }
 
@@ -39,6 +77,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .build()?
                 .block_on(catraca::server::migrate_once(&database_url))?;
             tracing::info!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger {
+            database_url,
+            action,
+        } => {
+            let Some(url) = database_url else {
+                anyhow::bail!("the ledger needs a database: set DATABASE_URL or --database-url");
+            };
+            let out = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(ledger(&url, action))?;
+            println!("{out}");
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { path } => match catraca::config::load_file(&path) {

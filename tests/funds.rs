@@ -401,3 +401,110 @@ async fn a_plan_quota_admits_exactly_what_is_left_of_the_month_on_every_node(poo
     );
     assert_eq!(mock.requests().await, 12);
 }
+
+/// `catraca ledger …` against the test's database: (exit ok, stdout, stderr).
+fn ledger_cli(pool: &PgPool, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_catraca"))
+        .arg("ledger")
+        .args(args)
+        .env("DATABASE_URL", db_url(pool, None))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_ledger_cli_posts_idempotent_entries_and_refuses_bad_input(pool: PgPool) {
+    let (org, _) = insert_key(&pool, "sk-ledger-cli-0001").await;
+    let o = org.to_string();
+    let post = |amount: &str, key: &str| {
+        ledger_cli(
+            &pool,
+            &[
+                "post",
+                "--org",
+                &o,
+                "--kind",
+                "topup",
+                "--amount",
+                amount,
+                "--idempotency-key",
+                key,
+                "--description",
+                "Pix",
+            ],
+        )
+    };
+    let (ok, out, err) = post("150.5", "pix-1");
+    assert!(ok, "{err}");
+    let e: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["amount_brl"], "150.500000");
+    assert_eq!(e["balance_after_brl"], "150.500000");
+    // the same key again: the same entry, nothing changes
+    let (ok, again, _) = post("150.5", "pix-1");
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), e);
+    assert_eq!(balance(&pool, org).await, 150_500_000);
+    // refused, nothing written: reused key with another amount, bad amounts, unknown org
+    for (amount, key, why) in [
+        ("10", "pix-1", "idempotency key already used"),
+        ("1.1234567", "pix-2", "more than 6 decimal places"),
+        ("abc", "pix-3", "not a non-negative decimal"),
+        ("-5", "pix-4", "a topup must be positive"),
+    ] {
+        let (ok, _, err) = post(amount, key);
+        assert!(!ok && err.contains(why), "{amount}: {err}");
+    }
+    let (ok, _, err) = ledger_cli(
+        &pool,
+        &[
+            "post",
+            "--org",
+            &uuid::Uuid::new_v4().to_string(),
+            "--kind",
+            "topup",
+            "--amount",
+            "1",
+            "--idempotency-key",
+            "x",
+        ],
+    );
+    assert!(!ok && err.contains("organization not found"), "{err}");
+    // a debit adjustment
+    let (ok, out, err) = ledger_cli(
+        &pool,
+        &[
+            "post",
+            "--org",
+            &o,
+            "--kind",
+            "adjustment",
+            "--amount",
+            "-0.5",
+            "--idempotency-key",
+            "fix-1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"balance_after_brl\":\"150.000000\""),
+        "{out}"
+    );
+    let (ok, out, _) = ledger_cli(&pool, &["show", "--org", &o]);
+    assert!(ok);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["balance_brl"], "150.000000");
+    let kinds: Vec<&str> = s["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["adjustment", "topup"]);
+    assert_eq!(balance(&pool, org).await, 150_000_000);
+}

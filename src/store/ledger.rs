@@ -127,3 +127,76 @@ pub async fn post(
     tx.commit().await?;
     Ok(entry)
 }
+
+/// Micro-BRL as an exact decimal string (`-1234567` → `"-1.234567"`).
+pub fn brl(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let m = micros.unsigned_abs();
+    format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
+}
+
+/// An organization's balance (null when postpaid) and its latest `limit` entries, newest
+/// first, as JSON with exact decimal strings.
+pub async fn statement(
+    pool: &PgPool,
+    organization_id: Uuid,
+    limit: u32,
+) -> Result<serde_json::Value, LedgerError> {
+    let Some(balance): Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT balance_brl_micros FROM organization WHERE organization_id = $1",
+    )
+    .bind(organization_id)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Err(LedgerError::NotFound);
+    };
+    type Row = (
+        i64,
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        time::OffsetDateTime,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT ledger_entry_id, kind, amount_brl_micros, balance_after_brl_micros, request_id,
+                idempotency_key, description, created_at
+         FROM ledger_entry WHERE organization_id = $1
+         ORDER BY ledger_entry_id DESC LIMIT $2",
+    )
+    .bind(organization_id)
+    .bind(i64::from(limit.min(10_000)))
+    .fetch_all(pool)
+    .await?;
+    let entries: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(id, kind, amount, after, request, idem, desc, at)| {
+            serde_json::json!({
+                "ledger_entry_id": id, "kind": kind, "amount_brl": brl(amount),
+                "balance_after_brl": brl(after), "request_id": request,
+                "idempotency_key": idem, "description": desc,
+                "created_at": at.format(&time::format_description::well_known::Rfc3339).ok(),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "organization_id": organization_id,
+        "prepaid": balance.is_some(),
+        "balance_brl": balance.map(brl),
+        "entries": entries,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn brl_amounts_print_exactly() {
+        assert_eq!(super::brl(0), "0.000000");
+        assert_eq!(super::brl(150_500_000), "150.500000");
+        assert_eq!(super::brl(-1), "-0.000001");
+        assert_eq!(super::brl(i64::MIN), "-9223372036854.775808");
+    }
+}
