@@ -90,7 +90,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?
                 .block_on(ledger(&url, action))?;
-            println!("{out}");
+            // the command's result is its output
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{out}")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { path } => match catraca::config::load_file(&path) {
