@@ -508,3 +508,110 @@ async fn the_ledger_cli_posts_idempotent_entries_and_refuses_bad_input(pool: PgP
     assert_eq!(kinds, ["adjustment", "topup"]);
     assert_eq!(balance(&pool, org).await, 150_000_000);
 }
+
+/// A webhook receiver: answers 500 to the first POST and 200 after; keeps what it got.
+async fn receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+) {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |h: axum::http::HeaderMap, body: String| {
+            let g = g.clone();
+            async move {
+                let mut v = g.lock().unwrap();
+                v.push((h, body));
+                if v.len() == 1 {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (url, got)
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn reaching_the_quota_delivers_usage_limit_reached_once_signed_and_retried(pool: PgPool) {
+    let mock = Mock::start().await;
+    let key = "sk-quota-hook-0123456789";
+    let (org, _) = insert_key(&pool, key).await;
+    on_quota_plan(&pool, org, 3, 0).await;
+    let secret_key = "11".repeat(32);
+    let sealed = catraca::secrets::SecretBox::from_hex(&secret_key)
+        .unwrap()
+        .seal(b"webhook_secret_key")
+        .unwrap();
+    let (url, got) = receiver().await;
+    for events in [vec!["usage_limit_reached"], vec!["payment_failed"]] {
+        sqlx::query(
+            "INSERT INTO webhook (organization_id, url, events, secret_sealed) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org)
+        .bind(&url)
+        .bind(&events)
+        .bind(&sealed)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let db = db_url(&pool, None);
+    let gw = Gateway::start_with_env(
+        &priced(&mock.base(), None),
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("CATRACA_SECRET_KEY", secret_key.as_str()),
+            ("CATRACA_WEBHOOK_POLL_MS", "100"),
+        ],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(send(&gw, key).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+
+    // first attempt answered 500, the retry (2 s later) 200
+    for _ in 0..100 {
+        if got.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "one event, delivered on the second attempt");
+    let (h, body) = &got[1];
+    assert_eq!(h["x-catraca-event"], "usage_limit_reached");
+    assert_eq!(h["x-catraca-delivery"], got[0].0["x-catraca-delivery"]);
+    assert_eq!(&got[0].1, body, "the retry sends the same payload");
+    assert_eq!(
+        h["x-catraca-signature"].to_str().unwrap(),
+        catraca::admin::webhooks::signature(b"webhook_secret_key", body.as_bytes())
+    );
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["event"], "usage_limit_reached");
+    assert_eq!(v["teamId"], json!(org));
+    assert_eq!(
+        (&v["usage"]["current"], &v["usage"]["limit"]),
+        (&json!(3), &json!(3))
+    );
+    let (status, attempts, n): (String, i32, i64) =
+        sqlx::query_as("SELECT min(status), min(attempts), count(*) FROM webhook_delivery")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts, n), ("delivered", 2, 1));
+    let triggered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook WHERE last_triggered_at IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(triggered, 1, "only the subscribed webhook");
+}

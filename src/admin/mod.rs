@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod sabia;
 pub mod templates;
 pub mod usage;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,7 +102,17 @@ pub fn jwt_from_env() -> auth::Jwt {
     }
 }
 
-/// Serve the admin app on `addr` until shutdown.
+/// How often due webhook deliveries are looked for (`CATRACA_WEBHOOK_POLL_MS`, default 1000).
+fn webhook_poll() -> std::time::Duration {
+    std::time::Duration::from_millis(
+        std::env::var("CATRACA_WEBHOOK_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000),
+    )
+}
+
+/// Serve the admin app on `addr` until shutdown; deliver webhooks beside it.
 pub async fn serve(addr: SocketAddr, state: AdminState, mut shutdown: watch::Receiver<bool>) {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -111,6 +122,11 @@ pub async fn serve(addr: SocketAddr, state: AdminState, mut shutdown: watch::Rec
         }
     };
     tracing::info!(%addr, "admin app listening");
+    tokio::spawn(webhooks::run(
+        state.clone(),
+        webhook_poll(),
+        shutdown.clone(),
+    ));
     let _ = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;

@@ -4,8 +4,9 @@
 //!
 //! Mounted: auth (register, login, forgot/reset password, verify email), teams and members,
 //! plans, plan change and billing, team API keys, dashboard, usage logs and stats. `/v1/ocr` and
-//! `/v1/recognition` are gateway routes (metered per request), webhooks (stored; their secret
-//! encrypted at rest). Not yet: webhook delivery (no event emits them yet).
+//! `/v1/recognition` are gateway routes (metered per request), webhooks (their secret encrypted
+//! at rest; `usage_limit_reached` delivered by `admin::webhooks`, `payment_failed` never emitted:
+//! there is no payment provider).
 //!
 //! Costs are the billed amounts in BRL (catalog price × FX × markup, see `pricing`).
 //!

@@ -301,12 +301,43 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
             FROM charge c JOIN upd_org u USING (organization_id)
         ), quota AS (
             -- successful requests of organizations whose plan has a monthly quota
-            SELECT i.organization_id, count(*) AS n
+            SELECT i.organization_id, count(*) AS n, min(p.monthly_request_quota) AS quota
             FROM ins i JOIN organization o ON o.organization_id = i.organization_id
                        JOIN plan p ON p.plan_id = o.plan_id
             WHERE p.monthly_request_quota IS NOT NULL AND i.status BETWEEN 200 AND 399
             GROUP BY i.organization_id
-        )
+        ), month_count AS (
+            -- the month's running count, under the row's lock (first batch of a month starts
+            -- from the rollup as it was before this statement)
+            INSERT INTO quota_usage AS qu (organization_id, month, successful)
+            SELECT q.organization_id, date_trunc('month', now() AT TIME ZONE 'UTC')::date,
+                   q.n + (SELECT coalesce(sum(successful), 0) FROM usage_daily d
+                          WHERE d.organization_id = q.organization_id
+                            AND d.day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date)
+            FROM quota q
+            ON CONFLICT (organization_id, month) DO UPDATE
+                SET successful = qu.successful
+                    + (SELECT q.n FROM quota q WHERE q.organization_id = EXCLUDED.organization_id)
+            RETURNING qu.organization_id, qu.successful AS after
+        ), reached AS (
+            -- the batch that reaches the quota notifies the organization's webhooks, once a month
+            INSERT INTO webhook_delivery (webhook_id, event, dedup_key, payload)
+            SELECT w.webhook_id, 'usage_limit_reached',
+                   'usage_limit_reached:' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'),
+                   jsonb_build_object(
+                       'event', 'usage_limit_reached',
+                       'teamId', q.organization_id,
+                       'usage', jsonb_build_object(
+                           'current', m.after, 'limit', q.quota,
+                           'resetDate', to_char(date_trunc('month', now() AT TIME ZONE 'UTC')
+                                                + interval '1 month', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
+                       'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+            FROM quota q JOIN month_count m USING (organization_id)
+                 JOIN webhook w ON w.organization_id = q.organization_id
+            WHERE m.after >= q.quota AND m.after - q.n < q.quota
+              AND w.status = 'active' AND 'usage_limit_reached' = ANY (w.events)
+            ON CONFLICT (webhook_id, dedup_key) DO NOTHING
+                )
         -- other gateway nodes learn what this node spent (each node counts its own spend)
         SELECT (SELECT count(pg_notify('catraca_funds',
                         'o:' || organization_id || ':' || (-total) || ':' || $23))
