@@ -107,6 +107,9 @@ async fn a_balance_for_ten_requests_admits_ten_of_200_concurrent(pool: PgPool) {
     assert_eq!(ok, 10, "the documented bound is exactly the balance here");
     assert_eq!(refused.len(), 190);
     assert_eq!(refused[0]["error"]["code"], "insufficient_balance");
+    assert!(gw.metrics().await.contains(
+        "catraca_limit_decisions_total{backend=\"funds\",decision=\"refused\",reason=\"insufficient_balance\"} 190"
+    ));
     assert_eq!(
         mock.requests().await,
         10,

@@ -119,7 +119,7 @@ pub async fn prepare(
         choose_model(ctx, &name, route)?;
         // an upload is never read ahead: it is limited by requests, not tokens
         admit(ctx, limiter, 0).await?;
-        reserve(ctx, funds, crate::tokens::Estimate::default()).await?;
+        reserve(ctx, limiter, funds, crate::tokens::Estimate::default()).await?;
         return Ok(Outcome::Proxy);
     }
 
@@ -237,7 +237,7 @@ pub async fn prepare(
         estimate.prompt + estimate.max_output.unwrap_or(0),
     )
     .await?;
-    reserve(ctx, funds, estimate).await?;
+    reserve(ctx, limiter, funds, estimate).await?;
     Ok(Outcome::Proxy)
 }
 
@@ -245,6 +245,7 @@ pub async fn prepare(
 /// one request of its plan's monthly quota.
 async fn reserve(
     ctx: &mut RequestCtx,
+    limiter: &crate::limits::Limiter,
     funds: Option<&crate::funds::Funds>,
     estimate: crate::tokens::Estimate,
 ) -> Result<(), ApiError> {
@@ -277,8 +278,25 @@ async fn reserve(
         },
         live.config.fx_usd_brl_micros,
     );
-    ctx.reservation = Some(funds.reserve(payer, most).await?);
-    Ok(())
+    match funds.reserve(payer, most).await {
+        Ok(r) => {
+            limiter.count_funds(None);
+            ctx.reservation = Some(r);
+            Ok(())
+        }
+        Err(e) => {
+            // balance, budget and quota refusals (not a database outage)
+            if matches!(
+                e,
+                ApiError::InsufficientBalance
+                    | ApiError::BudgetExceeded
+                    | ApiError::UsageLimitExceeded { .. }
+            ) {
+                limiter.count_funds(Some(e.code()));
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Count the request against its key's and organization's limits, before any upstream call.

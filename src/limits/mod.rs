@@ -360,6 +360,19 @@ impl Limiter {
             .inc();
     }
 
+    /// Count a decision taken beside the limiter (`backend="funds"`: balances, budgets and
+    /// plan quotas), so `catraca_limit_decisions_total` covers every refusal reason.
+    pub fn count_funds(&self, refused: Option<&'static str>) {
+        let (decision, reason) = match refused {
+            Some(r) => ("refused", r),
+            None => ("allowed", "ok"),
+        };
+        self.metrics
+            .decisions
+            .with_label_values(&[decision, reason, "funds"])
+            .inc();
+    }
+
     fn mark_down(&self, e: &::redis::RedisError) {
         if self.redis_up.swap(false, Ordering::Relaxed) {
             self.metrics.redis_up.set(0);
