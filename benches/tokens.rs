@@ -103,7 +103,7 @@ fn main() {
         for c in &chunks {
             std::hint::black_box(s.feed(c.clone()));
         }
-        s.take_text().len() as u64
+        s.take_text().bytes() as u64
     }) - scan;
     let mut s = SseScanner::new(false);
     for c in &chunks {

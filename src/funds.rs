@@ -135,7 +135,8 @@ impl Funds {
             _ => 0,
         };
         if let Some(a) = self.accounts.get(&id) {
-            if a.lock().month == month {
+            // only quota accounts age; balances and budgets are returned without a lock
+            if !matches!(id, AccountId::Quota(_)) || a.lock().month == month {
                 return Ok(a.clone());
             }
             // a quota account of last month: count the new month from the database

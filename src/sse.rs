@@ -73,13 +73,8 @@ impl Text {
         }
     }
 
-    /// Nothing was generated.
-    pub fn is_empty(&self) -> bool {
-        self.kept.is_empty() && self.overflow_bytes == 0
-    }
-
     /// Bytes of text seen.
-    pub fn len(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.kept.len() + self.overflow_bytes
     }
 
@@ -226,21 +221,28 @@ impl SseScanner {
 
     /// The text generated so far (extracted from the kept chunks on first call).
     pub fn take_text(&mut self) -> Text {
-        if !self.kept.is_empty() {
-            let mut all = Vec::with_capacity(self.kept_bytes);
-            for c in self.kept.drain(..) {
-                all.extend_from_slice(&c);
-            }
-            self.kept_bytes = 0;
-            let mut pos = 0;
-            while let Some(end) = event_end(&all[pos..]) {
-                for_each_data(&all[pos..pos + end], |d| {
-                    collect_text(d, &mut self.text);
-                });
-                pos += end;
-            }
-        }
+        self.extract_kept();
         std::mem::take(&mut self.text)
+    }
+
+    /// Move the text of the kept chunks' complete events into `text` and drop the chunks (an
+    /// incomplete last event is still in `tail` and will be scanned when it completes).
+    fn extract_kept(&mut self) {
+        if self.kept.is_empty() {
+            return;
+        }
+        let mut all = Vec::with_capacity(self.kept_bytes);
+        for c in self.kept.drain(..) {
+            all.extend_from_slice(&c);
+        }
+        self.kept_bytes = 0;
+        let mut pos = 0;
+        while let Some(end) = event_end(&all[pos..]) {
+            for_each_data(&all[pos..pos + end], |d| {
+                collect_text(d, &mut self.text);
+            });
+            pos += end;
+        }
     }
 
     fn retain(&mut self, chunk: &Bytes) {
@@ -251,22 +253,8 @@ impl SseScanner {
             self.kept_bytes += chunk.len();
             self.kept.push(chunk.clone());
         } else {
-            // too much to hold: extract what is held, then extract as events pass (the events
-            // not yet complete are in `tail` and will be scanned)
-            let pending = self.tail.len();
-            let mut all = Vec::with_capacity(self.kept_bytes);
-            for c in self.kept.drain(..) {
-                all.extend_from_slice(&c);
-            }
-            self.kept_bytes = 0;
-            all.truncate(all.len() - pending.min(all.len()));
-            let mut pos = 0;
-            while let Some(end) = event_end(&all[pos..]) {
-                for_each_data(&all[pos..pos + end], |d| {
-                    collect_text(d, &mut self.text);
-                });
-                pos += end;
-            }
+            // too much to hold: extract what is held, then extract as events pass
+            self.extract_kept();
             self.eager = true;
         }
     }
@@ -546,7 +534,7 @@ mod tests {
         t.push("éé"); // one byte of room: half an 'é' is not kept, all 4 bytes are counted
         assert_eq!(t.kept.len(), TEXT_KEEP - 1);
         assert_eq!(t.overflow_bytes, 4);
-        assert_eq!(t.len(), TEXT_KEEP + 3);
+        assert_eq!(t.bytes(), TEXT_KEEP + 3);
     }
 
     #[test]

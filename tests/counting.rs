@@ -50,6 +50,8 @@ async fn streams_and_answers_without_usage_are_counted_with_the_models_tokenizer
     let req = json!({"model": "m", "stream": true, "max_tokens": 500,
         "messages": [{"role": "user", "content": "Conte uma história sobre a catraca de São Paulo"}]});
     let prompt = estimate(req.to_string().as_bytes(), Encoding::O200k).prompt;
+    // both requests below must fall in one tokens-per-minute window
+    room_in_window(60, Duration::from_secs(10)).await;
 
     // a stream of 40 chunks from an upstream that ignores stream_options
     let r = reqwest::Client::new()

@@ -274,14 +274,7 @@ async fn on_quota_plan(pool: &PgPool, org: uuid::Uuid, quota: i64, used: i64) {
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query(
-        "UPDATE organization SET plan_id = (SELECT plan_id FROM plan WHERE code = 'tiny')
-         WHERE organization_id = $1",
-    )
-    .bind(org)
-    .execute(pool)
-    .await
-    .unwrap();
+    set_plan(pool, org, "tiny").await;
     sqlx::query(
         "INSERT INTO usage_daily (organization_id, day, model, requests, successful, prompt_tokens,
                                   completion_tokens, cost_usd_micros, latency_ms_sum)

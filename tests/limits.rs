@@ -1,7 +1,7 @@
 //! Limits (#5): every kind at its threshold with headers, on the local and the Redis back end;
 //! two gateways sharing Redis; Redis taken away mid-traffic; organization and plan limits.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -11,17 +11,6 @@ use crate::common::*;
 /// The Redis the suite uses (started by `scripts/test.sh`).
 fn redis_url() -> String {
     std::env::var("CATRACA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// Sleep until at least `margin` of the current `len`-second window is left, so a burst of
-/// requests cannot straddle two windows.
-async fn room_in_window(len: u64, margin: Duration) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let into = Duration::from_millis((now.as_millis() % (u128::from(len) * 1000)) as u64);
-    let left = Duration::from_secs(len) - into;
-    if left < margin {
-        tokio::time::sleep(left + Duration::from_millis(20)).await;
-    }
 }
 
 fn hello() -> Value {
@@ -354,23 +343,9 @@ async fn organization_and_plan_limits_are_shared_by_the_keys_of_an_organization(
     let mock = Mock::start().await;
     let (a, b) = (fresh_key("orga"), fresh_key("orgb"));
     let (org, _) = insert_key(&pool, &a).await;
-    sqlx::query(
-        "INSERT INTO api_key (organization_id, key_hash, prefix, name) VALUES ($1, $2, 'sk-orgb', 'b')",
-    )
-    .bind(org)
-    .bind(<sha2::Sha256 as sha2::Digest>::digest(b.as_bytes()).to_vec())
-    .execute(&pool)
-    .await
-    .unwrap();
+    add_key(&pool, org, &b).await;
     // SabIA's sandbox plan: 5 requests per second for the whole team
-    sqlx::query(
-        "UPDATE organization SET plan_id = (SELECT plan_id FROM plan WHERE code = 'sandbox')
-         WHERE organization_id = $1",
-    )
-    .bind(org)
-    .execute(&pool)
-    .await
-    .unwrap();
+    set_plan(&pool, org, "sandbox").await;
     let url = db_url(&pool, None);
     let gw = Gateway::start_with_env(
         &format!(
@@ -427,14 +402,7 @@ async fn rate_limit_report(pool: PgPool, redis: Option<&str>) {
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::query(
-        "INSERT INTO api_key (organization_id, key_hash, prefix, name) VALUES ($1, $2, 'sk-rlb', 'b')",
-    )
-    .bind(org)
-    .bind(<sha2::Sha256 as sha2::Digest>::digest(b.as_bytes()).to_vec())
-    .execute(&pool)
-    .await
-    .unwrap();
+    add_key(&pool, org, &b).await;
     insert_key(&pool, &other).await; // another organization's key
     let url = db_url(&pool, None);
     let gw = Gateway::start_with_env(

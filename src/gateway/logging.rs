@@ -177,7 +177,7 @@ async fn counted(ctx: &mut RequestCtx, status: u16) -> Option<crate::sse::Usage>
         }
         t
     };
-    let big = body.len() + text.len() > 16 * 1024;
+    let big = body.len() + text.bytes() > 16 * 1024;
     let count = move || crate::sse::Usage {
         prompt_tokens: crate::tokens::estimate(&body, enc).prompt,
         completion_tokens: text.tokens(enc),

@@ -75,7 +75,7 @@ pub async fn report(
             .fetch_all(pool)
             .await
             .map_err(unavailable)?;
-            let history: Vec<(Uuid, History)> = sqlx::query_as::<_, HistoryRow>(
+            let history: std::collections::HashMap<Uuid, History> = sqlx::query_as::<_, HistoryRow>(
                 "SELECT api_key_id, max(n)::int8 AS peak_requests, max(t)::int8 AS peak_tokens,
                         sum(n)::int8 AS requests, sum(t)::int8 AS tokens,
                         coalesce(sum(n) FILTER (WHERE m = date_trunc('minute', now())), 0)::int8 AS now_requests,
@@ -108,11 +108,7 @@ pub async fn report(
                     r.rate_limit_tpm,
                     r.max_concurrency,
                 );
-                let h = history
-                    .iter()
-                    .find(|(id, _)| *id == r.api_key_id)
-                    .map(|(_, h)| *h)
-                    .unwrap_or_default();
+                let h = history.get(&r.api_key_id).copied().unwrap_or_default();
                 let mut v = entry(limiter, ScopeId::Key(hash), limits, Some(h), minutes).await;
                 v["id"] = json!(r.api_key_id);
                 v["name"] = json!(r.name);

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use catraca::mock_upstream::{MockOptions, router};
 use serde_json::Value;
@@ -375,7 +375,12 @@ pub async fn insert_key(pool: &sqlx::PgPool, key: &str) -> (uuid::Uuid, uuid::Uu
     .fetch_one(pool)
     .await
     .unwrap();
-    let id: uuid::Uuid = sqlx::query_scalar(
+    (org, add_key(pool, org, key).await)
+}
+
+/// Another key (named `k`) in organization `org`; returns its id.
+pub async fn add_key(pool: &sqlx::PgPool, org: uuid::Uuid, key: &str) -> uuid::Uuid {
+    sqlx::query_scalar(
         "INSERT INTO api_key (organization_id, key_hash, prefix, name) VALUES ($1, $2, $3, 'k') RETURNING api_key_id",
     )
     .bind(org)
@@ -383,8 +388,20 @@ pub async fn insert_key(pool: &sqlx::PgPool, key: &str) -> (uuid::Uuid, uuid::Uu
     .bind(&key[..8])
     .fetch_one(pool)
     .await
+    .unwrap()
+}
+
+/// Put organization `org` on the plan with this `code`.
+pub async fn set_plan(pool: &sqlx::PgPool, org: uuid::Uuid, code: &str) {
+    sqlx::query(
+        "UPDATE organization SET plan_id = (SELECT plan_id FROM plan WHERE code = $2)
+         WHERE organization_id = $1",
+    )
+    .bind(org)
+    .bind(code)
+    .execute(pool)
+    .await
     .unwrap();
-    (org, id)
 }
 
 /// One provider (the mock), one deployment `d` (upstream model `up`) serving the public model
@@ -484,5 +501,16 @@ pub async fn chat(gw: &Gateway, key: &str, body: Value, headers: &[(&str, &str)]
         status,
         headers,
         body,
+    }
+}
+
+/// Sleep until at least `margin` of the current `len`-second window is left, so a burst of
+/// requests cannot straddle two windows.
+pub async fn room_in_window(len: u64, margin: Duration) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let into = Duration::from_millis((now.as_millis() % (u128::from(len) * 1000)) as u64);
+    let left = Duration::from_secs(len) - into;
+    if left < margin {
+        tokio::time::sleep(left + Duration::from_millis(20)).await;
     }
 }
