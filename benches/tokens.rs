@@ -94,20 +94,20 @@ fn main() {
     let scan = median(|| {
         let mut s = SseScanner::new(false);
         for c in &chunks {
-            std::hint::black_box(s.feed(c.clone()));
+            let _ = std::hint::black_box(s.feed(c.clone()));
         }
         s.events
     });
     let extract = median(|| {
         let mut s = SseScanner::new(false);
         for c in &chunks {
-            std::hint::black_box(s.feed(c.clone()));
+            let _ = std::hint::black_box(s.feed(c.clone()));
         }
         s.take_text().bytes() as u64
     }) - scan;
     let mut s = SseScanner::new(false);
     for c in &chunks {
-        s.feed(c.clone());
+        let _ = s.feed(c.clone());
     }
     let text = s.take_text();
     let count = median(|| text.tokens(Encoding::O200k));

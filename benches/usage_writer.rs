@@ -35,6 +35,7 @@ fn event(i: u64, key: Option<uuid::Uuid>, org: Option<uuid::Uuid>) -> UsageEvent
         latency_ms: 300 + i % 200,
         ttft_ms: Some(80),
         session_id: None,
+        client_request_id: None,
         client_disconnected: false,
     }
 }

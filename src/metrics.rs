@@ -27,6 +27,14 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// `catraca_usage_queue_depth`
     pub usage_queue: IntGauge,
+    /// `catraca_client_refused_total{reason}`: client connections and requests refused for
+    /// what the client did (too many connections from one IP, head or body too slow, headers
+    /// too large).
+    pub client_refused: IntCounterVec,
+    /// `catraca_requests_in_flight`
+    pub in_flight: IntGauge,
+    /// `catraca_usage_quarantined_total`: usage events Postgres can never store.
+    pub usage_quarantined: IntGauge,
     /// The limiter's decisions, Redis state and round trips.
     pub limiter: std::sync::Arc<crate::limits::LimiterMetrics>,
 }
@@ -104,6 +112,21 @@ impl Metrics {
         registry.register(Box::new(circuit_open.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(usage_queue.clone()))?;
+        let client_refused = IntCounterVec::new(
+            Opts::new(
+                "catraca_client_refused_total",
+                "Client connections or requests refused for the client's own fault",
+            ),
+            &["reason"],
+        )?;
+        let in_flight = IntGauge::new("catraca_requests_in_flight", "Requests in flight")?;
+        let usage_quarantined = IntGauge::new(
+            "catraca_usage_quarantined_total",
+            "Usage events set aside because Postgres refuses what they hold",
+        )?;
+        registry.register(Box::new(client_refused.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(usage_quarantined.clone()))?;
         let limiter = crate::limits::LimiterMetrics {
             decisions: IntCounterVec::new(
                 Opts::new(
@@ -148,6 +171,9 @@ impl Metrics {
             circuit_open,
             reloads,
             usage_queue,
+            client_refused,
+            in_flight,
+            usage_quarantined,
         })
     }
 

@@ -219,7 +219,7 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
     let st = futures_util::stream::unfold((0u64, guard), move |(i, mut guard)| {
         let model = model.clone();
         async move {
-            if i > 0 && !delay.is_zero() && i <= n_chunks + 1 {
+            if i > 0 && !delay.is_zero() && i <= n_chunks + 2 {
                 tokio::time::sleep(delay).await;
             }
             if let Some(f) = fail_after
@@ -231,6 +231,18 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
                     (i + 1, guard),
                 ));
             }
+            // as OpenAI streams: the first delta carries the role, the last choice chunk an
+            // empty delta and the finish_reason, then (when asked) a usage chunk with no
+            // choices, then [DONE] (OpenAI also puts "usage": null in every chunk when usage is
+            // asked for; the mock leaves it out, as a gateway hiding injected usage would have
+            // to rewrite every chunk to remove it)
+            let object = if chat {
+                "chat.completion.chunk"
+            } else {
+                "text_completion"
+            };
+            let mut frame = json!({"id": id, "object": object, "created": 1_700_000_000u64,
+                "model": model, "system_fingerprint": "fp_mock"});
             let ev = if i < n_chunks {
                 let w = WORDS[(i as usize) % WORDS.len()];
                 let piece = if i == 0 {
@@ -238,19 +250,29 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
                 } else {
                     format!(" {w}")
                 };
-                let delta = if chat {
-                    json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
-                        "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]})
+                frame["choices"] = if chat {
+                    let delta = if i == 0 {
+                        json!({"role": "assistant", "content": piece})
+                    } else {
+                        json!({"content": piece})
+                    };
+                    json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}])
                 } else {
-                    json!({"id": id, "object": "text_completion", "created": 1_700_000_000u64, "model": model,
-                        "choices": [{"index": 0, "text": piece, "finish_reason": null}]})
+                    json!([{"index": 0, "text": piece, "logprobs": null, "finish_reason": null}])
                 };
-                format!("data: {delta}\n\n")
-            } else if i == n_chunks && include_usage {
-                let u = json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
-                    "choices": [], "usage": {"prompt_tokens": pt, "completion_tokens": n_chunks, "total_tokens": pt + n_chunks}});
-                format!("data: {u}\n\n")
-            } else if i == n_chunks || (i == n_chunks + 1 && include_usage) {
+                format!("data: {frame}\n\n")
+            } else if i == n_chunks {
+                frame["choices"] = if chat {
+                    json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}])
+                } else {
+                    json!([{"index": 0, "text": "", "logprobs": null, "finish_reason": "stop"}])
+                };
+                format!("data: {frame}\n\n")
+            } else if i == n_chunks + 1 && include_usage {
+                frame["choices"] = json!([]);
+                frame["usage"] = json!({"prompt_tokens": pt, "completion_tokens": n_chunks, "total_tokens": pt + n_chunks});
+                format!("data: {frame}\n\n")
+            } else if i == n_chunks + 1 || (i == n_chunks + 2 && include_usage) {
                 "data: [DONE]\n\n".to_string()
             } else {
                 guard.done = true;
@@ -302,13 +324,30 @@ async fn embeddings(State(m): S, h: HeaderMap, body: Bytes) -> Response {
         Some(other) => vec![other.clone()],
         None => vec![],
     };
+    // `dimensions` sets the length (default 8); `encoding_format: "base64"` (what the OpenAI
+    // Node SDK asks for by default) sends the little-endian f32 bytes in base64, as OpenAI does
+    let dims = v
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .unwrap_or(8)
+        .clamp(1, 4096) as usize;
+    let base64 = v.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
         .map(|(i, inp)| {
-            let seed = inp.to_string().len() as f64;
-            let emb: Vec<f64> = (0..8).map(|k| ((seed + k as f64) * 0.01).sin()).collect();
-            json!({"object": "embedding", "index": i, "embedding": emb})
+            let seed = inp.to_string().len() as f32;
+            let emb: Vec<f32> = (0..dims)
+                .map(|k| ((seed + k as f32) * 0.01).sin())
+                .collect();
+            let embedding = if base64 {
+                use base64::Engine;
+                let bytes: Vec<u8> = emb.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(emb)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
         })
         .collect();
     let pt = prompt_tokens(&v);

@@ -35,8 +35,9 @@ pub fn load_or_report(path: &Path) -> anyhow::Result<Config> {
     }
 }
 
-/// Run the gateway until SIGINT/SIGTERM.
-pub fn serve(path: &Path) -> anyhow::Result<()> {
+/// Run the gateway until SIGINT/SIGTERM. With `upgrade`, take the listening sockets over from
+/// a running catraca (which is then sent SIGQUIT).
+pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let config = load_or_report(path)?;
     let epoch = Instant::now();
     // DNS of providers is resolved here, off the request path; this small runtime is gone
@@ -59,6 +60,7 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
     }
     drop(startup);
 
+    let quarantined = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (sink, usage_writer, db_keys): (Arc<dyn UsageSink>, UsageWriter, Option<Arc<PgKeys>>) =
         match &config.database {
             None => {
@@ -70,11 +72,12 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
                 // separate pools: the proxy's runtime looks keys up, the writer's runtime inserts
                 let keys_pool = store::pg::LazyPool::new(&db.url, db.max_connections)?;
                 let usage_pool = store::pg::LazyPool::new(&db.url, 2)?;
-                let (sink, writer) = usage::pg::channel(
+                let (sink, mut writer) = usage::pg::channel(
                     usage_pool,
                     db.spill_path.clone(),
                     config.usage.queue_capacity,
                 );
+                writer.quarantined = quarantined.clone();
                 (
                     Arc::new(sink),
                     UsageWriter::Pg(Box::new(writer)),
@@ -117,26 +120,49 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         admin_addr: config.database.as_ref().map(|_| config.admin_listen),
         limiter,
         funds: funds.clone(),
+        in_flight: Arc::default(),
+        usage_quarantined: quarantined,
     });
 
     let conf = ServerConf {
         threads: config.threads,
+        // the drain service below exits as soon as requests and usage are drained; this is
+        // the most a SIGTERM waits
         grace_period_seconds: Some(config.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(5),
+        upgrade_sock: config.upgrade_sock.display().to_string(),
         ..Default::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(shared.clone()),
-        "catraca gateway",
+    // connection guards below the proxy: connections per IP, whole-head deadline
+    let proxy = pingora::proxy::http_proxy(&server.configuration, Gateway::new(shared.clone()));
+    let guarded = crate::gateway::conn::PerIp::new(
+        crate::gateway::conn::HeadDeadline::new(proxy, config.client.header_timeout),
+        config.client.max_connections_per_ip,
+        shared
+            .metrics
+            .client_refused
+            .with_label_values(&["connections_per_ip"]),
     );
+    let mut proxy =
+        pingora::services::listening::Service::new("catraca gateway".to_string(), guarded);
     for l in &config.listen {
         proxy.add_tcp(l);
     }
     server.add_service(proxy);
+    server.add_service(background_service(
+        "drain",
+        Drain {
+            shared: shared.clone(),
+            grace: config.grace_period,
+        },
+    ));
     server.add_service(background_service("usage writer", usage_writer));
     if config.limits.redis_url.is_some() {
         server.add_service(background_service(
@@ -177,6 +203,21 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
     ));
     tracing::info!(listen = ?config.listen, metrics = %config.metrics_listen, "catraca gateway starting");
     server.run_forever()
+}
+
+/// A listener with `SO_REUSEPORT`, so that during a graceful upgrade the new process binds the
+/// metrics and admin ports while the old one still holds them (Pingora hands over only its own
+/// listeners).
+pub fn bind_reusable(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Migrate, then mirror the config's model catalog into the database.
@@ -300,6 +341,54 @@ impl BackgroundService for RedisWatch {
     }
 }
 
+/// On SIGTERM (or the SIGQUIT of an upgrade): log what is in flight, wait until every request
+/// has ended and every usage event is written, log that, and exit, instead of always sleeping
+/// the whole grace period (Pingora's own behaviour, which stays the upper bound).
+struct Drain {
+    shared: Arc<Shared>,
+    grace: std::time::Duration,
+}
+
+#[async_trait]
+impl BackgroundService for Drain {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+        let started = Instant::now();
+        let (requests, events) = (self.shared.in_flight.get(), self.shared.usage.depth());
+        tracing::info!(
+            requests_in_flight = requests,
+            usage_events_queued = events,
+            grace_secs = self.grace.as_secs(),
+            "shutting down: draining requests and usage events"
+        );
+        let mut last_log = Instant::now();
+        loop {
+            let (r, q) = (self.shared.in_flight.get(), self.shared.usage.depth());
+            if r == 0 && q == 0 {
+                break;
+            }
+            if last_log.elapsed() >= std::time::Duration::from_secs(5) {
+                tracing::info!(
+                    requests_in_flight = r,
+                    usage_events_queued = q,
+                    "still draining"
+                );
+                last_log = Instant::now();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::info!(
+            drained_requests = requests,
+            drained_usage_events = events,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "drained; exiting"
+        );
+        std::process::exit(0);
+    }
+}
+
 struct Reloader {
     path: std::path::PathBuf,
     shared: Arc<Shared>,
@@ -327,6 +416,13 @@ impl BackgroundService for MetricsListener {
                 let shared = shared.clone();
                 async move {
                     shared.metrics.usage_queue.set(shared.usage.depth() as i64);
+                    shared.metrics.in_flight.set(shared.in_flight.get() as i64);
+                    shared.metrics.usage_quarantined.set(
+                        shared
+                            .usage_quarantined
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                            as i64,
+                    );
                     (
                         [("content-type", "text/plain; version=0.0.4")],
                         shared.metrics.render(),
@@ -334,7 +430,12 @@ impl BackgroundService for MetricsListener {
                 }
             }),
         );
-        let listener = match tokio::net::TcpListener::bind(&self.addr).await {
+        let listener = match self
+            .addr
+            .parse()
+            .map_err(std::io::Error::other)
+            .and_then(bind_reusable)
+        {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(addr = %self.addr, error = %e, "cannot bind the metrics listener");

@@ -27,6 +27,22 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
+/// Most tokens an upstream may report for either count of one request: 50 times the largest
+/// context window on offer. A report past it is not believed (nor stored, nor billed): the
+/// request is counted with the model's tokenizer instead, and the report is logged.
+pub const MAX_REPORTED_TOKENS: u64 = 100_000_000;
+
+/// Most audio one transcription may report, milliseconds (24 hours); past it the report is
+/// not believed.
+pub const MAX_AUDIO_MS: u64 = 24 * 3600 * 1000;
+
+impl Usage {
+    /// Whether both counts are within [`MAX_REPORTED_TOKENS`].
+    pub fn plausible(&self) -> bool {
+        self.prompt_tokens <= MAX_REPORTED_TOKENS && self.completion_tokens <= MAX_REPORTED_TOKENS
+    }
+}
+
 /// Scanner state for one upstream attempt.
 #[derive(Debug, Default)]
 pub struct SseScanner {
@@ -44,7 +60,16 @@ pub struct SseScanner {
     /// Past the cap: text extracted from each event as it passes.
     eager: bool,
     text: Text,
+    /// Cap of one pending event, bytes (`0` = [`MAX_EVENT_BYTES`]).
+    max_event: usize,
 }
+
+/// Default cap of one SSE event (config `max_sse_event_bytes`).
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// An upstream event grew past its cap without ending; holds the bytes pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTooLarge(pub usize);
 
 /// Most generated text kept per request for counting; beyond it, bytes are counted instead
 /// (four per token).
@@ -259,9 +284,34 @@ impl SseScanner {
         }
     }
 
-    /// Feed one upstream chunk; returns the bytes to send to the client now.
-    pub fn feed(&mut self, chunk: Bytes) -> Bytes {
+    /// Most bytes one event may hold before its blank line (`0` = [`MAX_EVENT_BYTES`]).
+    pub fn with_max_event(mut self, bytes: usize) -> Self {
+        self.max_event = bytes;
+        self
+    }
+
+    /// Feed one upstream chunk; returns the bytes to send to the client now, or
+    /// [`EventTooLarge`] when an event grows past its cap without ending (the stream must end
+    /// there). Each byte is searched for an event end at most twice, and an incomplete event
+    /// is only appended to, never copied again, so a stream costs time linear in its length.
+    pub fn feed(&mut self, chunk: Bytes) -> Result<Bytes, EventTooLarge> {
         self.retain(&chunk);
+        let cap = if self.max_event == 0 {
+            MAX_EVENT_BYTES
+        } else {
+            self.max_event
+        };
+        if !self.tail.is_empty() {
+            // `tail` holds no complete event, so the first end can only be near its old end
+            let from = self.tail.len().saturating_sub(2);
+            self.tail.extend_from_slice(&chunk);
+            if event_end(&self.tail[from..]).is_none() {
+                if self.tail.len() > cap {
+                    return Err(EventTooLarge(self.tail.len()));
+                }
+                return Ok(if self.hide_usage { Bytes::new() } else { chunk });
+            }
+        }
         if !self.hide_usage {
             // Pass the chunk through untouched; scan a joined copy only when an event straddles.
             if self.tail.is_empty() {
@@ -270,17 +320,18 @@ impl SseScanner {
                     self.tail.extend_from_slice(&chunk[consumed..]);
                 }
             } else {
-                self.tail.extend_from_slice(&chunk);
                 let joined = self.tail.split().freeze();
                 let consumed = self.scan(&joined, None);
                 self.tail.extend_from_slice(&joined[consumed..]);
             }
-            return chunk;
+            if self.tail.len() > cap {
+                return Err(EventTooLarge(self.tail.len()));
+            }
+            return Ok(chunk);
         }
         let data = if self.tail.is_empty() {
             chunk
         } else {
-            self.tail.extend_from_slice(&chunk);
             self.tail.split().freeze()
         };
         let mut out = BytesMut::new();
@@ -288,12 +339,15 @@ impl SseScanner {
         let consumed = self.scan(&data, Some((&mut out, &mut dropped)));
         if consumed < data.len() {
             self.tail.extend_from_slice(&data[consumed..]);
+            if self.tail.len() > cap {
+                return Err(EventTooLarge(self.tail.len()));
+            }
         }
-        if dropped {
+        Ok(if dropped {
             out.freeze()
         } else {
             data.slice(..consumed)
-        }
+        })
     }
 
     /// End of stream: whatever incomplete event is left goes out as it is.
@@ -431,7 +485,7 @@ mod tests {
         let mut out = Vec::new();
         let mut last = 0;
         for &cut in splits.iter().chain(std::iter::once(&bytes.len())) {
-            out.extend_from_slice(&s.feed(Bytes::copy_from_slice(&bytes[last..cut])));
+            out.extend_from_slice(&s.feed(Bytes::copy_from_slice(&bytes[last..cut])).unwrap());
             last = cut;
         }
         if let Some(b) = s.finish() {
@@ -473,11 +527,57 @@ mod tests {
     }
 
     #[test]
+    fn an_event_past_its_cap_ends_the_stream() {
+        let big = format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}",
+            "x".repeat(3 << 20)
+        );
+        for hide in [false, true] {
+            // no blank line at all: refused once the pending event passes 1 MiB
+            let mut s = SseScanner::new(hide);
+            let mut fed = 0;
+            let mut refused = None;
+            for piece in big.as_bytes().chunks(16 * 1024) {
+                fed += piece.len();
+                if let Err(e) = s.feed(Bytes::copy_from_slice(piece)) {
+                    refused = Some(e.0);
+                    break;
+                }
+            }
+            let at = refused.expect("an endless event must be refused");
+            assert!(
+                at > MAX_EVENT_BYTES && at <= MAX_EVENT_BYTES + 16 * 1024,
+                "{at}"
+            );
+            assert!(fed < 2 * MAX_EVENT_BYTES);
+            // with a larger cap the same event passes whole, and the next one is seen
+            let mut s = SseScanner::new(hide).with_max_event(4 << 20);
+            let whole = format!(
+                "{big}\n\ndata: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":1,\"completion_tokens\":2}}}}\n\n"
+            );
+            let mut out = Vec::new();
+            for piece in whole.as_bytes().chunks(16 * 1024) {
+                out.extend_from_slice(&s.feed(Bytes::copy_from_slice(piece)).unwrap());
+            }
+            assert_eq!(s.usage.map(|u| u.completion_tokens), Some(2));
+            assert_eq!(out.len(), if hide { big.len() + 2 } else { whole.len() });
+        }
+        // a single chunk with a too-long unfinished event is refused too
+        let mut s = SseScanner::new(false).with_max_event(10);
+        assert!(
+            s.feed(Bytes::from_static(b"data: 1\n\ndata: 0123456789"))
+                .is_err()
+        );
+    }
+
+    #[test]
     fn crlf_events_are_recognised() {
         let mut s = SseScanner::new(true);
-        let out = s.feed(Bytes::from_static(
-            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\r\n\r\ndata: [DONE]\r\n\r\n",
-        ));
+        let out = s
+            .feed(Bytes::from_static(
+                b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\r\n\r\ndata: [DONE]\r\n\r\n",
+            ))
+            .unwrap();
         assert_eq!(&out[..], b"data: [DONE]\r\n\r\n");
         assert!(s.done);
     }
@@ -491,7 +591,7 @@ mod tests {
             "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}\n\n",
             "data: {\"choices\":[{\"text\":\"!\"}]}\n\n",
             "data: [DONE]\n\n",
-        ).as_bytes()));
+        ).as_bytes())).unwrap();
         let t = s.take_text();
         assert_eq!(t.kept, "Olá hmf{}!");
         assert_eq!(t.tokens(crate::tokens::Encoding::Bytes), 3);
@@ -519,7 +619,7 @@ mod tests {
             let mut s = SseScanner::new(hide);
             let mut out = Vec::new();
             for piece in all.as_bytes().chunks(1000) {
-                out.extend_from_slice(&s.feed(Bytes::copy_from_slice(piece)));
+                out.extend_from_slice(&s.feed(Bytes::copy_from_slice(piece)).unwrap());
             }
             assert_eq!(out, all.as_bytes());
             let want: String = (0..6000).map(|i| format!("w{i} ")).collect();

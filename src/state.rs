@@ -25,4 +25,8 @@ pub struct Shared {
     pub funds: Option<Arc<crate::funds::Funds>>,
     /// Request, token and concurrency limits (local or Redis).
     pub limiter: crate::limits::Limiter,
+    /// Requests in flight, for a graceful shutdown.
+    pub in_flight: Arc<crate::gateway::conn::InFlight>,
+    /// Usage events set aside as unwritable (Postgres mode).
+    pub usage_quarantined: Arc<std::sync::atomic::AtomicU64>,
 }

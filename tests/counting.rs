@@ -15,7 +15,7 @@ fn config(mock: &Mock, key: &str) -> String {
     format!(
         "{}pricing: {{fx_usd_brl: \"5.0\", default_markup: \"1.0\"}}
 providers:
-  - {{name: p, base_url: \"{}\"}}
+  - {{name: p, base_url: \"{}\", forward_headers: [x-mock-*]}}
 deployments:
   - {{name: dc, provider: p, model: up}}
   - {{name: da, provider: p, model: whisper}}

@@ -13,13 +13,13 @@ fn priced(mock_a: &str, mock_b: Option<&str>) -> String {
     let (deps, names) = match mock_b {
         Some(b) => (
             format!(
-                "providers:\n  - {{name: a, base_url: \"{mock_a}\"}}\n  - {{name: b, base_url: \"{b}\"}}\ndeployments:\n  - {{name: da, provider: a, model: up, priority: 0}}\n  - {{name: db, provider: b, model: up, priority: 1}}\n"
+                "providers:\n  - {{name: a, base_url: \"{mock_a}\", forward_headers: [x-mock-*]}}\n  - {{name: b, base_url: \"{b}\", forward_headers: [x-mock-*]}}\ndeployments:\n  - {{name: da, provider: a, model: up, priority: 0}}\n  - {{name: db, provider: b, model: up, priority: 1}}\n"
             ),
             "[da, db]",
         ),
         None => (
             format!(
-                "providers:\n  - {{name: a, base_url: \"{mock_a}\"}}\ndeployments:\n  - {{name: da, provider: a, model: up}}\n"
+                "providers:\n  - {{name: a, base_url: \"{mock_a}\", forward_headers: [x-mock-*]}}\ndeployments:\n  - {{name: da, provider: a, model: up}}\n"
             ),
             "[da]",
         ),

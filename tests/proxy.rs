@@ -10,7 +10,7 @@ use crate::common::{Gateway, Mock, text};
 fn one_model(mock: &Mock) -> String {
     format!(
         r#"providers:
-  - {{name: p, base_url: "{}"}}
+  - {{name: p, base_url: "{}", forward_headers: [x-mock-*]}}
 deployments:
   - {{name: d-chat, provider: p, model: upstream-chat}}
   - {{name: d-emb, provider: p, model: upstream-emb}}
@@ -90,7 +90,8 @@ async fn stream_hides_injected_usage_but_records_it() {
         !t.contains("\"usage\""),
         "usage leaked to a client that did not ask: {t}"
     );
-    assert_eq!(t.matches("data: ").count(), 5, "{t}");
+    // four deltas, the finish_reason chunk, [DONE]
+    assert_eq!(t.matches("data: ").count(), 6, "{t}");
     assert!(t.ends_with("data: [DONE]\n\n"));
     // the upstream was asked for usage
     let st = mock.stats().await;
@@ -115,7 +116,7 @@ async fn stream_keeps_usage_when_client_asked() {
         .await;
     let t = text(r).await;
     assert_eq!(t.matches("\"usage\"").count(), 1, "{t}");
-    assert_eq!(t.matches("data: ").count(), 6, "{t}");
+    assert_eq!(t.matches("data: ").count(), 7, "{t}");
     let ev = gw.wait_events(1).await;
     assert_eq!(ev[0]["completion_tokens"], 4);
 }
@@ -438,7 +439,7 @@ async fn usage_events_carry_exact_costs() {
     let gw = Gateway::start(&format!(
         r#"pricing: {{fx_usd_brl: "5.4", default_markup: "1.0"}}
 providers:
-  - {{name: p, base_url: "{}"}}
+  - {{name: p, base_url: "{}", forward_headers: [x-mock-*]}}
 deployments:
   - {{name: d, provider: p, model: up}}
 models:

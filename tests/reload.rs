@@ -109,8 +109,34 @@ async fn reload_under_traffic_drops_nothing() {
     assert!(gw.log().contains("config reload refused"), "{}", gw.log());
     wait_for_status(&gw, "new-model", 200).await;
 
-    // 3: SIGHUP reloads too (the file is restored without new-model, same mtime race-free)
+    // 3: a truncated (empty) file, a file without keys and one that drops new-model (in use)
+    // are all refused; new-model keeps serving
+    std::fs::write(&gw.config_path, "").unwrap();
+    gw.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let keyless: String = with_new
+        .lines()
+        .filter(|l| !l.contains("sha256") && !l.starts_with("keys:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&gw.config_path, &keyless).unwrap();
+    gw.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     std::fs::write(&gw.config_path, format!("{head}{}", body(&mock, ""))).unwrap();
+    gw.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    wait_for_status(&gw, "new-model", 200).await;
+    let log = gw.log();
+    assert!(log.contains("at least one is required"), "{log}");
+    assert!(log.contains("no API key"), "{log}");
+    assert!(log.contains("drops models that served requests"), "{log}");
+
+    // 4: with the explicit flag, SIGHUP drops it
+    std::fs::write(
+        &gw.config_path,
+        format!("allow_destructive_reload: true\n{head}{}", body(&mock, "")),
+    )
+    .unwrap();
     gw.signal("HUP");
     wait_for_status(&gw, "new-model", 404).await;
 
@@ -147,7 +173,7 @@ async fn sigterm_lets_in_flight_streams_finish() {
         .post_with(
             "/v1/chat/completions",
             json!({"model": "chat-model", "stream": true, "messages": []}),
-            &[("x-mock-chunks", "8"), ("x-mock-chunk-delay-ms", "100")],
+            &[("x-mock-chunks", "6"), ("x-mock-chunk-delay-ms", "100")],
         )
         .await;
     let mut s = r.bytes_stream();
@@ -181,4 +207,44 @@ async fn sigterm_lets_in_flight_streams_finish() {
         1,
         "the usage event of the in-flight stream must be written"
     );
+    let log = gw.plain_log();
+    assert!(log.contains("requests_in_flight=1"), "{log}");
+    assert!(log.contains("drained; exiting"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_as_soon_as_drained_not_after_the_grace_period() {
+    let mock = Mock::start().await;
+    // a 30 s grace period: an idle gateway must not wait it out
+    let mut gw = Gateway::start_edited(&body(&mock, ""), &[], |y| {
+        y.replace("grace_period_secs: 1", "grace_period_secs: 30")
+    })
+    .await;
+    let gw_text = std::fs::read_to_string(&gw.config_path).unwrap();
+    assert!(gw_text.contains("grace_period_secs: 30"));
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "messages": []}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    gw.wait_events(1).await;
+    let t0 = Instant::now();
+    gw.signal("TERM");
+    loop {
+        if gw.try_wait().is_some() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "an idle gateway waited for its grace period:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = gw.plain_log();
+    assert!(log.contains("requests_in_flight=0"), "{log}");
+    assert!(log.contains("drained; exiting"), "{log}");
+    assert_eq!(gw.events().len(), 1);
 }

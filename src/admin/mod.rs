@@ -114,7 +114,7 @@ fn webhook_poll() -> std::time::Duration {
 
 /// Serve the admin app on `addr` until shutdown; deliver webhooks beside it.
 pub async fn serve(addr: SocketAddr, state: AdminState, mut shutdown: watch::Receiver<bool>) {
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = match crate::server::bind_reusable(addr) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(%addr, error = %e, "cannot bind the admin listener");

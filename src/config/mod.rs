@@ -6,6 +6,6 @@ pub mod reload;
 pub mod resolve;
 
 pub use resolve::{
-    Category, Config, ConfigError, DatabaseConfig, Deployment, FailoverConfig, KeyEntry, Model,
-    Provider, UsageConfig, load_file, parse_str,
+    Category, ClientConfig, Config, ConfigError, DatabaseConfig, Deployment, FailoverConfig,
+    KeyEntry, Model, Provider, UsageConfig, load_file, parse_str,
 };

@@ -30,9 +30,25 @@ pub struct RawConfig {
     /// Largest multipart upload (audio) accepted, in bytes. Default 26214400 (25 MiB).
     #[serde(default)]
     pub max_upload_bytes: Option<Spanned<u64>>,
+    /// Unix socket through which a new process (`serve --upgrade`) takes over the listening
+    /// sockets of this one on SIGQUIT. Default `/tmp/catraca-upgrade.sock`.
+    #[serde(default)]
+    pub upgrade_sock: Option<Spanned<String>>,
     /// Seconds a SIGTERM waits for in-flight requests before exit. Default 30.
     #[serde(default)]
     pub grace_period_secs: Option<Spanned<u64>>,
+    /// Largest single server-sent event an upstream may send (bytes before its blank line);
+    /// past it the stream ends with an error event. Default 1048576 (1 MiB).
+    #[serde(default)]
+    pub max_sse_event_bytes: Option<Spanned<u64>>,
+    /// What a client connection may take: deadlines for the request head and body, header
+    /// caps, connections per IP.
+    #[serde(default)]
+    pub client: Option<RawClient>,
+    /// Let a reload drop every key of the embedded mode, or a model that served traffic in the
+    /// last 15 minutes (refused otherwise, with a log line). Default false.
+    #[serde(default)]
+    pub allow_destructive_reload: Option<Spanned<bool>>,
     /// Usage event sink of the no-database mode.
     #[serde(default)]
     pub usage: Option<RawUsage>,
@@ -60,6 +76,29 @@ pub struct RawConfig {
     /// API keys of the no-database mode.
     #[serde(default)]
     pub keys: Vec<Spanned<RawKey>>,
+}
+
+/// `client:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    /// Whole time a client may take to send its request head, from the first byte, in ms
+    /// (each read also has this as its own timeout). Default 10000.
+    #[serde(default)]
+    pub header_timeout_ms: Option<Spanned<u64>>,
+    /// Whole time a client may take to send a request body, in ms. Default 60000.
+    #[serde(default)]
+    pub body_timeout_ms: Option<Spanned<u64>>,
+    /// Largest request head (request line and headers), bytes; past it 431. Default 32768.
+    #[serde(default)]
+    pub max_header_bytes: Option<Spanned<u64>>,
+    /// Most request headers; past it 431. Default 100.
+    #[serde(default)]
+    pub max_headers: Option<Spanned<u64>>,
+    /// Most connections open at once from one client IP; more are closed at accept. Default
+    /// 512.
+    #[serde(default)]
+    pub max_connections_per_ip: Option<Spanned<u64>>,
 }
 
 /// `usage:` section.
@@ -142,6 +181,10 @@ pub struct RawProvider {
     /// Longest whole upstream exchange, in ms. Default 600000.
     #[serde(default)]
     pub total_timeout_ms: Option<Spanned<u64>>,
+    /// Client headers forwarded to this provider besides the standard ones (see README,
+    /// "Headers"); `x-foo-*` forwards every header starting with `x-foo-`. Default none.
+    #[serde(default)]
+    pub forward_headers: Vec<Spanned<String>>,
 }
 
 /// One entry of `deployments:`.

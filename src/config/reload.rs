@@ -17,6 +17,8 @@ use crate::state::Shared;
 
 /// How often the file's modification time and size are checked.
 const POLL: Duration = Duration::from_millis(500);
+/// A model asked for within this long is in use: a reload may not drop it unless allowed.
+const IN_USE: Duration = Duration::from_secs(15 * 60);
 /// How often provider host names are resolved again (off the request path).
 const DNS_REFRESH: Duration = Duration::from_secs(30);
 
@@ -108,6 +110,28 @@ pub async fn reload(path: &std::path::Path, shared: &Shared, reason: &str) -> bo
         }
     };
     let old = shared.live.load_full();
+    if !config.allow_destructive_reload {
+        let mut refused = Vec::new();
+        if old.config.database.is_none() && !old.config.keys.is_empty() && config.keys.is_empty() {
+            refused.push("it declares no API key, so every request would be refused".to_string());
+        }
+        let dropped = old.models_in_use_dropped_by(&config, IN_USE);
+        if !dropped.is_empty() {
+            refused.push(format!(
+                "it drops models that served requests in the last {} minutes: {}",
+                IN_USE.as_secs() / 60,
+                dropped.join(", ")
+            ));
+        }
+        if !refused.is_empty() {
+            for r in &refused {
+                tracing::error!(problem = %r, path = %path.display(),
+                    "config reload refused (set allow_destructive_reload: true to allow it); the previous config keeps serving");
+            }
+            shared.metrics.reloads.with_label_values(&["refused"]).inc();
+            return false;
+        }
+    }
     if config.listen != old.config.listen || config.metrics_listen != old.config.metrics_listen {
         tracing::warn!("listener changes take effect on restart");
     }

@@ -87,6 +87,14 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// SIGTERM grace period.
     pub grace_period: Duration,
+    /// Graceful upgrade socket.
+    pub upgrade_sock: PathBuf,
+    /// Largest single upstream SSE event, bytes.
+    pub max_sse_event_bytes: usize,
+    /// Client connection limits.
+    pub client: ClientConfig,
+    /// A reload may drop every key or a model in use.
+    pub allow_destructive_reload: bool,
     /// Usage sink settings.
     pub usage: UsageConfig,
     /// PostgreSQL, when configured.
@@ -107,6 +115,21 @@ pub struct Config {
     pub models: Vec<Model>,
     /// Config-declared API keys.
     pub keys: Vec<KeyEntry>,
+}
+
+/// What one client connection may take.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientConfig {
+    /// Whole time for the request head.
+    pub header_timeout: Duration,
+    /// Whole time for the request body.
+    pub body_timeout: Duration,
+    /// Largest request head, bytes.
+    pub max_header_bytes: usize,
+    /// Most request headers.
+    pub max_headers: usize,
+    /// Most open connections per client IP.
+    pub max_connections_per_ip: usize,
 }
 
 /// Usage sink settings.
@@ -170,6 +193,8 @@ pub struct Provider {
     pub read_timeout: Duration,
     /// Whole-exchange timeout.
     pub total_timeout: Duration,
+    /// Extra client headers forwarded (lowercase; a trailing `*` matches a prefix).
+    pub forward_headers: Vec<String>,
 }
 
 impl fmt::Debug for Provider {
@@ -419,6 +444,47 @@ impl Resolver {
             self.positive_u64(&raw.max_upload_bytes, "max_upload_bytes", 25 * 1024 * 1024);
         let grace_period =
             Duration::from_secs(raw.grace_period_secs.map(|s| s.value).unwrap_or(30));
+        let max_sse_event_bytes =
+            self.positive_u64(&raw.max_sse_event_bytes, "max_sse_event_bytes", 1 << 20) as usize;
+        let client = {
+            let c = raw.client.as_ref();
+            let max_header_bytes = self.positive_u64(
+                &c.and_then(|c| c.max_header_bytes.clone()),
+                "client.max_header_bytes",
+                32 * 1024,
+            );
+            if max_header_bytes > 1 << 20 {
+                if let Some(v) = c.and_then(|c| c.max_header_bytes.as_ref()) {
+                    self.err(
+                        &v.referenced,
+                        "client.max_header_bytes: must be at most 1048576".into(),
+                    );
+                }
+            }
+            ClientConfig {
+                header_timeout: self.positive_ms(
+                    &c.and_then(|c| c.header_timeout_ms.clone()),
+                    "client.header_timeout_ms",
+                    10_000,
+                ),
+                body_timeout: self.positive_ms(
+                    &c.and_then(|c| c.body_timeout_ms.clone()),
+                    "client.body_timeout_ms",
+                    60_000,
+                ),
+                max_header_bytes: max_header_bytes.min(1 << 20) as usize,
+                max_headers: self.positive_u64(
+                    &c.and_then(|c| c.max_headers.clone()),
+                    "client.max_headers",
+                    100,
+                ) as usize,
+                max_connections_per_ip: self.positive_u64(
+                    &c.and_then(|c| c.max_connections_per_ip.clone()),
+                    "client.max_connections_per_ip",
+                    512,
+                ) as usize,
+            }
+        };
 
         let usage = UsageConfig {
             jsonl_path: raw
@@ -662,6 +728,27 @@ impl Resolver {
                     &format!("{path}.total_timeout_ms"),
                     600_000,
                 ),
+                forward_headers: p
+                    .forward_headers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, h)| {
+                        let name = h.value.to_ascii_lowercase();
+                        let bare = name.strip_suffix('*').unwrap_or(&name);
+                        let ok = !bare.is_empty()
+                            && bare
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                            && !crate::gateway::upstream::never_forwarded(bare);
+                        if !ok {
+                            self.err(
+                                &h.referenced,
+                                format!("{path}.forward_headers[{j}]: {:?} is not a header name that may be forwarded", h.value),
+                            );
+                        }
+                        ok.then_some(name)
+                    })
+                    .collect(),
             });
         }
 
@@ -726,6 +813,23 @@ impl Resolver {
             ));
         }
 
+        // a file without providers or models routes nothing: a truncated or emptied file
+        // must never replace a working config
+        for (empty, what) in [
+            (raw.providers.is_empty(), "providers"),
+            (raw.deployments.is_empty(), "deployments"),
+            (raw.models.is_empty(), "models"),
+        ] {
+            if empty {
+                self.errors.push(ConfigError {
+                    file: self.file.clone(),
+                    line: 1,
+                    column: 1,
+                    message: format!("{what}: at least one is required"),
+                });
+            }
+        }
+
         // keys
         let mut keys = Vec::new();
         let mut seen_hashes = HashSet::new();
@@ -751,6 +855,14 @@ impl Resolver {
             max_body_bytes,
             max_upload_bytes,
             grace_period,
+            upgrade_sock: raw
+                .upgrade_sock
+                .as_ref()
+                .map(|p| PathBuf::from(&p.value))
+                .unwrap_or_else(|| PathBuf::from("/tmp/catraca-upgrade.sock")),
+            max_sse_event_bytes,
+            client,
+            allow_destructive_reload: raw.allow_destructive_reload.is_some_and(|v| v.value),
             usage,
             database,
             limits,

@@ -9,6 +9,11 @@
 //! HTTP session. Pingora then sends the body to each attempt exactly as it does for small ones,
 //! failover included. A custom session cannot be handed back to the connection pool, so such a
 //! request ends with `Connection: close`.
+//!
+//! The same session replays an upload that was spooled to a temporary file (a multipart form
+//! whose `model` field comes after a large file part): the body is read from the file in
+//! 64 KiB chunks as Pingora forwards it, never held in memory. Such a body cannot be replayed
+//! to a second attempt once it started going out, so it reports a truncated retry buffer.
 
 use std::time::Duration;
 
@@ -30,13 +35,41 @@ type MessageReader = Box<dyn Stream<Item = pingora::Result<Bytes>> + Unpin + Sen
 /// A downstream session whose request body was read ahead.
 pub struct BufferedBody {
     inner: Box<HttpSession>,
-    body: Bytes,
+    body: Source,
     delivered: bool,
+}
+
+enum Source {
+    Memory(Bytes),
+    Spooled {
+        file: tokio::fs::File,
+        len: u64,
+        sent: u64,
+    },
+}
+
+impl Source {
+    fn len(&self) -> u64 {
+        match self {
+            Source::Memory(b) => b.len() as u64,
+            Source::Spooled { len, .. } => *len,
+        }
+    }
 }
 
 /// Replace the session's downstream with one that replays `body`; the connection closes after
 /// the response.
 pub fn wrap(session: &mut Session, body: Bytes) {
+    replace(session, Source::Memory(body));
+}
+
+/// Replace the session's downstream with one that sends the `len` bytes of `file` (from its
+/// start) as the request body.
+pub fn wrap_spooled(session: &mut Session, file: tokio::fs::File, len: u64) {
+    replace(session, Source::Spooled { file, len, sent: 0 });
+}
+
+fn replace(session: &mut Session, body: Source) {
     session.set_keepalive(None);
     let placeholder = Box::new(HttpSession::new_custom(Box::new(())));
     let inner = std::mem::replace(&mut session.downstream_session, placeholder);
@@ -46,6 +79,9 @@ pub fn wrap(session: &mut Session, body: Bytes) {
         delivered: false,
     }));
 }
+
+/// One chunk of a spooled body.
+const SPOOL_CHUNK: usize = 64 * 1024;
 
 #[async_trait]
 impl CustomSession for BufferedBody {
@@ -58,11 +94,29 @@ impl CustomSession for BufferedBody {
     }
 
     async fn read_body_bytes(&mut self) -> pingora::Result<Option<Bytes>> {
+        use pingora::{Error, ErrorType::ReadError};
+        use tokio::io::AsyncReadExt;
         if self.delivered {
             return Ok(None);
         }
-        self.delivered = true;
-        Ok(Some(self.body.clone()))
+        match &mut self.body {
+            Source::Memory(b) => {
+                self.delivered = true;
+                Ok(Some(b.clone()))
+            }
+            Source::Spooled { file, len, sent } => {
+                let want = (*len - *sent).min(SPOOL_CHUNK as u64) as usize;
+                let mut buf = vec![0u8; want];
+                file.read_exact(&mut buf)
+                    .await
+                    .map_err(|e| Error::because(ReadError, "spooled upload", e))?;
+                *sent += want as u64;
+                if *sent >= *len {
+                    self.delivered = true;
+                }
+                Ok(Some(Bytes::from(buf)))
+            }
+        }
     }
 
     async fn drain_request_body(&mut self) -> pingora::Result<()> {
@@ -135,8 +189,8 @@ impl CustomSession for BufferedBody {
     }
 
     fn is_body_done(&mut self) -> bool {
-        // the whole body is already here
-        true
+        // a body in memory is all here; a spooled one is done once sent
+        self.delivered || matches!(self.body, Source::Memory(_))
     }
 
     async fn finish(&mut self) -> pingora::Result<()> {
@@ -144,7 +198,7 @@ impl CustomSession for BufferedBody {
     }
 
     fn is_body_empty(&mut self) -> bool {
-        self.body.is_empty()
+        self.body.len() == 0
     }
 
     async fn read_body_or_idle(
@@ -163,7 +217,7 @@ impl CustomSession for BufferedBody {
     }
 
     fn body_bytes_read(&self) -> usize {
-        self.body.len()
+        self.body.len() as usize
     }
 
     fn digest(&self) -> Option<&Digest> {
@@ -189,12 +243,15 @@ impl CustomSession for BufferedBody {
     fn enable_retry_buffering(&mut self) {}
 
     fn retry_buffer_truncated(&self) -> bool {
-        false
+        matches!(self.body, Source::Spooled { .. })
     }
 
     fn get_retry_buffer(&self) -> Option<Bytes> {
         // Pingora sends this to every attempt, as for a body that fit its own buffer
-        Some(self.body.clone())
+        match &self.body {
+            Source::Memory(b) => Some(b.clone()),
+            Source::Spooled { .. } => None,
+        }
     }
 
     async fn finish_custom(&mut self) -> pingora::Result<()> {

@@ -164,12 +164,17 @@ pub struct RequestCtx {
     pub ttft: Option<Duration>,
     /// Whole-exchange deadline of the current provider.
     pub total_timeout: Option<Duration>,
+    /// The error a stream must end with (set by the phase that found it).
+    pub stream_error: Option<ApiError>,
     /// Error code sent to the client, if any.
     pub error_code: Option<&'static str>,
     /// The client went away.
     pub client_disconnected: bool,
     /// `x-session-id` / `x-tokia-session-id`.
     pub session_id: Option<String>,
+    /// The client's own request id (`x-client-request-id`, else `x-request-id`): echoed back,
+    /// sent upstream as `x-client-request-id` and stored on the usage event.
+    pub client_request_id: Option<String>,
     /// Forwarded to the admin app (not AI traffic).
     pub admin: Option<std::net::SocketAddr>,
     /// Images asked for (priced per image).
@@ -182,6 +187,10 @@ pub struct RequestCtx {
     pub ticket: Option<crate::limits::Ticket>,
     /// Money held on the balance/budget until the request ends.
     pub reservation: Option<crate::funds::Reservation>,
+    /// Counts this request as in flight until the context is dropped (after `logging`).
+    pub in_flight: Option<super::conn::InFlightGuard>,
+    /// When the client must have sent its whole body.
+    pub body_deadline: Option<Instant>,
 }
 
 impl RequestCtx {
@@ -218,15 +227,19 @@ impl RequestCtx {
             usage: None,
             ttft: None,
             total_timeout: None,
+            stream_error: None,
             error_code: None,
             client_disconnected: false,
             session_id: None,
+            client_request_id: None,
             admin: None,
             images: 0,
             audio_ms: 0,
             rate: None,
             ticket: None,
             reservation: None,
+            in_flight: None,
+            body_deadline: None,
         }
     }
 

@@ -43,7 +43,20 @@ pub async fn finish(
         (None, Some(_)) => "admin",
         (None, None) => "unknown",
     };
-    let reported = ctx.usage.or(ctx.sse.usage);
+    let reported = match ctx.usage.or(ctx.sse.usage) {
+        Some(u) if !u.plausible() => {
+            // never stored or billed: the request is counted as if nothing was reported
+            tracing::warn!(
+                request_id = %ctx.request_id,
+                deployment = deployment.as_deref().unwrap_or(""),
+                prompt_tokens = u.prompt_tokens,
+                completion_tokens = u.completion_tokens,
+                "upstream reported absurd usage; counting the request with the tokenizer instead"
+            );
+            None
+        }
+        u => u,
+    };
     let usage = match reported {
         Some(u) => Some(u),
         None => counted(ctx, status).await,
@@ -152,6 +165,7 @@ pub async fn finish(
         ttft_ms: ctx.ttft.map(|t| t.as_millis() as u64),
         session_id: ctx.session_id.take(),
         client_disconnected: ctx.client_disconnected,
+        client_request_id: ctx.client_request_id.take(),
     };
     shared.usage.record(event).await;
 }

@@ -12,8 +12,10 @@
 //! | `logging`: usage event and metrics | [`logging`] |
 
 pub mod bigbody;
+pub mod conn;
 pub mod ctx;
 pub mod logging;
+pub mod multipart;
 pub mod rate_usage;
 pub mod request;
 pub mod respond;
@@ -34,6 +36,9 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::error::ApiError;
 use crate::state::Shared;
 use ctx::{AttemptFailure, RequestCtx};
+
+/// Longest single read of a request body (the whole body has `client.body_timeout_ms`).
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The Pingora proxy application.
 pub struct Gateway {
@@ -106,7 +111,14 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
+        let mut ctx = RequestCtx::new();
+        ctx.in_flight = Some(self.shared.in_flight.enter());
+        ctx
+    }
+
+    async fn early_request_filter(&self, _s: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+        conn::head_seen();
+        Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -116,7 +128,28 @@ impl ProxyHttp for Gateway {
         ctx.session_id = request::header_str(session, "x-session-id")
             .or_else(|| request::header_str(session, "x-tokia-session-id"))
             .map(|s| s.chars().take(128).collect());
+        ctx.client_request_id = request::header_str(session, "x-client-request-id")
+            .or_else(|| request::header_str(session, "x-request-id"))
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_string);
         let (keys, admin) = (self.shared.db_keys.as_deref(), self.shared.admin_addr);
+        let client = ctx.live.as_ref().map(|l| l.config.client);
+        if let Some(c) = client {
+            if let Err(e) = request::check_head(session, &c) {
+                self.shared
+                    .metrics
+                    .client_refused
+                    .with_label_values(&["headers_too_large"])
+                    .inc();
+                session.set_keepalive(None);
+                respond::error(session, ctx, &e).await;
+                return Ok(true);
+            }
+            // the body, read here or streamed through, must arrive within its deadline
+            ctx.body_deadline = Some(ctx.start + c.body_timeout);
+            session.set_read_timeout(Some(c.body_timeout.min(BODY_READ_TIMEOUT)));
+        }
         match request::prepare(
             session,
             ctx,
@@ -140,6 +173,11 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        if ctx.client_disconnected {
+            // never start another attempt for a client that is gone
+            return Error::e_explain(ErrorType::ConnectionClosed, "client went away")
+                .map_err(|e| e.into_down());
+        }
         if let Some(addr) = ctx.admin {
             return upstream::admin_peer(addr, ctx);
         }
@@ -182,11 +220,20 @@ impl ProxyHttp for Gateway {
 
     async fn request_body_filter(
         &self,
-        _s: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if !end_of_stream && let Some(deadline) = ctx.body_deadline {
+            // a body streamed through (upload, admin call): the next read gets what is left
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Error::e_explain(ErrorType::ReadTimedout, "client.body_timeout_ms")
+                    .map_err(|e| e.into_down());
+            }
+            session.set_read_timeout(Some(left.min(BODY_READ_TIMEOUT)));
+        }
         upstream::body_chunk(body, end_of_stream, ctx)
     }
 
@@ -229,9 +276,21 @@ impl ProxyHttp for Gateway {
             e.set_retry(false);
             return e;
         }
+        // A client that went away ends the request: no other deployment is asked (a real
+        // provider would bill the abandoned answer twice) and nothing counts against this one.
+        if e.esource() == &ErrorSource::Downstream {
+            ctx.client_disconnected |= e.etype() != &ErrorType::ReadTimedout;
+            e.set_retry(false);
+            return e;
+        }
+        // The gateway's own failure (not the provider's) never counts against a deployment
+        // nor moves the request to another one.
+        if e.esource() == &ErrorSource::Internal || e.etype() == &ErrorType::InternalError {
+            e.set_retry(false);
+            return e;
+        }
         // Our own failover signal (429/5xx) was already counted in upstream_response_filter.
-        if !matches!(e.etype(), ErrorType::HTTPStatus(_)) && e.esource() != &ErrorSource::Downstream
-        {
+        if !matches!(e.etype(), ErrorType::HTTPStatus(_)) {
             let (failure, kind) = failure_of(&e);
             self.record_attempt_error(ctx, failure, kind);
         }
@@ -251,12 +310,23 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let downstream_gone = e.esource() == &ErrorSource::Downstream
-            && matches!(
-                e.etype(),
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
-            );
-        if downstream_gone {
+        if e.esource() == &ErrorSource::Downstream {
+            // The client's fault, never a 5xx and never the upstream's or the admin app's: a
+            // client too slow with its body gets 408 (if nothing was answered yet); one that
+            // went away gets nothing.
+            if e.etype() == &ErrorType::ReadTimedout && session.response_written().is_none() {
+                self.shared
+                    .metrics
+                    .client_refused
+                    .with_label_values(&["body_timeout"])
+                    .inc();
+                let err = ApiError::RequestTimeout;
+                respond::error(session, ctx, &err).await;
+                return FailToProxy {
+                    error_code: err.status(),
+                    can_reuse_downstream: false,
+                };
+            }
             ctx.client_disconnected = true;
             return FailToProxy {
                 error_code: 0,
@@ -274,7 +344,10 @@ impl ProxyHttp for Gateway {
         }
         if ctx.response_started {
             // Too late for a status: end the stream with an error event, bill what was sent.
-            let err = ApiError::StreamInterrupted;
+            let err = ctx
+                .stream_error
+                .take()
+                .unwrap_or(ApiError::StreamInterrupted);
             ctx.error_code = Some(err.code());
             if ctx.sse_active {
                 let _ = session

@@ -97,15 +97,34 @@ pub async fn prepare(
         if content_length.is_some_and(|n| n > cfg.max_upload_bytes) {
             return Err(ApiError::BodyTooLarge(cfg.max_upload_bytes));
         }
-        // The upload is streamed through, never collected: the model comes from a header, the
-        // query string, or the catalog's first model of the route's category.
+        let boundary = super::multipart::boundary(content_type)
+            .ok_or_else(|| {
+                ApiError::InvalidRequest("multipart/form-data needs a boundary parameter".into())
+            })?
+            .to_string();
+        // The model comes from the `x-catraca-model` header, else the form's `model` field,
+        // else the query string, else the catalog's first model of the route's category.
         let category = match route {
             Route::Ocr => Category::Ocr,
             Route::Recognition => Category::Recognition,
             _ => Category::Audio,
         };
-        let name = header_str(session, "x-catraca-model")
-            .map(str::to_string)
+        let forced = header_str(session, "x-catraca-model").map(str::to_string);
+        let form = read_form(
+            session,
+            ctx,
+            &boundary,
+            forced.is_some(),
+            cfg.max_upload_bytes,
+        )
+        .await?;
+        if !form.has_file {
+            return Err(ApiError::InvalidRequest(
+                "the form has no 'file' part".into(),
+            ));
+        }
+        let name = forced
+            .or(form.model)
             .or_else(|| query_param(session, "model"))
             .or_else(|| {
                 cfg.models
@@ -134,17 +153,31 @@ pub async fn prepare(
     // a copy and replays it to each attempt; a larger body is replayed by `bigbody`.
     session.enable_retry_buffering();
     let mut buf = BytesMut::with_capacity(content_length.unwrap_or(1024).min(limit) as usize);
+    let deadline = ctx
+        .body_deadline
+        .map(tokio::time::Instant::from_std)
+        .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(60));
     loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
+        let read = tokio::time::timeout_at(deadline, session.read_request_body()).await;
+        match read {
+            Ok(Ok(Some(chunk))) => {
                 if (buf.len() + chunk.len()) as u64 > limit {
                     session.set_keepalive(None);
                     return Err(ApiError::BodyTooLarge(limit));
                 }
                 buf.extend_from_slice(&chunk);
             }
-            Ok(None) => break,
-            Err(e) => {
+            Ok(Ok(None)) => break,
+            Err(_) => {
+                // the whole body did not arrive in time (a trickle restarts no timer here)
+                session.set_keepalive(None);
+                return Err(ApiError::RequestTimeout);
+            }
+            Ok(Err(e)) if e.etype() == &pingora::ErrorType::ReadTimedout => {
+                session.set_keepalive(None);
+                return Err(ApiError::RequestTimeout);
+            }
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "reading request body failed");
                 ctx.client_disconnected = true;
                 return Err(ApiError::InvalidRequest(
@@ -179,6 +212,11 @@ pub async fn prepare(
     if body.is_empty() {
         return Err(ApiError::InvalidJson("the body is empty".into()));
     }
+    if nesting_exceeds(&body, MAX_JSON_DEPTH) {
+        return Err(ApiError::InvalidJson(format!(
+            "the JSON nests deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     let probe: Probe = serde_json::from_slice(&body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::InvalidRequest(format!(
             "the body must be a JSON object with a string 'model': {e}"
@@ -210,6 +248,18 @@ pub async fn prepare(
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     ctx.hide_usage = ctx.stream && !client_usage;
+    if (ctx.hide_usage && !ctx.stream_options_absent) || ctx.model_span.is_none() {
+        // the rewrite for the upstream cannot splice bytes: parse the body whole, once, here,
+        // so a body serde cannot take is the client's 400 and never an upstream failure
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        if !v.is_object() {
+            return Err(ApiError::InvalidRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        ctx.body_json = Some(v);
+    }
 
     // Tokens are estimated only when a token limit or a reservation needs them.
     let estimate = match (&ctx.key, ctx.model) {
@@ -239,6 +289,209 @@ pub async fn prepare(
     .await?;
     reserve(ctx, limiter, funds, estimate).await?;
     Ok(Outcome::Proxy)
+}
+
+/// The request head within `client.max_header_bytes` and `client.max_headers` (Pingora's own
+/// caps, 1 MiB and 256 headers, stop what is larger before this runs): else 431.
+pub fn check_head(session: &Session, client: &crate::config::ClientConfig) -> Result<(), ApiError> {
+    let req = session.req_header();
+    if req.headers.len() > client.max_headers {
+        return Err(ApiError::HeadersTooLarge);
+    }
+    // request line plus "name: value\r\n" per header
+    let mut size = req.method.as_str().len() + req.raw_path().len() + 12;
+    for (name, value) in &req.headers {
+        size += name.as_str().len() + value.len() + 4;
+        if size > client.max_header_bytes {
+            return Err(ApiError::HeadersTooLarge);
+        }
+    }
+    if size > client.max_header_bytes {
+        return Err(ApiError::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// Deepest nesting of arrays and objects a JSON body may have (serde_json's own parser stops
+/// at 128; a body between the two would pass a first look and fail a later full parse).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Whether `body` (already known to be valid JSON) nests arrays and objects deeper than `max`.
+/// Most bodies have fewer brackets than `max` in all, which one SIMD count shows; only the
+/// others are walked byte by byte.
+pub fn nesting_exceeds(body: &[u8], max: usize) -> bool {
+    if memchr::memchr2_iter(b'[', b'{', body).take(max + 1).count() <= max {
+        return false;
+    }
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for &b in body {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// What the gateway learnt of an upload's form.
+struct Form {
+    model: Option<String>,
+    has_file: bool,
+}
+
+/// Pingora's retry buffer: a body read ahead up to this size is replayed by Pingora itself.
+const READ_AHEAD: usize = 64 * 1024;
+
+/// Read an upload's form far enough to know its `model` field (unless `forced`) and whether
+/// it has a `file` part. Up to [`READ_AHEAD`] bytes stay in Pingora's retry buffer and the
+/// rest streams through as usual. When the answer lies further (a `model` field after a large
+/// file, as the Node SDK sends it), the whole upload is spooled to an unlinked temporary file,
+/// bounded by `max_upload_bytes`, and sent upstream from there, never held in memory.
+async fn read_form(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    boundary: &str,
+    forced: bool,
+    max_upload_bytes: u64,
+) -> Result<Form, ApiError> {
+    use tokio::io::AsyncWriteExt;
+    session.enable_retry_buffering();
+    let mut scan = super::multipart::FormScan::new(boundary);
+    let deadline = ctx
+        .body_deadline
+        .map(tokio::time::Instant::from_std)
+        .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(60));
+    let mut prefix = BytesMut::new();
+    let mut spool: Option<tokio::fs::File> = None;
+    let mut total: u64 = 0;
+    let mut ended = false;
+    loop {
+        let known = scan.has_file && (forced || scan.model.is_some());
+        if scan.done() || (known && spool.is_none()) {
+            break;
+        }
+        let chunk = match tokio::time::timeout_at(deadline, session.read_request_body()).await {
+            Err(_) => {
+                session.set_keepalive(None);
+                return Err(ApiError::RequestTimeout);
+            }
+            Ok(Err(e)) if e.etype() == &pingora::ErrorType::ReadTimedout => {
+                session.set_keepalive(None);
+                return Err(ApiError::RequestTimeout);
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "reading an upload failed");
+                ctx.client_disconnected = true;
+                return Err(ApiError::InvalidRequest(
+                    "could not read the request body".into(),
+                ));
+            }
+            Ok(Ok(None)) => {
+                ended = true;
+                break;
+            }
+            Ok(Ok(Some(c))) => c,
+        };
+        total += chunk.len() as u64;
+        if total > max_upload_bytes {
+            session.set_keepalive(None);
+            return Err(ApiError::BodyTooLarge(max_upload_bytes));
+        }
+        scan.feed(&chunk)
+            .map_err(|e| ApiError::InvalidRequest(format!("invalid multipart form: {}", e.0)))?;
+        match spool.as_mut() {
+            Some(f) => f.write_all(&chunk).await.map_err(spool_error)?,
+            None if prefix.len() + chunk.len() <= READ_AHEAD => prefix.extend_from_slice(&chunk),
+            None => {
+                // past the retry buffer: from here on the upload goes to a file
+                let mut f = spool_file().await?;
+                f.write_all(&prefix).await.map_err(spool_error)?;
+                f.write_all(&chunk).await.map_err(spool_error)?;
+                prefix = BytesMut::new();
+                spool = Some(f);
+            }
+        }
+    }
+    if let Some(mut f) = spool {
+        if !ended {
+            // read the rest too: the file replaces the client's body
+            loop {
+                match tokio::time::timeout_at(deadline, session.read_request_body()).await {
+                    Ok(Ok(Some(c))) => {
+                        total += c.len() as u64;
+                        if total > max_upload_bytes {
+                            session.set_keepalive(None);
+                            return Err(ApiError::BodyTooLarge(max_upload_bytes));
+                        }
+                        f.write_all(&c).await.map_err(spool_error)?;
+                    }
+                    Ok(Ok(None)) => break,
+                    Err(_) => {
+                        session.set_keepalive(None);
+                        return Err(ApiError::RequestTimeout);
+                    }
+                    Ok(Err(_)) => {
+                        ctx.client_disconnected = true;
+                        return Err(ApiError::InvalidRequest(
+                            "could not read the request body".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        f.flush().await.map_err(spool_error)?;
+        use tokio::io::AsyncSeekExt;
+        f.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(spool_error)?;
+        tracing::debug!(request_id = %ctx.request_id, bytes = total, "upload spooled to a temporary file");
+        super::bigbody::wrap_spooled(session, f, total);
+    }
+    // else the rest streams through after the read-ahead, into Pingora's retry buffer while it
+    // fits (another attempt replays it), past that with no second attempt
+    Ok(Form {
+        model: scan.model,
+        has_file: scan.has_file,
+    })
+}
+
+/// A new temporary file, already unlinked: it is gone when the request ends, crash or not.
+async fn spool_file() -> Result<tokio::fs::File, ApiError> {
+    let path = std::env::temp_dir().join(format!(
+        "catraca-upload-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(spool_error)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(tokio::fs::File::from_std(f))
+}
+
+fn spool_error(e: std::io::Error) -> ApiError {
+    tracing::error!(error = %e, "cannot spool an upload to a temporary file");
+    ApiError::Internal
 }
 
 /// Hold the request's largest cost on its organization's balance and its key's budget, and
@@ -391,6 +644,7 @@ fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), Ap
             route.label()
         )));
     }
+    live.mark_used(idx, ctx.start);
     ctx.model = Some(idx);
     ctx.model_name = Some(name.to_string());
     ctx.candidates = live.candidates(idx);

@@ -40,6 +40,9 @@ async fn write(
         h.insert_header("content-type", "application/json")?;
         h.insert_header("content-length", body.len().to_string())?;
         h.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(id) = &ctx.client_request_id {
+            h.insert_header("x-client-request-id", id.as_str())?;
+        }
         rate_headers(&mut h, ctx)?;
         if let Some(s) = retry_after {
             h.insert_header("retry-after", s.to_string())?;

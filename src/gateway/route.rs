@@ -169,6 +169,9 @@ pub struct Live {
     keys: HashMap<[u8; 32], Arc<KeyInfo>>,
     /// Pre-rendered `GET /v1/models` body.
     pub models_body: Bytes,
+    /// Per model, the second (since `epoch`, plus one; 0 = never) it was last asked for; kept
+    /// across reloads by model name, so a reload can tell a model in use.
+    pub model_used: Vec<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl KeyStore for Live {
@@ -259,7 +262,18 @@ impl Live {
             );
         }
         let models_body = render_models(&config);
+        let model_used = config
+            .models
+            .iter()
+            .map(|m| {
+                previous
+                    .and_then(|prev| prev.model_index.get(&m.name).map(|&i| &prev.model_used[i]))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
         Ok(Live {
+            model_used,
             deployment_names: config
                 .deployments
                 .iter()
@@ -273,6 +287,39 @@ impl Live {
             keys,
             models_body,
         })
+    }
+
+    /// Note that `model` was asked for at `now` (one relaxed load; a store at most once a
+    /// second per model, so threads do not fight over the cache line).
+    pub fn mark_used(&self, model: usize, now: Instant) {
+        if let Some(a) = self.model_used.get(model) {
+            let s = now.saturating_duration_since(self.epoch).as_secs() + 1;
+            if a.load(std::sync::atomic::Ordering::Relaxed) != s {
+                a.store(s, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Public names of models of this snapshot that `next` no longer serves and that were asked
+    /// for within `window`.
+    pub fn models_in_use_dropped_by(
+        &self,
+        next: &Config,
+        window: std::time::Duration,
+    ) -> Vec<String> {
+        let now = self.epoch.elapsed().as_secs() + 1;
+        self.config
+            .models
+            .iter()
+            .zip(&self.model_used)
+            .filter(|(m, used)| {
+                let t = used.load(std::sync::atomic::Ordering::Relaxed);
+                t != 0
+                    && now.saturating_sub(t) <= window.as_secs()
+                    && !next.models.iter().any(|n| n.name == m.name)
+            })
+            .map(|(m, _)| m.name.clone())
+            .collect()
     }
 
     /// Milliseconds since the epoch, for breaker clocks.

@@ -76,6 +76,9 @@ pub fn on_upstream_header(
         resp.remove_header("content-length");
     }
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(id) = &ctx.client_request_id {
+        resp.insert_header("x-client-request-id", id.as_str())?;
+    }
     super::respond::rate_headers(resp, ctx)?;
     Ok(())
 }
@@ -94,7 +97,18 @@ pub fn on_body(body: &mut Option<Bytes>, eos: bool, ctx: &mut RequestCtx) -> Res
     }
     if ctx.sse_active {
         if let Some(b) = body.take() {
-            *body = Some(ctx.sse.feed(b));
+            match ctx.sse.feed(b) {
+                Ok(b) => *body = Some(b),
+                Err(crate::sse::EventTooLarge(n)) => {
+                    tracing::warn!(request_id = %ctx.request_id, pending_bytes = n,
+                        "upstream SSE event over max_sse_event_bytes; ending the stream");
+                    ctx.stream_error = Some(crate::error::ApiError::UpstreamEventTooLarge);
+                    return Error::e_explain(
+                        ErrorType::Custom("upstream_event_too_large"),
+                        "SSE event over max_sse_event_bytes",
+                    );
+                }
+            }
         }
         if eos {
             if let Some(rest) = ctx.sse.finish() {
@@ -124,7 +138,14 @@ pub fn on_body(body: &mut Option<Bytes>, eos: bool, ctx: &mut RequestCtx) -> Res
             if ctx.route == Some(Route::Audio)
                 && ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
             {
-                ctx.audio_ms = crate::sse::find_audio_ms(&ctx.resp_tail).unwrap_or(0);
+                ctx.audio_ms = match crate::sse::find_audio_ms(&ctx.resp_tail) {
+                    Some(ms) if ms > crate::sse::MAX_AUDIO_MS => {
+                        tracing::warn!(request_id = %ctx.request_id, reported_ms = ms,
+                            "upstream reported an absurd audio duration; not billed");
+                        0
+                    }
+                    ms => ms.unwrap_or(0),
+                };
             }
         }
     }

@@ -23,11 +23,13 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     ctx.deployment = Some(d);
     ctx.upstream_status = None;
     ctx.sse_active = false;
-    ctx.sse = crate::sse::SseScanner::new(ctx.hide_usage);
+    ctx.sse =
+        crate::sse::SseScanner::new(ctx.hide_usage).with_max_event(live.config.max_sse_event_bytes);
     ctx.resp_tail.clear();
     ctx.usage = None;
     ctx.ttft = None;
     ctx.upstream_body = None;
+    ctx.streamed_body_bytes = 0;
 
     let dep = &live.config.deployments[d];
     let provider = &live.config.providers[dep.provider];
@@ -41,6 +43,52 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     peer.options.write_timeout = Some(provider.read_timeout);
     ctx.total_timeout = Some(provider.total_timeout);
     Ok(Box::new(peer))
+}
+
+/// Client headers every provider gets (with the gateway's own `host`, `authorization`,
+/// `x-request-id` and `x-client-request-id`). `accept-encoding` is not among them: the body
+/// filters must see plain bytes.
+pub const FORWARDED: [&str; 5] = [
+    "accept",
+    "content-type",
+    "content-length",
+    "user-agent",
+    "openai-beta",
+];
+
+/// Headers no `forward_headers` entry may name: credentials, cookies, hop-by-hop framing and
+/// what the gateway sets itself.
+pub fn never_forwarded(name: &str) -> bool {
+    const NEVER: [&str; 16] = [
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "cookie",
+        "host",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "transfer-encoding",
+        "accept-encoding",
+        "openai-organization",
+        "openai-project",
+        "x-request-id",
+    ];
+    NEVER.iter().any(|n| name.eq_ignore_ascii_case(n)) || name.starts_with("x-catraca")
+}
+
+/// Whether the client header `name` (lowercase, as `http` keeps it) goes upstream.
+fn forwarded(name: &str, extra: &[String], upload: bool) -> bool {
+    if FORWARDED.contains(&name) || (upload && name == "transfer-encoding") {
+        return true;
+    }
+    extra.iter().any(|e| match e.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => e == name,
+    })
 }
 
 /// Peer for the admin app on loopback.
@@ -74,16 +122,26 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
         .parse::<http::Uri>()
         .map_err(|e| Error::because(ErrorType::InternalError, "upstream uri", e))?;
     req.set_uri(uri);
+    // Only an allow-list of client headers reaches the provider: cookies, the client's
+    // credentials and its own OpenAI organization/project would make a real provider answer
+    // 401 or bill the wrong project. (The loop finds one header to drop at a time: no list is
+    // allocated, and a request has a handful of headers.)
+    while let Some(name) = req
+        .headers
+        .keys()
+        .find(|n| !forwarded(n.as_str(), &provider.forward_headers, route.is_upload()))
+        .cloned()
+    {
+        req.remove_header(&name);
+    }
     req.insert_header("host", lp.host_header.clone())?;
-    req.remove_header("authorization");
-    req.remove_header("api-key");
-    req.remove_header("x-catraca-model");
     if let Some(a) = &lp.auth_header {
         req.insert_header("authorization", a.clone())?;
     }
-    // body filters must see plain bytes
-    req.remove_header("accept-encoding");
     req.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(id) = &ctx.client_request_id {
+        req.insert_header("x-client-request-id", id.as_str())?;
+    }
 
     if !route.is_upload() {
         let body = upstream_body(ctx, &dep.upstream_model)?;

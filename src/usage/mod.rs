@@ -59,6 +59,9 @@ pub struct UsageEvent {
     pub session_id: Option<String>,
     /// The client disconnected before the response was complete.
     pub client_disconnected: bool,
+    /// The client's own request id (`x-client-request-id` or `x-request-id`).
+    #[serde(default)]
+    pub client_request_id: Option<String>,
 }
 
 /// Where usage events go.

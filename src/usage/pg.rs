@@ -6,6 +6,11 @@
 //! tries every [`REPLAY_EVERY`] to insert it; `request_id` is unique and the insert skips rows
 //! already present, so a replay that is cut half way and run again still stores each event
 //! exactly once. Key totals are updated from the rows the insert actually added.
+//!
+//! A row Postgres refuses for what it holds (SQLSTATE class 22 or 23: a number out of range,
+//! say) would fail its batch on every retry and block everything queued behind it. Such a
+//! batch is bisected until the poison rows are alone; they go to `<spill>.quarantine` (one JSON
+//! line each, with the reason, logged as an error) and every other row is stored.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -35,6 +40,8 @@ pub struct PgWriter {
     pub written: Arc<AtomicU64>,
     /// Events currently waiting in the spill file.
     pub spilled: Arc<AtomicU64>,
+    /// Events set aside because they can never be written (see [`insert_isolating`]).
+    pub quarantined: Arc<AtomicU64>,
 }
 
 /// A sink and its writer sharing one queue of `capacity` events.
@@ -48,6 +55,7 @@ pub fn channel(pool: LazyPool, spill: PathBuf, capacity: usize) -> (QueueSink, P
             queue,
             written: Arc::new(AtomicU64::new(0)),
             spilled: Arc::new(AtomicU64::new(0)),
+            quarantined: Arc::new(AtomicU64::new(0)),
         },
     )
 }
@@ -80,9 +88,10 @@ impl PgWriter {
                         }
                     }
                     let n = batch.len() as u64;
-                    match insert(pool, &batch).await {
-                        Ok(()) => {
-                            self.written.fetch_add(n, Ordering::Relaxed);
+                    match insert_isolating(pool, &batch).await {
+                        Ok(bad) => {
+                            self.written.fetch_add(n - bad.len() as u64, Ordering::Relaxed);
+                            self.quarantine(&batch, &bad);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, events = n, "usage insert failed; spilling to {}", self.spill.display());
@@ -137,10 +146,17 @@ impl PgWriter {
                 return;
             }
         };
+        let mut quarantined = 0u64;
         for chunk in events.chunks(BATCH) {
-            if let Err(e) = insert(pool, chunk).await {
-                tracing::debug!(error = %e, "replay of spilled usage failed; will retry");
-                return;
+            match insert_isolating(pool, chunk).await {
+                Ok(bad) => {
+                    quarantined += bad.len() as u64;
+                    self.quarantine(chunk, &bad);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "replay of spilled usage failed; will retry");
+                    return;
+                }
             }
         }
         if let Err(e) = std::fs::write(&self.spill, b"") {
@@ -148,13 +164,95 @@ impl PgWriter {
             return;
         }
         self.written
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
+            .fetch_add(events.len() as u64 - quarantined, Ordering::Relaxed);
         self.spilled.store(0, Ordering::Relaxed);
         tracing::info!(
             events = events.len(),
             "spilled usage events replayed into Postgres"
         );
     }
+}
+
+impl PgWriter {
+    /// Where rows that can never be written go: the spill file's name plus `.quarantine`.
+    pub fn quarantine_path(&self) -> PathBuf {
+        let mut p = self.spill.clone().into_os_string();
+        p.push(".quarantine");
+        PathBuf::from(p)
+    }
+
+    /// Set aside the rows of `batch` at `bad` (index, reason), one JSON line each with the
+    /// reason, so they stop blocking the queue and an operator can look at them.
+    fn quarantine(&self, batch: &[UsageEvent], bad: &[(usize, String)]) {
+        if bad.is_empty() {
+            return;
+        }
+        let mut buf = Vec::new();
+        for (i, reason) in bad {
+            let Some(ev) = batch.get(*i) else { continue };
+            tracing::error!(request_id = %ev.request_id, reason = %reason,
+                "usage event cannot be stored; quarantined");
+            let line = serde_json::json!({"reason": reason, "event": ev});
+            if serde_json::to_writer(&mut buf, &line).is_ok() {
+                buf.push(b'\n');
+            }
+        }
+        let path = self.quarantine_path();
+        let result = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| {
+                f.write_all(&buf)?;
+                f.sync_data()
+            });
+        if let Err(e) = result {
+            tracing::error!(path = %path.display(), error = %e, "cannot write the quarantine file");
+        }
+        self.quarantined
+            .fetch_add(bad.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Whether an insert failed because of what a row holds (a number out of range, a value the
+/// column refuses), which no retry can fix, rather than because Postgres was unreachable.
+fn is_poison(e: &sqlx::Error) -> bool {
+    match e {
+        // class 22: data exception; class 23: integrity constraint violation
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    }
+}
+
+/// Insert `batch`; when a row can never be written, bisect the batch so every other row is
+/// stored, and return the poison rows (index, reason). Rows already stored are skipped by a
+/// retry, so halves that went in before a later failure are not written twice. An outage is
+/// returned as the error (the caller spills or retries the whole batch).
+pub async fn insert_isolating(
+    pool: &PgPool,
+    batch: &[UsageEvent],
+) -> Result<Vec<(usize, String)>, sqlx::Error> {
+    let mut bad = Vec::new();
+    let mut todo = vec![(0, batch.len())];
+    while let Some((a, b)) = todo.pop() {
+        match insert(pool, &batch[a..b]).await {
+            Ok(()) => {}
+            Err(e) if is_poison(&e) => {
+                if b - a == 1 {
+                    bad.push((a, e.to_string()));
+                } else {
+                    let m = (a + b) / 2;
+                    todo.push((m, b));
+                    todo.push((a, m));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(bad)
 }
 
 fn count_lines(path: &PathBuf) -> u64 {
@@ -209,7 +307,9 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
     let mut created = Vec::with_capacity(batch.len());
     let mut cost_usd = Vec::with_capacity(batch.len());
     let mut cost_brl = Vec::with_capacity(batch.len());
+    let mut client_request_id = Vec::with_capacity(batch.len());
     for e in batch {
+        client_request_id.push(e.client_request_id.as_deref());
         request_id.push(e.request_id.as_str());
         organization_id.push(e.organization_id);
         api_key_id.push(e.api_key_id);
@@ -240,12 +340,12 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
                 request_id, organization_id, api_key_id, key_name, route, model, deployment,
                 provider, status, error, attempts, stream, prompt_tokens, completion_tokens,
                 usage_reported, latency_ms, ttft_ms, session_id, client_disconnected, created_at,
-                cost_upstream_usd_micros, cost_billed_brl_micros)
+                cost_upstream_usd_micros, cost_billed_brl_micros, client_request_id)
             SELECT * FROM UNNEST(
                 $1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
                 $8::text[], $9::int2[], $10::text[], $11::int2[], $12::bool[], $13::int8[], $14::int8[],
                 $15::bool[], $16::int4[], $17::int4[], $18::text[], $19::bool[], $20::timestamptz[],
-                $21::int8[], $22::int8[])
+                $21::int8[], $22::int8[], $24::text[])
             ON CONFLICT (request_id) DO NOTHING
             RETURNING request_id, organization_id, api_key_id, model, status, prompt_tokens, completion_tokens,
                       cost_upstream_usd_micros, cost_billed_brl_micros, latency_ms, created_at
@@ -373,6 +473,7 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
     .bind(&cost_usd)
     .bind(&cost_brl)
     .bind(crate::funds::node_id())
+    .bind(&client_request_id)
     .execute(pool)
     .await?;
     Ok(())

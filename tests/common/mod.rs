@@ -130,13 +130,22 @@ impl Gateway {
 
     /// Same, with extra environment (e.g. `DATABASE_URL` for the Postgres mode).
     pub async fn start_with_env(body: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_edited(body, env, |yaml| yaml).await
+    }
+
+    /// Same, with the whole file passed through `edit` first (to change a header line).
+    pub async fn start_edited(
+        body: &str,
+        env: &[(&str, &str)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Gateway {
         let dir = scratch();
         let port = free_port();
         let mport = free_port();
         let config_path = dir.join("catraca.yaml");
         std::fs::write(
             &config_path,
-            format!("{}{}", header(&dir, port, mport), body),
+            edit(format!("{}{}", header(&dir, port, mport), body)),
         )
         .unwrap();
         let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
@@ -185,6 +194,25 @@ impl Gateway {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// The log without terminal colours, for matching `field=value`.
+    pub fn plain_log(&self) -> String {
+        let log = self.log();
+        let mut out = String::with_capacity(log.len());
+        let mut chars = log.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 
     pub fn pid(&self) -> u32 {
@@ -282,8 +310,8 @@ pub fn two_deployments(a: &str, b: &str, extra: &str) -> String {
     format!(
         r#"failover: {{max_attempts: 3, failures_to_trip: 2, cooldown_ms: 3000}}
 providers:
-  - {{name: pa, base_url: "{a}", connect_timeout_ms: 500, read_timeout_ms: 1000}}
-  - {{name: pb, base_url: "{b}", connect_timeout_ms: 500, read_timeout_ms: 1000}}
+  - {{name: pa, base_url: "{a}", connect_timeout_ms: 500, read_timeout_ms: 1000, forward_headers: [x-mock-*]}}
+  - {{name: pb, base_url: "{b}", connect_timeout_ms: 500, read_timeout_ms: 1000, forward_headers: [x-mock-*]}}
 deployments:
   - {{name: da, provider: pa, model: upstream-a, priority: 0}}
   - {{name: db, provider: pb, model: upstream-b, priority: 1}}
@@ -408,7 +436,7 @@ pub async fn set_plan(pool: &sqlx::PgPool, org: uuid::Uuid, code: &str) {
 /// `model`, then `extra` (more `models:` entries).
 pub fn single_model(mock: &Mock, model: &str, extra: &str) -> String {
     format!(
-        "providers:\n  - {{name: p, base_url: \"{}\"}}\ndeployments:\n  - {{name: d, provider: p, model: up}}\nmodels:\n  - {{name: {model}, deployments: [d]}}\n{extra}",
+        "providers:\n  - {{name: p, base_url: \"{}\", forward_headers: [x-mock-*]}}\ndeployments:\n  - {{name: d, provider: p, model: up}}\nmodels:\n  - {{name: {model}, deployments: [d]}}\n{extra}",
         mock.base()
     )
 }

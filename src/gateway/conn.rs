@@ -1,0 +1,217 @@
+//! Guards below the proxy, around every client connection: a cap of open connections per
+//! client IP, a whole-time deadline for each request head, and the count of requests in flight
+//! that a graceful shutdown waits for.
+//!
+//! Pingora bounds each *read* of a request head (60 s) but not the head as a whole, and a
+//! reused keep-alive connection waits for its next head with no timeout at all, so a client
+//! trickling one byte at a time could hold a connection for ever. [`HeadDeadline`] wraps the
+//! proxy's per-request entry point: if the head is not complete (the gateway's
+//! `early_request_filter` marks it) within `client.header_timeout_ms` — plus
+//! [`KEEPALIVE_IDLE`] on a reused connection, where the wait starts right after the previous
+//! response — the request future is dropped and the connection closed. [`PerIp`] wraps the
+//! whole connection and closes, at accept, connections past `client.max_connections_per_ip`.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
+use pingora::protocols::Stream;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+
+/// How long a keep-alive connection may wait, idle, for its next request head (on top of the
+/// head deadline).
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+
+tokio::task_local! {
+    /// Set by the gateway once a request head is parsed.
+    static HEAD_SEEN: Arc<AtomicBool>;
+    /// Requests started on this connection so far (HTTP/1: one task per connection).
+    static CONN_REQUESTS: Cell<u32>;
+}
+
+/// Called by the gateway's first phase: the head of the current request is complete.
+pub fn head_seen() {
+    let _ = HEAD_SEEN.try_with(|s| s.store(true, Ordering::Relaxed));
+}
+
+/// Requests in flight (proxy sessions between their head and their usage event).
+#[derive(Default)]
+pub struct InFlight(AtomicU64);
+
+impl InFlight {
+    /// How many now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Count one until the returned guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(self.clone())
+    }
+}
+
+/// One request in flight.
+pub struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The proxy's per-request entry point under a whole-head deadline.
+pub struct HeadDeadline<A> {
+    inner: Arc<A>,
+    head: Duration,
+}
+
+impl<A> HeadDeadline<A> {
+    /// Wrap `inner`; a head must be complete within `head`.
+    pub fn new(inner: A, head: Duration) -> Self {
+        HeadDeadline {
+            inner: Arc::new(inner),
+            head,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for HeadDeadline<A> {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let reused = CONN_REQUESTS
+            .try_with(|n| {
+                let before = n.get();
+                n.set(before.saturating_add(1));
+                before > 0
+            })
+            .unwrap_or(false);
+        let deadline = if reused {
+            self.head + KEEPALIVE_IDLE
+        } else {
+            self.head
+        };
+        let seen = Arc::new(AtomicBool::new(false));
+        let fut = HEAD_SEEN.scope(seen.clone(), self.inner.process_new_http(session, shutdown));
+        tokio::pin!(fut);
+        tokio::select! {
+            biased;
+            r = &mut fut => return r,
+            _ = tokio::time::sleep(deadline) => {}
+        }
+        if !seen.load(Ordering::Relaxed) {
+            tracing::debug!(
+                ?deadline,
+                reused,
+                "request head not complete in time; closing"
+            );
+            return None; // dropping the session closes the connection
+        }
+        fut.await
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.inner.server_options()
+    }
+
+    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
+        self.inner.h2_options()
+    }
+
+    async fn http_cleanup(&self) {
+        // wakes keep-alive sessions parked in a head read at shutdown
+        self.inner.http_cleanup().await
+    }
+}
+
+/// A cap of open connections per client IP, around a connection-level app.
+pub struct PerIp<A> {
+    inner: Arc<A>,
+    max: u32,
+    open: Mutex<HashMap<IpAddr, u32>>,
+    refused: prometheus::IntCounter,
+}
+
+impl<A> PerIp<A> {
+    /// At most `max` open connections per IP to `inner`; refusals are counted in `refused`.
+    pub fn new(inner: A, max: usize, refused: prometheus::IntCounter) -> Self {
+        PerIp {
+            inner: Arc::new(inner),
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+            open: Mutex::new(HashMap::new()),
+            refused,
+        }
+    }
+
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot<A>> {
+        let mut open = self.open.lock();
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            owner: self.clone(),
+            ip,
+        })
+    }
+}
+
+struct IpSlot<A> {
+    owner: Arc<PerIp<A>>,
+    ip: IpAddr,
+}
+
+impl<A> Drop for IpSlot<A> {
+    fn drop(&mut self) {
+        let mut open = self.owner.open.lock();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for PerIp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let ip = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let _slot = match ip {
+            Some(ip) => match self.acquire(ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    self.refused.inc();
+                    tracing::debug!(%ip, max = self.max, "connection refused: too many from this IP");
+                    return None;
+                }
+            },
+            None => None,
+        };
+        CONN_REQUESTS
+            .scope(Cell::new(0), self.inner.process_new(stream, shutdown))
+            .await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
