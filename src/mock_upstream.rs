@@ -4,7 +4,9 @@
 //! Per-request headers: `x-mock-status` (answer with this status and an OpenAI error body),
 //! `x-mock-latency-ms` (wait before the response header), `x-mock-chunks` (stream chunks,
 //! default 4), `x-mock-chunk-delay-ms` (pause between chunks), `x-mock-fail-after-chunks`
-//! (break the connection after N chunks), `x-mock-no-usage` (omit `usage`).
+//! (break the connection after N chunks), `x-mock-no-usage` (omit `usage`), `x-mock-usage`
+//! (send this JSON text as the `usage` object, e.g. absurd numbers), `x-mock-endless-event`
+//! (stream one SSE event of this many bytes that never ends, then close).
 //! Per process: `--fail-status`, `--fail-rate`, `--latency-ms`.
 //! `GET /mock/stats` reports counters and the last request body seen, for tests.
 
@@ -181,8 +183,26 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
     let n_chunks = hnum(&h, "x-mock-chunks").unwrap_or(4).clamp(1, 10_000);
     let pt = prompt_tokens(&v);
     let no_usage = h.contains_key("x-mock-no-usage");
+    let raw_usage = h
+        .get("x-mock-usage")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let id = "chatcmpl-mock";
+    if let Some(n) = hnum(&h, "x-mock-endless-event") {
+        // a broken provider: one event that never reaches its blank line
+        let piece = Bytes::from(vec![b'x'; 16 * 1024]);
+        let chunks = n.div_ceil(piece.len() as u64);
+        let st = futures_util::stream::iter(
+            std::iter::once(Bytes::from_static(b"data: "))
+                .chain((0..chunks).map(move |_| piece.clone()))
+                .map(Ok::<_, std::io::Error>),
+        );
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .body(Body::from_stream(st))
+            .unwrap_or_else(|_| error_response(500));
+    }
     if !stream {
         let text: Vec<&str> = (0..n_chunks as usize)
             .map(|i| WORDS[i % WORDS.len()])
@@ -197,6 +217,17 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
         };
         if !no_usage {
             out["usage"] = json!({"prompt_tokens": pt, "completion_tokens": n_chunks, "total_tokens": pt + n_chunks});
+        }
+        if let Some(raw) = &raw_usage {
+            if let Some(o) = out.as_object_mut() {
+                o.remove("usage");
+            }
+            let mut text = out.to_string();
+            text.pop();
+            text.push_str(",\"usage\":");
+            text.push_str(raw);
+            text.push('}');
+            return ([(header::CONTENT_TYPE, "application/json")], text).into_response();
         }
         return (
             [(header::CONTENT_TYPE, "application/json")],
@@ -218,6 +249,7 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
     };
     let st = futures_util::stream::unfold((0u64, guard), move |(i, mut guard)| {
         let model = model.clone();
+        let raw_usage = raw_usage.clone();
         async move {
             if i > 0 && !delay.is_zero() && i <= n_chunks + 2 {
                 tokio::time::sleep(delay).await;
@@ -270,8 +302,17 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
                 format!("data: {frame}\n\n")
             } else if i == n_chunks + 1 && include_usage {
                 frame["choices"] = json!([]);
-                frame["usage"] = json!({"prompt_tokens": pt, "completion_tokens": n_chunks, "total_tokens": pt + n_chunks});
-                format!("data: {frame}\n\n")
+                match &raw_usage {
+                    Some(raw) => {
+                        let mut text = frame.to_string();
+                        text.pop();
+                        format!("data: {text},\"usage\":{raw}}}\n\n")
+                    }
+                    None => {
+                        frame["usage"] = json!({"prompt_tokens": pt, "completion_tokens": n_chunks, "total_tokens": pt + n_chunks});
+                        format!("data: {frame}\n\n")
+                    }
+                }
             } else if i == n_chunks + 1 || (i == n_chunks + 2 && include_usage) {
                 "data: [DONE]\n\n".to_string()
             } else {

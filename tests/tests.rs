@@ -11,6 +11,7 @@ mod db;
 mod errors;
 mod failover;
 mod funds;
+mod hostile;
 mod limits;
 mod maxai;
 mod openapi;

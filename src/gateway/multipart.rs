@@ -1,5 +1,6 @@
 //! Just enough of `multipart/form-data` to route an upload: an incremental scanner that finds
-//! the `model` field's value and whether a `file` part is present, without holding any part's
+//! the `model` field's value and whether the file part is present (`file` for audio, SabIA's
+//! `image` for OCR and `document` for recognition), without holding any part's
 //! content (a file part is skipped as it streams past). It keeps at most one delimiter's worth
 //! of bytes between chunks, plus one part's header block (capped), so it costs time linear in
 //! the body and constant memory.
@@ -37,12 +38,13 @@ enum Part {
 /// Incremental scanner of one form.
 pub struct FormScan {
     delim: Vec<u8>,
+    file_field: &'static str,
     pending: Vec<u8>,
     state: State,
     model_buf: Vec<u8>,
     /// The `model` field's value, once its part ended.
     pub model: Option<String>,
-    /// A part named `file` was seen.
+    /// The file part was seen.
     pub has_file: bool,
 }
 
@@ -67,13 +69,14 @@ pub fn boundary(content_type: &str) -> Option<&str> {
 }
 
 impl FormScan {
-    /// A scanner for parts delimited by `boundary`.
-    pub fn new(boundary: &str) -> Self {
+    /// A scanner for parts delimited by `boundary`, whose file part is named `file_field`.
+    pub fn new(boundary: &str, file_field: &'static str) -> Self {
         let mut delim = Vec::with_capacity(boundary.len() + 4);
         delim.extend_from_slice(b"\r\n--");
         delim.extend_from_slice(boundary.as_bytes());
         FormScan {
             delim,
+            file_field,
             // the first delimiter has no CRLF before it: pretend it had
             pending: b"\r\n".to_vec(),
             state: State::Content(Part::Preamble),
@@ -161,7 +164,7 @@ impl FormScan {
                     match end {
                         Some((i, skip)) => {
                             let part = part_of(&rest[..i])?;
-                            if part == Part::Other && names(&rest[..i], "file") {
+                            if part == Part::Other && names(&rest[..i], self.file_field) {
                                 self.has_file = true;
                             }
                             if part == Part::Model && self.model.is_some() {
@@ -270,7 +273,7 @@ mod tests {
     }
 
     fn scan_in_pieces(body: &[u8], piece: usize) -> Result<FormScan, BadForm> {
-        let mut s = FormScan::new("XyZ");
+        let mut s = FormScan::new("XyZ", "file");
         for c in body.chunks(piece) {
             s.feed(c)?;
         }

@@ -109,19 +109,26 @@ pub async fn prepare(
             Route::Recognition => Category::Recognition,
             _ => Category::Audio,
         };
+        // the file part as each contract names it
+        let file_field = match route {
+            Route::Ocr => "image",
+            Route::Recognition => "document",
+            _ => "file",
+        };
         let forced = header_str(session, "x-catraca-model").map(str::to_string);
         let form = read_form(
             session,
             ctx,
             &boundary,
+            file_field,
             forced.is_some(),
             cfg.max_upload_bytes,
         )
         .await?;
         if !form.has_file {
-            return Err(ApiError::InvalidRequest(
-                "the form has no 'file' part".into(),
-            ));
+            return Err(ApiError::InvalidRequest(format!(
+                "the form has no '{file_field}' part"
+            )));
         }
         let name = forced
             .or(form.model)
@@ -368,12 +375,13 @@ async fn read_form(
     session: &mut Session,
     ctx: &mut RequestCtx,
     boundary: &str,
+    file_field: &'static str,
     forced: bool,
     max_upload_bytes: u64,
 ) -> Result<Form, ApiError> {
     use tokio::io::AsyncWriteExt;
     session.enable_retry_buffering();
-    let mut scan = super::multipart::FormScan::new(boundary);
+    let mut scan = super::multipart::FormScan::new(boundary, file_field);
     let deadline = ctx
         .body_deadline
         .map(tokio::time::Instant::from_std)

@@ -1,0 +1,616 @@
+//! Hostile clients and broken providers: each case gets a clear 4xx (or a clean stream error),
+//! changes nothing, never counts against a deployment and never fails over.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::common::{Gateway, KEY, Mock, db_url, insert_key, single_model, two_deployments};
+
+fn raw_connect(gw: &Gateway) -> TcpStream {
+    let s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Read until the peer closes (or 10 s); returns what arrived and how long it took.
+fn read_to_close(s: &mut TcpStream) -> (String, Duration) {
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), t0.elapsed())
+}
+
+/// A multipart form: parts named `file`, `image` or `document` are files, the rest text.
+fn form_body(parts: &[(&str, Vec<u8>)]) -> (String, Vec<u8>) {
+    let mut b = Vec::new();
+    for (name, content) in parts {
+        b.extend_from_slice(b"--frm-b0undary\r\nContent-Disposition: form-data; name=\"");
+        b.extend_from_slice(name.as_bytes());
+        b.push(b'"');
+        if matches!(*name, "file" | "image" | "document") {
+            b.extend_from_slice(b"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream");
+        }
+        b.extend_from_slice(b"\r\n\r\n");
+        b.extend_from_slice(content);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(b"--frm-b0undary--\r\n");
+    ("multipart/form-data; boundary=frm-b0undary".to_string(), b)
+}
+
+fn client_section(extra: &str) -> String {
+    format!(
+        "client: {{header_timeout_ms: 1000, body_timeout_ms: 1000, max_header_bytes: 8192, max_headers: 40, max_connections_per_ip: 4{extra}}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_heads_and_bodies_are_cut_by_whole_deadlines() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&format!(
+        "{}{}",
+        client_section(""),
+        single_model(
+            &mock,
+            "chat-model",
+            "  - {name: audio, category: audio, deployments: [d]}\n"
+        )
+    ))
+    .await;
+
+    // a head trickled a byte at a time: the read timer restarts on every byte, the head
+    // deadline does not
+    let mut s = raw_connect(&gw);
+    let head =
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa";
+    let t0 = Instant::now();
+    for b in head.iter() {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if t0.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    let (got, _) = read_to_close(&mut s);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "a trickled head held the connection {took:?}"
+    );
+    assert!(got.is_empty(), "{got}");
+
+    // a body trickled a byte at a time after a complete head: 408, never a 5xx
+    let mut s = raw_connect(&gw);
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let t0 = Instant::now();
+    let trickle = std::thread::spawn({
+        let mut s = s.try_clone().unwrap();
+        move || {
+            for _ in 0..40 {
+                if s.write_all(b" ").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    let (got, _) = read_to_close(&mut s);
+    let took = t0.elapsed();
+    trickle.join().unwrap();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(got.contains("request_timeout"), "{got}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(mock.requests().await, 0, "nothing may reach the provider");
+
+    // the same trickle on a streamed-through upload: 408 too
+    let mut s = raw_connect(&gw);
+    s.write_all(format!(
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\naudio\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n"
+    ).as_bytes()).unwrap();
+    let trickle = std::thread::spawn({
+        let mut s = s.try_clone().unwrap();
+        move || {
+            for _ in 0..40 {
+                if s.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    let (got, took) = read_to_close(&mut s);
+    trickle.join().unwrap();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}\n{}", gw.log());
+    assert!(took < Duration::from_secs(3), "{took:?}");
+
+    // every case above is the client's: no upstream failure, no breaker
+    let m = gw.metrics().await;
+    assert!(!m.contains("catraca_upstream_errors_total{"), "{m}");
+    assert!(!m.contains("catraca_circuit_open_total{"), "{m}");
+    let ev = gw.wait_events(1).await;
+    assert!(
+        ev.iter().all(|e| e["status"] != 502 && e["status"] != 500),
+        "{ev:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_and_many_headers_get_431_and_connections_per_ip_are_capped() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&format!(
+        "{}{}",
+        client_section(""),
+        single_model(&mock, "chat-model", "")
+    ))
+    .await;
+    let big = "a".repeat(10_000);
+    let r = gw
+        .post_with(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "messages": []}),
+            &[("x-big", &big)],
+        )
+        .await;
+    assert_eq!(r.status(), 431);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "headers_too_large");
+    let names: Vec<String> = (0..50).map(|i| format!("x-h{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+    let r = gw
+        .post_with(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "messages": []}),
+            &many,
+        )
+        .await;
+    assert_eq!(r.status(), 431);
+    assert_eq!(mock.requests().await, 0);
+
+    // 4 idle connections from this IP are held; the 5th is closed at once
+    let held: Vec<TcpStream> = (0..4).map(|_| raw_connect(&gw)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fifth = raw_connect(&gw);
+    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (got, took) = read_to_close(&mut fifth);
+    assert!(got.is_empty(), "{got}");
+    assert!(took < Duration::from_secs(2));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let r = reqwest::get(gw.url("/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let m = gw.metrics().await;
+    assert!(
+        m.contains(r#"catraca_client_refused_total{reason="connections_per_ip"}"#),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_json_is_the_clients_400_and_never_trips_a_breaker() {
+    let (a, b) = (Mock::start().await, Mock::start().await);
+    let gw = Gateway::start(&two_deployments(&a.base(), &b.base(), "")).await;
+    for depth in [65, 127, 130, 5000] {
+        let body = format!(
+            r#"{{"model":"chat-model","stream":true,"stream_options":{{"include_usage":false}},"messages":[{{"role":"user","content":"x"}}],"x":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        for _ in 0..5 {
+            let r = reqwest::Client::new()
+                .post(gw.url("/v1/chat/completions"))
+                .bearer_auth(KEY)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "depth {depth}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "invalid_json");
+        }
+    }
+    // nesting within the cap still works, and the breaker of the healthy deployment is closed
+    let ok = format!(
+        r#"{{"model":"chat-model","messages":[],"x":{}{}}}"#,
+        "[".repeat(60),
+        "]".repeat(60)
+    );
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body(ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(a.requests().await, 1);
+    assert_eq!(b.requests().await, 0);
+    let m = gw.metrics().await;
+    assert!(!m.contains("catraca_circuit_open_total{"), "{m}");
+    assert!(!m.contains("catraca_upstream_errors_total{"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_usage_is_neither_stored_nor_billed() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&single_model(
+        &mock,
+        "chat-model",
+        "", // model priced below
+    ))
+    .await;
+    for absurd in [
+        r#"{"prompt_tokens":9223372036854775807,"completion_tokens":5}"#,
+        r#"{"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551615}"#,
+        r#"{"prompt_tokens":5,"completion_tokens":100000000000}"#,
+        r#"{"prompt_tokens":-1,"completion_tokens":5}"#,
+        r#"{"prompt_tokens":1e30,"completion_tokens":5}"#,
+    ] {
+        for stream in [false, true] {
+            let r = gw
+                .post_with(
+                    "/v1/chat/completions",
+                    json!({"model": "chat-model", "stream": stream, "stream_options": {"include_usage": true},
+                           "messages": [{"role": "user", "content": "oi"}]}),
+                    &[("x-mock-usage", absurd)],
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+            let _ = r.bytes().await.unwrap();
+        }
+    }
+    let ev = gw.wait_events(10).await;
+    for e in &ev {
+        let (p, c) = (
+            e["prompt_tokens"].as_u64().unwrap(),
+            e["completion_tokens"].as_u64().unwrap(),
+        );
+        assert!(p < 1000 && c < 1000, "absurd usage stored: {e}");
+        assert_eq!(e["usage_reported"], false, "{e}");
+    }
+    assert!(gw.log().contains("absurd usage"), "{}", gw.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_sse_event_ends_the_stream_with_an_error_event() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&format!(
+        "max_sse_event_bytes: 262144\n{}",
+        single_model(&mock, "chat-model", "")
+    ))
+    .await;
+    let r = gw
+        .post_with(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "stream": true, "messages": []}),
+            &[("x-mock-endless-event", "8000000")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let t = r.text().await.unwrap_or_default();
+    assert!(t.len() < 2 * 262_144, "{} bytes passed", t.len());
+    assert!(
+        t.contains("upstream_event_too_large"),
+        "{}",
+        &t[t.len().saturating_sub(300)..]
+    );
+    let ev = gw.wait_events(1).await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["error"], "upstream_event_too_large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_is_not_failed_over() {
+    let (a, b) = (Mock::start().await, Mock::start().await);
+    let gw = Gateway::start(&two_deployments(&a.base(), &b.base(), "")).await;
+    // the client gives up while the first deployment is still thinking
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let r = c
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .header("x-mock-latency-ms", "800")
+        .body(json!({"model": "chat-model", "messages": []}).to_string())
+        .send()
+        .await;
+    assert!(r.is_err(), "the client should have timed out");
+    let ev = gw.wait_events(1).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(a.requests().await, 1);
+    assert_eq!(
+        b.requests().await,
+        0,
+        "an abandoned request was sent to a second deployment"
+    );
+    assert_eq!(ev[0]["attempts"], 1, "{:?}", ev[0]);
+    assert_eq!(ev[0]["client_disconnected"], true);
+    assert_eq!(gw.events().len(), 1);
+    let m = gw.metrics().await;
+    assert!(!m.contains("catraca_upstream_errors_total{"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_headers_reach_the_provider_and_the_client_id_is_kept() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&single_model(&mock, "chat-model", "")).await;
+    let r = gw
+        .post_with(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "messages": []}),
+            &[
+                ("cookie", "session=secret"),
+                ("openai-organization", "org-client"),
+                ("openai-project", "proj-client"),
+                ("x-api-key", "sk-client-other"),
+                ("x-forwarded-for", "10.0.0.1"),
+                ("x-stainless-os", "Linux"),
+                ("user-agent", "OpenAI/Python 1.0"),
+                ("x-request-id", "client-req-42"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-client-request-id"], "client-req-42");
+    let ours = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(ours.starts_with("req_"));
+    let h = mock.stats().await["last_headers"].clone();
+    for gone in [
+        "cookie",
+        "openai-organization",
+        "openai-project",
+        "x-api-key",
+        "x-forwarded-for",
+        "x-stainless-os",
+    ] {
+        assert!(h.get(gone).is_none(), "{gone} reached the provider: {h}");
+    }
+    assert_eq!(h["user-agent"], "OpenAI/Python 1.0");
+    assert_eq!(h["x-client-request-id"], "client-req-42");
+    assert_eq!(h["x-request-id"], ours.as_str());
+    assert!(h.get("authorization").is_none(), "{h}"); // the provider has no key here
+    let ev = gw.wait_events(1).await;
+    assert_eq!(ev[0]["client_request_id"], "client-req-42");
+    assert_eq!(ev[0]["request_id"], ours.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_routed_by_their_form_model_and_need_a_file() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&format!(
+        "max_upload_bytes: 3000000\nproviders:\n  - {{name: p, base_url: \"{}\"}}\ndeployments:\n  - {{name: da, provider: p, model: up-a}}\n  - {{name: db, provider: p, model: up-b}}\n  - {{name: do, provider: p, model: up-ocr}}\nmodels:\n  - {{name: audio-a, category: audio, deployments: [da]}}\n  - {{name: audio-b, category: audio, deployments: [db]}}\n  - {{name: ocr, category: ocr, deployments: [do]}}\n",
+        mock.base()
+    ))
+    .await;
+    let send = |parts: Vec<(&'static str, Vec<u8>)>, path: &'static str| {
+        let url = gw.url(path);
+        async move {
+            let (ct, body) = form_body(&parts);
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(KEY)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let small = vec![1u8; 1000];
+    let large = vec![2u8; 2_000_000];
+    // model before the file, model after a large file (spooled), no model (the first of the
+    // category)
+    let r = send(
+        vec![("model", b"audio-b".to_vec()), ("file", small.clone())],
+        "/v1/audio/transcriptions",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = send(
+        vec![("file", large.clone()), ("model", b"audio-b".to_vec())],
+        "/v1/audio/transcriptions",
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", gw.log());
+    let r = send(vec![("file", small.clone())], "/v1/audio/transcriptions").await;
+    assert_eq!(r.status(), 200);
+    let ev = gw.wait_events(3).await;
+    let models: Vec<&str> = ev.iter().map(|e| e["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["audio-b", "audio-b", "audio-a"]);
+    let stats = mock.stats().await;
+    assert!(
+        stats["upload_bytes"].as_u64().unwrap() > 2_002_000,
+        "{stats}"
+    );
+
+    // refused before anything is sent: no file part, an unknown form model, a model of
+    // another category, an upload over the cap with the model after it
+    let before = mock.requests().await;
+    let r = send(vec![("model", b"ocr".to_vec())], "/v1/ocr").await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["success"], false);
+    assert_eq!(v["error"]["code"], "VALIDATION_ERROR");
+    let r = send(vec![("language", b"pt".to_vec())], "/v1/recognition").await;
+    assert_eq!(r.status(), 400);
+    let r = send(
+        vec![("file", small.clone()), ("model", b"nope".to_vec())],
+        "/v1/audio/transcriptions",
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let r = send(
+        vec![("file", small.clone()), ("model", b"ocr".to_vec())],
+        "/v1/audio/transcriptions",
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    // over the cap: 413 from the declared length (the client may see its upload cut instead)
+    let (ct, body) = form_body(&[
+        ("file", vec![3u8; 3_100_000]),
+        ("model", b"audio-a".to_vec()),
+    ]);
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/audio/transcriptions"))
+        .bearer_auth(KEY)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await;
+    if let Ok(r) = r {
+        assert_eq!(r.status(), 413);
+    }
+    // a form without a boundary
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/audio/transcriptions"))
+        .bearer_auth(KEY)
+        .header("content-type", "multipart/form-data")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        mock.requests().await,
+        before,
+        "a refused upload reached the provider"
+    );
+    // no temporary file is left behind
+    let left = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("catraca-upload-{}-", gw.pid()))
+        })
+        .count();
+    assert_eq!(left, 0);
+}
+
+/// A spill file holding rows Postgres refuses (a NUL in text, sums past bigint) next to good
+/// rows: the good rows are stored, the bad ones quarantined, the spill emptied, and what is
+/// spilled after them is not blocked.
+#[sqlx::test(migrations = "./migrations")]
+async fn unwritable_usage_rows_are_quarantined_not_blocking(pool: PgPool) {
+    let mock = Mock::start().await;
+    let (_org, key_id) = insert_key(&pool, "sk-quarantine-1").await;
+    let event = |id: &str, cost: i64, session: &str| {
+        json!({"request_id": id, "ts": "2026-12-01T10:00:00Z", "key": "k", "organization_id": null,
+               "api_key_id": key_id, "route": "chat.completions", "model": "chat-model",
+               "deployment": "d", "provider": "p", "status": 200, "error": null, "attempts": 1,
+               "stream": false, "prompt_tokens": 3, "completion_tokens": 4, "usage_reported": true,
+               "cost_upstream_usd_micros": cost, "cost_billed_brl_micros": 1, "latency_ms": 5,
+               "ttft_ms": null, "session_id": session, "client_disconnected": false})
+    };
+    let lines = [
+        event("q-good-1", 0, "s"),
+        event("q-nul", 0, "bad\u{0}session"),
+        event("q-good-2", 0, "s"),
+        event("q-max-1", i64::MAX, "s"),
+        event("q-max-2", i64::MAX, "s"),
+        event("q-good-3", 0, "s"),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let url = db_url(&pool, None);
+    // the spill file is there when the gateway starts, as after a crash during an outage
+    let dir = crate::common::scratch();
+    let spill = dir.join("spill.jsonl");
+    std::fs::write(&spill, &text).unwrap();
+    let gw = Gateway::start_with_env(
+        &format!(
+            "database: {{spill_path: \"{}\"}}\n{}",
+            spill.display(),
+            single_model(&mock, "chat-model", "")
+        ),
+        &[("DATABASE_URL", &url)],
+    )
+    .await;
+    // traffic after the poison rows must be stored too
+    assert_eq!(
+        crate::common::chat_status(&gw, "sk-quarantine-1", "chat-model").await,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_event")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let left = std::fs::read_to_string(&spill).unwrap_or_default();
+        if n >= 5 && left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rows {n}, spill {left:?}\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT request_id FROM usage_event ORDER BY request_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for good in ["q-good-1", "q-good-2", "q-good-3"] {
+        assert!(ids.iter().any(|i| i == good), "{ids:?}");
+    }
+    assert!(!ids.iter().any(|i| i == "q-nul"));
+    // one of the two i64::MAX rows fits alone; the second would overflow the key's total
+    let maxed = ids.iter().filter(|i| i.starts_with("q-max")).count();
+    assert_eq!(maxed, 1, "{ids:?}");
+    let q = std::fs::read_to_string(dir.join("spill.jsonl.quarantine")).unwrap();
+    let q: Vec<Value> = q
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(q.len(), 2, "{q:?}");
+    assert!(q.iter().any(|l| l["event"]["request_id"] == "q-nul"));
+    assert!(
+        q.iter()
+            .all(|l| l["reason"].as_str().is_some_and(|r| !r.is_empty()))
+    );
+    let m = gw.metrics().await;
+    assert!(m.contains("catraca_usage_quarantined_total 2"), "{m}");
+}
+
+/// A client stalling its body on an admin route gets 408, and the admin app is not blamed.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_stalled_admin_call_is_the_clients_408(pool: PgPool) {
+    let mock = Mock::start().await;
+    let url = db_url(&pool, None);
+    let gw = Gateway::start_with_env(
+        &format!(
+            "{}{}",
+            client_section(""),
+            single_model(&mock, "chat-model", "")
+        ),
+        &[("DATABASE_URL", &url)],
+    )
+    .await;
+    let mut s = raw_connect(&gw);
+    s.write_all(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"email\":").unwrap();
+    let (got, took) = read_to_close(&mut s);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}\n{}", gw.log());
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(!gw.log().contains("admin app unreachable"), "{}", gw.log());
+}
