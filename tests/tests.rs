@@ -10,6 +10,7 @@ mod counting;
 mod db;
 mod errors;
 mod failover;
+mod faults;
 mod funds;
 mod hostile;
 mod limits;
