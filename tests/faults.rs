@@ -70,7 +70,7 @@ async fn serve_one(mut s: TcpStream) {
     match fault.as_str() {
         "reset" => {
             // dropped with a zero linger: RST, no FIN
-            let _ = s.set_linger(Some(Duration::ZERO));
+            let _ = s.set_zero_linger();
             return;
         }
         "close" => {}
@@ -100,7 +100,7 @@ async fn serve_one(mut s: TcpStream) {
                 )
                 .await;
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = s.set_linger(Some(Duration::ZERO));
+            let _ = s.set_zero_linger();
             return;
         }
         "drip" => {
