@@ -248,3 +248,161 @@ async fn sigterm_exits_as_soon_as_drained_not_after_the_grace_period() {
     assert!(log.contains("drained; exiting"), "{log}");
     assert_eq!(gw.events().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_every_request_in_flight_then_exits() {
+    let mock = Mock::start().await;
+    let mut gw = Gateway::start_edited(&body(&mock, ""), &[], |y| {
+        y.replace("grace_period_secs: 1", "grace_period_secs: 30")
+    })
+    .await;
+    let gw_url = gw.url("/v1/chat/completions");
+    // 20 requests in flight: streams and slow whole answers
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let url = gw_url.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = i % 2 == 0;
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(KEY)
+                .header("content-type", "application/json")
+                .header("x-mock-chunks", "10")
+                .header("x-mock-chunk-delay-ms", "100")
+                .header("x-mock-latency-ms", if stream { "0" } else { "800" })
+                .body(json!({"model": "chat-model", "stream": stream, "messages": []}).to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let t = r.text().await.unwrap();
+            (status, stream, t)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = Instant::now();
+    gw.signal("TERM");
+    for t in tasks {
+        let (status, stream, text) = t.await.unwrap();
+        assert_eq!(status, 200);
+        if stream {
+            assert!(text.ends_with("data: [DONE]\n\n"), "stream cut: {text}");
+        } else {
+            assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
+        }
+    }
+    loop {
+        if gw.try_wait().is_some() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "did not exit once drained"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gw.events().len(), 20, "usage events lost");
+    let log = gw.plain_log();
+    assert!(log.contains("requests_in_flight=20"), "{log}");
+    assert!(log.contains("drained; exiting"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_upgrade_hands_the_listener_over_under_load() {
+    let mock = Mock::start().await;
+    let mut old = Gateway::start(&body(&mock, "")).await;
+    let url = old.url("/v1/chat/completions");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (url, stop, ok, failed) = (url.clone(), stop.clone(), ok.clone(), failed.clone());
+        clients.push(tokio::spawn(async move {
+            // a fresh connection per request: every request goes through accept
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let stream = (i + c) % 2 == 0;
+                let r = client
+                    .post(&url)
+                    .bearer_auth(KEY)
+                    .header("content-type", "application/json")
+                    .header("x-mock-chunks", "3")
+                    .header("x-mock-chunk-delay-ms", "20")
+                    .body(
+                        json!({"model": "chat-model", "stream": stream, "messages": []})
+                            .to_string(),
+                    )
+                    .send()
+                    .await;
+                let good = match r {
+                    Ok(r) if r.status() == 200 => r
+                        .text()
+                        .await
+                        .is_ok_and(|t| !stream || t.ends_with("data: [DONE]\n\n")),
+                    _ => false,
+                };
+                if good {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut new = old.spawn_upgrade();
+    // the new process waits (up to 5 s) for the sockets; hand them over
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    old.signal("QUIT");
+    let handed = ok.load(Ordering::Relaxed);
+    // the old process drains and exits; the new one serves on
+    let t0 = Instant::now();
+    loop {
+        if old.try_wait().is_some() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "old process still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let total = ok.load(Ordering::Relaxed);
+    let new_log = std::fs::read_to_string(old.dir.join("gateway-new.log")).unwrap_or_default();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed across the upgrade ({total} ok)\nold:\n{}\nnew:\n{new_log}",
+        old.log()
+    );
+    assert!(
+        total > handed,
+        "the new process served nothing: {handed} → {total}"
+    );
+    assert!(
+        new.try_wait().unwrap().is_none(),
+        "new process died:\n{new_log}"
+    );
+    // both processes append to the same usage file: one event per request
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while old.events().len() < total as usize && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        old.events().len(),
+        total as usize,
+        "usage events lost in the upgrade"
+    );
+    let _ = new.kill();
+    let _ = new.wait();
+}

@@ -110,12 +110,14 @@ metrics_listen: "127.0.0.1:{mport}"
 admin_listen: "127.0.0.1:{aport}"
 threads: 2
 grace_period_secs: 1
+upgrade_sock: "{sock}"
 usage: {{jsonl_path: "{usage}"}}
 keys:
   - {{name: test, sha256: "{k}"}}
   - {{name: off, sha256: "{d}", disabled: true}}
 "#,
         usage = dir.join("usage.jsonl").display(),
+        sock = dir.join("upgrade.sock").display(),
         k = sha(KEY),
         d = sha(DISABLED_KEY),
     )
@@ -279,6 +281,26 @@ impl Gateway {
     /// The exit status, if the process has ended.
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().unwrap()
+    }
+
+    /// Start a second process on the same config with `--upgrade`: it takes the listening
+    /// sockets over once this one gets SIGQUIT. Its log goes to `gateway-new.log`.
+    pub fn spawn_upgrade(&self) -> Child {
+        let log = std::fs::File::create(self.dir.join("gateway-new.log")).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_catraca"))
+            .arg("serve")
+            .arg("--upgrade")
+            .arg("--config")
+            .arg(&self.config_path)
+            .current_dir(&self.dir)
+            .env_remove("CATRACA_LISTEN")
+            .env_remove("CATRACA_METRICS_LISTEN")
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
     }
 
     /// Send a signal with kill(1).
