@@ -44,6 +44,9 @@ struct Stats {
     streams_completed: AtomicU64,
     streams_aborted: AtomicU64,
     upload_bytes: AtomicU64,
+    /// Tokens the mock reported in `usage` objects it sent (chat and completions).
+    reported_prompt: AtomicU64,
+    reported_completion: AtomicU64,
     /// The last JSON (or multipart size) body received; a short-held lock, never across await.
     last_body: Mutex<Value>,
     last_headers: Mutex<Value>,
@@ -215,8 +218,12 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
             json!({"id": id, "object": "text_completion", "created": 1_700_000_000u64, "model": model,
                 "choices": [{"index": 0, "text": text, "finish_reason": "stop"}]})
         };
-        if !no_usage {
+        if !no_usage && raw_usage.is_none() {
             out["usage"] = json!({"prompt_tokens": pt, "completion_tokens": n_chunks, "total_tokens": pt + n_chunks});
+            m.stats.reported_prompt.fetch_add(pt, Ordering::Relaxed);
+            m.stats
+                .reported_completion
+                .fetch_add(n_chunks, Ordering::Relaxed);
         }
         if let Some(raw) = &raw_usage {
             if let Some(o) = out.as_object_mut() {
@@ -310,6 +317,9 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
                     }
                     None => {
                         frame["usage"] = json!({"prompt_tokens": pt, "completion_tokens": n_chunks, "total_tokens": pt + n_chunks});
+                        let s = &guard.mock.stats;
+                        s.reported_prompt.fetch_add(pt, Ordering::Relaxed);
+                        s.reported_completion.fetch_add(n_chunks, Ordering::Relaxed);
                         format!("data: {frame}\n\n")
                     }
                 }
@@ -521,6 +531,8 @@ async fn stats(State(m): S) -> Result<Response, Infallible> {
         "streams_completed": s.streams_completed.load(Ordering::Relaxed),
         "streams_aborted": s.streams_aborted.load(Ordering::Relaxed),
         "upload_bytes": s.upload_bytes.load(Ordering::Relaxed),
+        "reported_prompt_tokens": s.reported_prompt.load(Ordering::Relaxed),
+        "reported_completion_tokens": s.reported_completion.load(Ordering::Relaxed),
         "last_body": s.last_body.lock().clone(),
         "last_headers": s.last_headers.lock().clone(),
     });

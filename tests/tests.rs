@@ -5,6 +5,8 @@
 
 mod common;
 
+mod accounting;
+
 mod config_cli;
 mod counting;
 mod db;
