@@ -614,3 +614,159 @@ async fn a_stalled_admin_call_is_the_clients_408(pool: PgPool) {
     assert!(took < Duration::from_secs(4), "{took:?}");
     assert!(!gw.log().contains("admin app unreachable"), "{}", gw.log());
 }
+
+/// Every AI route against a battery of malformed requests: each a clear 4xx, nothing reaches
+/// the provider, nothing is billed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_on_every_ai_route_are_4xx_and_change_nothing() {
+    let mock = Mock::start().await;
+    let gw = Gateway::start(&format!(
+        "{}providers:\n  - {{name: p, base_url: \"{}\"}}\ndeployments:\n  - {{name: d, provider: p, model: up}}\nmodels:\n  - {{name: chat-model, input_usd_per_1m: \"1\", deployments: [d]}}\n  - {{name: emb, category: embedding, input_usd_per_1m: \"1\", deployments: [d]}}\n  - {{name: img, category: image, usd_per_image: \"0.04\", deployments: [d]}}\n  - {{name: aud, category: audio, usd_per_audio_second: \"0.0001\", deployments: [d]}}\n  - {{name: ocr, category: ocr, usd_per_request: \"0.002\", deployments: [d]}}\n  - {{name: rec, category: recognition, usd_per_request: \"0.002\", deployments: [d]}}\n",
+        client_section(""),
+        mock.base()
+    ))
+    .await;
+    let json_routes = [
+        ("/v1/chat/completions", "chat-model"),
+        ("/v1/completions", "chat-model"),
+        ("/v1/embeddings", "emb"),
+        ("/v1/images/generations", "img"),
+    ];
+    let upload_routes = ["/v1/audio/transcriptions", "/v1/ocr", "/v1/recognition"];
+    let raw = |path: &str, ct: &str, body: Vec<u8>, extra: &[(&str, &str)]| {
+        let mut rb = reqwest::Client::new()
+            .post(gw.url(path))
+            .bearer_auth(KEY)
+            .header("content-type", ct.to_string())
+            .body(body);
+        for (k, v) in extra {
+            rb = rb.header(*k, *v);
+        }
+        rb.send()
+    };
+    let mut cases = 0;
+    let mut passed_on = 0;
+    for (path, model) in json_routes {
+        let bodies: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"\x00\x00\x00".to_vec(),
+            b"\xff\xfe{\"model\":1}".to_vec(),
+            format!("{{\"model\":\"{model}\u{0}\"}}").into_bytes(),
+            format!("{{\"model\":\"{model}\",\"messages\":[").into_bytes(),
+            b"[1,2,3]".to_vec(),
+            b"\"just a string\"".to_vec(),
+            b"{\"model\": 12345678901234567890123456789}".to_vec(),
+            b"{\"model\": null}".to_vec(),
+            b"{\"messages\": []}".to_vec(),
+            format!("{{\"model\":\"{model}\",\"stream\":\"yes\"}}").into_bytes(),
+            format!("{{\"model\":\"{model}\",\"n\":1e400}}").into_bytes(),
+            format!(
+                "{{\"model\":\"{model}\",\"x\":{}}}",
+                "{\"a\":".repeat(200) + "1" + &"}".repeat(200)
+            )
+            .into_bytes(),
+        ];
+        for body in bodies {
+            let r = raw(path, "application/json", body.clone(), &[])
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            assert!(
+                (400..500).contains(&s),
+                "{path} {:?} → {s}",
+                String::from_utf8_lossy(&body)
+            );
+            cases += 1;
+        }
+        // wrong content types
+        for ct in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "",
+        ] {
+            let r = raw(
+                path,
+                ct,
+                format!("{{\"model\":\"{model}\"}}").into_bytes(),
+                &[],
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status(), 415, "{path} {ct}");
+            cases += 1;
+        }
+        // duplicate and conflicting headers
+        let r = reqwest::Client::new()
+            .post(gw.url(path))
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .header("content-length", "5")
+            .header("transfer-encoding", "chunked")
+            .body(format!("{{\"model\":\"{model}\"}}"))
+            .send()
+            .await;
+        // (the client library may fix the framing itself; then it is a valid request)
+        if let Ok(r) = r {
+            assert!(
+                (400..500).contains(&r.status().as_u16()) || r.status() == 200,
+                "{path}"
+            );
+            passed_on += u64::from(r.status() == 200);
+        }
+        let r = raw(
+            path,
+            "application/json",
+            b"{}".to_vec(),
+            &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+        )
+        .await
+        .unwrap();
+        assert!(
+            (400..500).contains(&r.status().as_u16()),
+            "{path} two authorizations"
+        );
+        cases += 1;
+    }
+    for path in upload_routes {
+        for (ct, body) in [
+            ("multipart/form-data", b"x".to_vec()),
+            ("multipart/form-data; boundary=zz", b"\x00\xff garbage".to_vec()),
+            ("multipart/form-data; boundary=zz", b"--zz\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n\xff\xfe\r\n--zz--\r\n".to_vec()),
+            ("multipart/form-data; boundary=zz", b"--zz\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--zz--\r\n".to_vec()),
+            ("application/json", b"{}".to_vec()),
+            ("text/plain", b"hello".to_vec()),
+        ] {
+            let r = raw(path, ct, body.clone(), &[]).await.unwrap();
+            let s = r.status().as_u16();
+            assert!((400..500).contains(&s), "{path} {ct} {:?} → {s}", String::from_utf8_lossy(&body));
+            cases += 1;
+        }
+    }
+    // absurd numbers that are valid JSON are passed on or refused, never a 5xx
+    for n in ["-1", "0", "1e308", "18446744073709551616", "3.5"] {
+        let r = raw(
+            "/v1/images/generations",
+            "application/json",
+            format!("{{\"model\":\"img\",\"prompt\":\"x\",\"n\":{n}}}").into_bytes(),
+            &[],
+        )
+        .await
+        .unwrap();
+        assert!(r.status().as_u16() < 500, "n={n} → {}", r.status());
+    }
+    assert_eq!(
+        mock.requests().await,
+        5 + passed_on,
+        "only valid requests may reach the provider"
+    );
+    let ev = gw.wait_events(cases).await;
+    let billed: i64 = ev
+        .iter()
+        .filter(|e| e["status"].as_u64().is_some_and(|s| s >= 400))
+        .map(|e| e["cost_billed_brl_micros"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(billed, 0, "a refused request was billed");
+    let m = gw.metrics().await;
+    assert!(!m.contains("catraca_upstream_errors_total{"), "{m}");
+}
