@@ -669,3 +669,91 @@ mod tests {
         );
     }
 }
+
+/// Property tests (bounded here; `PROPTEST_CASES=100000 cargo test --lib fuzz` for long runs).
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn feed_all(s: &mut SseScanner, data: &[u8], cuts: &[usize]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut last = 0;
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+        points.sort_unstable();
+        for &p in points.iter().chain(std::iter::once(&data.len())) {
+            if p < last {
+                continue;
+            }
+            match s.feed(Bytes::copy_from_slice(&data[last..p])) {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(_) => return None,
+            }
+            last = p;
+        }
+        if let Some(b) = s.finish() {
+            out.extend_from_slice(&b);
+        }
+        Some(out)
+    }
+
+    proptest! {
+        /// Any bytes, cut anywhere: no panic, passthrough is byte-exact, and the pending
+        /// event never holds more than the cap plus one chunk.
+        #[test]
+        fn any_bytes_at_any_split(data in proptest::collection::vec(any::<u8>(), 0..4096),
+                                  cuts in proptest::collection::vec(any::<usize>(), 0..12),
+                                  cap in 16usize..2048) {
+            let mut s = SseScanner::new(false).with_max_event(cap);
+            if let Some(out) = feed_all(&mut s, &data, &cuts) {
+                prop_assert_eq!(out, data.clone());
+            }
+            prop_assert!(s.tail.len() <= cap + data.len());
+            let mut h = SseScanner::new(true).with_max_event(cap);
+            let _ = feed_all(&mut h, &data, &cuts);
+            let _ = h.take_text();
+        }
+
+        /// Well-formed streams: the usage is found and only the usage event is hidden,
+        /// wherever the stream is cut.
+        #[test]
+        fn usage_is_found_at_any_split(words in proptest::collection::vec("[a-zA-Z0-9 çãé\"\\\\]{0,12}", 1..20),
+                                       p in 0u64..1_000_000, c in 0u64..1_000_000,
+                                       crlf in any::<bool>(),
+                                       cuts in proptest::collection::vec(any::<usize>(), 0..12)) {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let mut stream = String::new();
+            for w in &words {
+                let v = serde_json::json!({"choices": [{"index": 0, "delta": {"content": w}}]});
+                stream.push_str(&format!("data: {v}{nl}{nl}"));
+            }
+            let usage = format!("data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"completion_tokens\":{c}}}}}{nl}{nl}");
+            stream.push_str(&usage);
+            stream.push_str(&format!("data: [DONE]{nl}{nl}"));
+            let mut s = SseScanner::new(true);
+            let out = feed_all(&mut s, stream.as_bytes(), &cuts).expect("under the cap");
+            prop_assert_eq!(s.usage, Some(Usage { prompt_tokens: p, completion_tokens: c }));
+            prop_assert_eq!(String::from_utf8(out).unwrap(), stream.replace(&usage, ""));
+            let text = s.take_text();
+            let want: String = words.concat();
+            prop_assert_eq!(text.kept, want);
+        }
+
+        /// Usage and audio seconds read from arbitrary bytes never panic, and what is found
+        /// is what a JSON parser sees.
+        #[test]
+        fn usage_and_audio_from_any_body(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = find_usage(&data);
+            let _ = find_audio_ms(&data);
+            let mut t = Text::default();
+            let _ = collect_text(&data, &mut t);
+        }
+
+        #[test]
+        fn audio_seconds_match_their_decimal_value(int in 0u64..100_000, frac in 0u32..10_000) {
+            let body = format!("{{\"duration\":{int}.{frac:04}}}");
+            let want = int * 1000 + u64::from(frac / 10) + u64::from(frac % 10 >= 5);
+            prop_assert_eq!(find_audio_ms(body.as_bytes()), Some(want));
+        }
+    }
+}

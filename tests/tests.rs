@@ -22,3 +22,4 @@ mod proxy;
 mod reload;
 mod sabia;
 mod sdk;
+mod secrets;

@@ -1253,3 +1253,31 @@ keys:
         assert!(parse_decimal_micros("").is_err());
     }
 }
+
+/// Property tests (bounded here; `PROPTEST_CASES=100000 cargo test --lib fuzz` for long runs).
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    const VALID: &str = "providers:\n  - {name: p, base_url: \"http://127.0.0.1:9/v1\"}\ndeployments:\n  - {name: d, provider: p, model: up}\nmodels:\n  - {name: m, deployments: [d]}\n";
+
+    proptest! {
+        /// Any text is either a config or a list of located problems, never a panic.
+        #[test]
+        fn any_text_is_refused_cleanly(text in "\\PC{0,400}") {
+            let _ = super::parse_str(&text, std::path::Path::new("x.yaml"), &|_| None);
+        }
+
+        /// A valid file with one line mangled: still no panic, and an error names a line.
+        #[test]
+        fn mangled_valid_files(line in 0usize..6, junk in "[ -~]{0,30}") {
+            let mut lines: Vec<String> = VALID.lines().map(str::to_string).collect();
+            let i = line % lines.len();
+            lines[i] = junk;
+            let text = lines.join("\n");
+            if let Err(errs) = super::parse_str(&text, std::path::Path::new("x.yaml"), &|_| None) {
+                prop_assert!(!errs.is_empty());
+            }
+        }
+    }
+}

@@ -342,3 +342,60 @@ mod tests {
         assert_eq!(boundary("text/plain; boundary=abc"), None);
     }
 }
+
+/// Property tests (bounded here; `PROPTEST_CASES=100000 cargo test --lib fuzz` for long runs).
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes in any pieces: no panic, and the scanner holds at most a delimiter's
+        /// worth plus one part's header block between pieces.
+        #[test]
+        fn any_bytes_any_pieces(data in proptest::collection::vec(any::<u8>(), 0..4096),
+                                piece in 1usize..300) {
+            let mut s = FormScan::new("b0und", "file");
+            for c in data.chunks(piece) {
+                if s.feed(c).is_err() {
+                    break;
+                }
+                prop_assert!(s.pending.len() <= MAX_PART_HEADERS + piece + 8);
+            }
+        }
+
+        /// Generated forms: the model and the file part are found at any piece size, whatever
+        /// the file holds and wherever the fields stand.
+        #[test]
+        fn forms_are_read_at_any_split(file in proptest::collection::vec(any::<u8>(), 0..3000),
+                                       model in "[a-z0-9.-]{1,40}",
+                                       model_first in any::<bool>(),
+                                       piece in 1usize..500) {
+            let boundary = "----x9";
+            let mut parts = vec![
+                b"Content-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n".to_vec(),
+                format!("Content-Disposition: form-data; name=\"model\"\r\n\r\n{model}").into_bytes(),
+            ];
+            parts[0].extend_from_slice(&file);
+            if model_first {
+                parts.swap(0, 1);
+            }
+            let mut body = Vec::new();
+            for p in &parts {
+                body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+                body.extend_from_slice(p);
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+            // a file may contain the delimiter only if the sender chose a bad boundary
+            prop_assume!(memmem::find(&file, b"\r\n------x9").is_none());
+            let mut s = FormScan::new(boundary, "file");
+            for c in body.chunks(piece) {
+                s.feed(c).unwrap();
+            }
+            prop_assert!(s.done());
+            prop_assert!(s.has_file);
+            prop_assert_eq!(s.model.as_deref(), Some(model.as_str()));
+        }
+    }
+}

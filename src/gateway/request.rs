@@ -706,3 +706,39 @@ fn query_param(session: &Session, name: &str) -> Option<String> {
         (k == name && !v.is_empty()).then(|| v.to_string())
     })
 }
+
+/// Property tests (bounded here; `PROPTEST_CASES=100000 cargo test --lib fuzz` for long runs).
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn nested(depth: usize, open: &str, close: &str) -> String {
+        format!(
+            "{{\"model\":\"m\",\"x\":{}1{}}}",
+            open.repeat(depth),
+            close.repeat(depth)
+        )
+    }
+
+    proptest! {
+        /// The depth check agrees with the nesting actually built, strings with brackets and
+        /// escapes included, and never panics on arbitrary bytes.
+        #[test]
+        fn nesting_is_measured_exactly(depth in 0usize..200, noise in "[\\[\\]{}\"\\\\a ]{0,40}") {
+            let body = nested(depth, "[", "]");
+            let noisy = body.replacen("\"m\"", &serde_json::to_string(&noise).unwrap(), 1);
+            // the object itself is one level
+            prop_assert_eq!(nesting_exceeds(noisy.as_bytes(), MAX_JSON_DEPTH), depth + 1 > MAX_JSON_DEPTH);
+            if depth < MAX_JSON_DEPTH {
+                // whatever passes the check, serde_json can parse whole
+                prop_assert!(serde_json::from_str::<serde_json::Value>(&noisy).is_ok());
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = nesting_exceeds(&data, 8);
+        }
+    }
+}

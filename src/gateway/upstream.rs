@@ -304,6 +304,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The byte splice and the full parse give the same upstream body for any object,
+        /// model name (escapes included) and usage injection.
+        #[test]
+        fn splice_matches_a_full_rewrite(
+            model in "[a-z0-9./-]{1,20}",
+            upstream in "\\PC{1,20}",
+            extra in proptest::collection::btree_map("[a-z_]{1,8}", "\\PC{0,10}", 0..5),
+            hide in proptest::bool::ANY,
+        ) {
+            let mut obj = serde_json::Map::new();
+            for (k, v) in &extra {
+                if k != "model" && k != "stream_options" {
+                    obj.insert(k.clone(), serde_json::Value::String(v.clone()));
+                }
+            }
+            obj.insert("model".into(), serde_json::Value::String(model.clone()));
+            let body = serde_json::to_string(&obj).unwrap().replace("\"model\":\"", "\"model\": \"");
+            let got = rewrite(&body, hide, &upstream);
+            let mut want = serde_json::Value::Object(obj);
+            want["model"] = upstream.clone().into();
+            if hide {
+                want["stream_options"] = serde_json::json!({"include_usage": true});
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn untouched_body_is_the_same_bytes() {
         let body = r#"{"model": "pub", "x": 1}"#;

@@ -15,6 +15,25 @@ use sha2::{Digest, Sha256};
 
 /// Key accepted by every test gateway.
 pub const KEY: &str = "sk-test-key";
+
+/// Every key, token and password the suite hands a gateway; each gateway's log is searched
+/// for all of them when it stops (see `Drop for Gateway`).
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Note `s` as a secret no log may contain; returns it.
+pub fn secret(s: &str) -> String {
+    SECRETS.lock().unwrap().push(s.to_string());
+    s.to_string()
+}
+
+/// The secrets found in `text`.
+pub fn leaked(text: &str) -> Vec<String> {
+    let mut all = SECRETS.lock().unwrap().clone();
+    all.extend([KEY.to_string(), DISABLED_KEY.to_string()]);
+    all.into_iter()
+        .filter(|s| text.contains(s.as_str()))
+        .collect()
+}
 /// Key declared disabled.
 pub const DISABLED_KEY: &str = "sk-test-disabled";
 
@@ -320,6 +339,17 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !std::thread::panicking() {
+            let log = format!(
+                "{}{}",
+                self.log(),
+                std::fs::read_to_string(self.dir.join("gateway-new.log")).unwrap_or_default()
+            );
+            let found = leaked(&log);
+            assert!(
+                found.is_empty(),
+                "secrets in the gateway log ({}): {found:?}",
+                self.dir.display()
+            );
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
             eprintln!("gateway log ({}):\n{}", self.dir.display(), self.log());
@@ -430,6 +460,7 @@ pub async fn insert_key(pool: &sqlx::PgPool, key: &str) -> (uuid::Uuid, uuid::Uu
 
 /// Another key (named `k`) in organization `org`; returns its id.
 pub async fn add_key(pool: &sqlx::PgPool, org: uuid::Uuid, key: &str) -> uuid::Uuid {
+    secret(key);
     sqlx::query_scalar(
         "INSERT INTO api_key (organization_id, key_hash, prefix, name) VALUES ($1, $2, $3, 'k') RETURNING api_key_id",
     )
@@ -509,7 +540,7 @@ pub async fn chat_status(gw: &Gateway, key: &str, model: &str) -> u16 {
 
 /// A key no other test (or earlier run) has used: its counters start at zero.
 pub fn fresh_key(tag: &str) -> String {
-    format!("sk-{tag}-{}", uuid::Uuid::new_v4().simple())
+    secret(&format!("sk-{tag}-{}", uuid::Uuid::new_v4().simple()))
 }
 
 pub fn key_line(name: &str, key: &str, limits: &str) -> String {
