@@ -481,3 +481,123 @@ models:
         (Some(80_000), Some(432_000))
     );
 }
+
+/// The shipped `conf/catraca.yaml`, pointed at a mock, serves every AI route of the seed
+/// contracts with the demo key: OpenAI's (chat, stream, completions, embeddings, images,
+/// transcriptions, models) and SabIA's OCR and recognition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_serves_every_ai_route() {
+    let mock = Mock::start().await;
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/catraca.yaml")).unwrap();
+    let mock_addr = mock.addr.to_string();
+    let gw = Gateway::start_edited("", &[], move |header| {
+        // keep the test's listeners; everything else is the shipped file
+        let mut out: String = header
+            .lines()
+            .filter(|l| {
+                l.starts_with("listen:")
+                    || l.starts_with("metrics_listen:")
+                    || l.starts_with("admin_listen:")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for l in shipped.lines() {
+            if !(l.starts_with("listen:") || l.starts_with("metrics_listen:")) {
+                out.push_str(
+                    &l.replace("127.0.0.1:9100", &mock_addr)
+                        .replace("catraca-usage.jsonl", "usage.jsonl"),
+                );
+                out.push('\n');
+            }
+        }
+        out
+    })
+    .await;
+    let demo = "sk-catraca-demo";
+    let post = |path: &'static str, body: Value| {
+        let url = gw.url(path);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(demo)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let chat = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "oi"}]});
+    assert_eq!(post("/v1/chat/completions", chat.clone()).await.0, 200);
+    let mut stream = chat.clone();
+    stream["stream"] = true.into();
+    let (s, t) = post("/v1/chat/completions", stream).await;
+    assert_eq!(s, 200);
+    assert!(t.ends_with("data: [DONE]\n\n"), "{t}");
+    for (path, body) in [
+        (
+            "/v1/completions",
+            json!({"model": "gpt-3.5-turbo-instruct", "prompt": "oi"}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "text-embedding-3-small", "input": "oi"}),
+        ),
+        (
+            "/v1/images/generations",
+            json!({"model": "dall-e-3", "prompt": "um gato"}),
+        ),
+    ] {
+        let (s, t) = post(path, body).await;
+        assert_eq!(s, 200, "{path}: {t}");
+    }
+    for (path, field, model) in [
+        ("/v1/audio/transcriptions", "file", Some("whisper-1")),
+        ("/v1/ocr", "image", None),
+        ("/v1/recognition", "document", None),
+    ] {
+        let mut body = format!(
+            "--B\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"x\"\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&[7u8; 5000]);
+        body.extend_from_slice(b"\r\n");
+        if let Some(m) = model {
+            body.extend_from_slice(
+                format!("--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n{m}\r\n")
+                    .as_bytes(),
+            );
+        }
+        body.extend_from_slice(b"--B--\r\n");
+        let r = reqwest::Client::new()
+            .post(gw.url(path))
+            .bearer_auth(demo)
+            .header("content-type", "multipart/form-data; boundary=B")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let t = r.text().await.unwrap();
+        assert_eq!(s, 200, "{path}: {t}");
+    }
+    let r = reqwest::Client::new()
+        .get(gw.url("/v1/models"))
+        .bearer_auth(demo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ev = gw.wait_events(9).await;
+    let models: Vec<&str> = ev.iter().filter_map(|e| e["model"].as_str()).collect();
+    for m in ["whisper-1", "sabia-ocr", "sabia-recognition", "dall-e-3"] {
+        assert!(models.contains(&m), "{m} not billed: {models:?}");
+    }
+    let ocr = ev.iter().find(|e| e["model"] == "sabia-ocr").unwrap();
+    assert!(
+        ocr["cost_upstream_usd_micros"].as_i64().unwrap() > 0,
+        "{ocr}"
+    );
+}
