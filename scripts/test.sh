@@ -15,5 +15,8 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+say "cargo deny (licenses, duplicate versions, sources; advisories need GitHub: see deny.toml)"
+need_cargo_deny
+cargo deny --log-level error check licenses bans sources
 say "cargo test"
 cargo test --quiet 2>&1
