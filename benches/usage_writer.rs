@@ -26,7 +26,7 @@ fn event(i: u64, key: Option<uuid::Uuid>, org: Option<uuid::Uuid>) -> UsageEvent
         status: 200,
         error: None,
         attempts: 1,
-        stream: i % 2 == 0,
+        stream: i.is_multiple_of(2),
         prompt_tokens: 100 + i % 50,
         completion_tokens: 20 + i % 30,
         usage_reported: true,

@@ -326,7 +326,7 @@ async fn graceful_upgrade_hands_the_listener_over_under_load() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let stream = (i + c) % 2 == 0;
+                let stream = (i + c).is_multiple_of(2);
                 let r = client
                     .post(&url)
                     .bearer_auth(KEY)

@@ -453,13 +453,13 @@ impl Resolver {
                 "client.max_header_bytes",
                 32 * 1024,
             );
-            if max_header_bytes > 1 << 20 {
-                if let Some(v) = c.and_then(|c| c.max_header_bytes.as_ref()) {
-                    self.err(
-                        &v.referenced,
-                        "client.max_header_bytes: must be at most 1048576".into(),
-                    );
-                }
+            if max_header_bytes > 1 << 20
+                && let Some(v) = c.and_then(|c| c.max_header_bytes.as_ref())
+            {
+                self.err(
+                    &v.referenced,
+                    "client.max_header_bytes: must be at most 1048576".into(),
+                );
             }
             ClientConfig {
                 header_timeout: self.positive_ms(

@@ -59,11 +59,7 @@ pub fn boundary(content_type: &str) -> Option<&str> {
         if !k.trim().eq_ignore_ascii_case("boundary") {
             return None;
         }
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(v);
+        let v = unquote(v);
         (!v.is_empty() && v.len() <= 70).then_some(v)
     })
 }
@@ -221,6 +217,14 @@ fn part_of(headers: &[u8]) -> Result<Part, BadForm> {
     Ok(Part::Other)
 }
 
+/// A parameter value without its surrounding blanks and double quotes.
+fn unquote(v: &str) -> &str {
+    let v = v.trim();
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
 /// Whether the part's `Content-Disposition` names it `field` (`name="field"` or `name=field`).
 fn names(headers: &[u8], field: &str) -> bool {
     for line in headers.split(|&b| b == b'\n') {
@@ -238,12 +242,7 @@ fn names(headers: &[u8], field: &str) -> bool {
             let Some((k, v)) = p.split_once('=') else {
                 return false;
             };
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(v);
-            k.trim().eq_ignore_ascii_case("name") && v == field
+            k.trim().eq_ignore_ascii_case("name") && unquote(v) == field
         });
     }
     false

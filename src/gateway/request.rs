@@ -160,38 +160,10 @@ pub async fn prepare(
     // a copy and replays it to each attempt; a larger body is replayed by `bigbody`.
     session.enable_retry_buffering();
     let mut buf = BytesMut::with_capacity(content_length.unwrap_or(1024).min(limit) as usize);
-    let deadline = ctx
-        .body_deadline
-        .map(tokio::time::Instant::from_std)
-        .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(60));
-    loop {
-        let read = tokio::time::timeout_at(deadline, session.read_request_body()).await;
-        match read {
-            Ok(Ok(Some(chunk))) => {
-                if (buf.len() + chunk.len()) as u64 > limit {
-                    session.set_keepalive(None);
-                    return Err(ApiError::BodyTooLarge(limit));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(Ok(None)) => break,
-            Err(_) => {
-                // the whole body did not arrive in time (a trickle restarts no timer here)
-                session.set_keepalive(None);
-                return Err(ApiError::RequestTimeout);
-            }
-            Ok(Err(e)) if e.etype() == &pingora::ErrorType::ReadTimedout => {
-                session.set_keepalive(None);
-                return Err(ApiError::RequestTimeout);
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "reading request body failed");
-                ctx.client_disconnected = true;
-                return Err(ApiError::InvalidRequest(
-                    "could not read the request body".into(),
-                ));
-            }
-        }
+    let deadline = body_deadline(ctx);
+    let mut total = 0;
+    while let Some(chunk) = read_chunk(session, ctx, deadline, &mut total, limit).await? {
+        buf.extend_from_slice(&chunk);
     }
     let body = buf.freeze();
     ctx.body = Some(body.clone());
@@ -382,10 +354,7 @@ async fn read_form(
     use tokio::io::AsyncWriteExt;
     session.enable_retry_buffering();
     let mut scan = super::multipart::FormScan::new(boundary, file_field);
-    let deadline = ctx
-        .body_deadline
-        .map(tokio::time::Instant::from_std)
-        .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(60));
+    let deadline = body_deadline(ctx);
     let mut prefix = BytesMut::new();
     let mut spool: Option<tokio::fs::File> = None;
     let mut total: u64 = 0;
@@ -395,33 +364,11 @@ async fn read_form(
         if scan.done() || (known && spool.is_none()) {
             break;
         }
-        let chunk = match tokio::time::timeout_at(deadline, session.read_request_body()).await {
-            Err(_) => {
-                session.set_keepalive(None);
-                return Err(ApiError::RequestTimeout);
-            }
-            Ok(Err(e)) if e.etype() == &pingora::ErrorType::ReadTimedout => {
-                session.set_keepalive(None);
-                return Err(ApiError::RequestTimeout);
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "reading an upload failed");
-                ctx.client_disconnected = true;
-                return Err(ApiError::InvalidRequest(
-                    "could not read the request body".into(),
-                ));
-            }
-            Ok(Ok(None)) => {
-                ended = true;
-                break;
-            }
-            Ok(Ok(Some(c))) => c,
+        let Some(chunk) = read_chunk(session, ctx, deadline, &mut total, max_upload_bytes).await?
+        else {
+            ended = true;
+            break;
         };
-        total += chunk.len() as u64;
-        if total > max_upload_bytes {
-            session.set_keepalive(None);
-            return Err(ApiError::BodyTooLarge(max_upload_bytes));
-        }
         scan.feed(&chunk)
             .map_err(|e| ApiError::InvalidRequest(format!("invalid multipart form: {}", e.0)))?;
         match spool.as_mut() {
@@ -440,28 +387,10 @@ async fn read_form(
     if let Some(mut f) = spool {
         if !ended {
             // read the rest too: the file replaces the client's body
-            loop {
-                match tokio::time::timeout_at(deadline, session.read_request_body()).await {
-                    Ok(Ok(Some(c))) => {
-                        total += c.len() as u64;
-                        if total > max_upload_bytes {
-                            session.set_keepalive(None);
-                            return Err(ApiError::BodyTooLarge(max_upload_bytes));
-                        }
-                        f.write_all(&c).await.map_err(spool_error)?;
-                    }
-                    Ok(Ok(None)) => break,
-                    Err(_) => {
-                        session.set_keepalive(None);
-                        return Err(ApiError::RequestTimeout);
-                    }
-                    Ok(Err(_)) => {
-                        ctx.client_disconnected = true;
-                        return Err(ApiError::InvalidRequest(
-                            "could not read the request body".into(),
-                        ));
-                    }
-                }
+            while let Some(c) =
+                read_chunk(session, ctx, deadline, &mut total, max_upload_bytes).await?
+            {
+                f.write_all(&c).await.map_err(spool_error)?;
             }
         }
         f.flush().await.map_err(spool_error)?;
@@ -478,6 +407,51 @@ async fn read_form(
         model: scan.model,
         has_file: scan.has_file,
     })
+}
+
+/// When the body must be in: the request's body deadline (60 s when none was set).
+fn body_deadline(ctx: &RequestCtx) -> tokio::time::Instant {
+    ctx.body_deadline
+        .map(tokio::time::Instant::from_std)
+        .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(60))
+}
+
+/// The next chunk of the client's body (`None` at its end), counted into `total`: 413 past
+/// `limit`, 408 past `deadline` (a trickle restarts no timer here), 400 for a broken read
+/// (the client went away).
+async fn read_chunk(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    deadline: tokio::time::Instant,
+    total: &mut u64,
+    limit: u64,
+) -> Result<Option<bytes::Bytes>, ApiError> {
+    match tokio::time::timeout_at(deadline, session.read_request_body()).await {
+        Ok(Ok(Some(c))) => {
+            *total += c.len() as u64;
+            if *total > limit {
+                session.set_keepalive(None);
+                return Err(ApiError::BodyTooLarge(limit));
+            }
+            Ok(Some(c))
+        }
+        Ok(Ok(None)) => Ok(None),
+        Err(_) => {
+            session.set_keepalive(None);
+            Err(ApiError::RequestTimeout)
+        }
+        Ok(Err(e)) if e.etype() == &pingora::ErrorType::ReadTimedout => {
+            session.set_keepalive(None);
+            Err(ApiError::RequestTimeout)
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "reading the request body failed");
+            ctx.client_disconnected = true;
+            Err(ApiError::InvalidRequest(
+                "could not read the request body".into(),
+            ))
+        }
+    }
 }
 
 /// A new temporary file, already unlinked: it is gone when the request ends, crash or not.
