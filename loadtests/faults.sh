@@ -80,12 +80,12 @@ chat $P '{"model":"chat-model","messages":[{"role":"user","content":"oi"}]}' \
 sleep 0.3
 line "usage 2^63-1 tokens" "$(tail -1 "$WORK/usage-$P.jsonl" | python3 -c 'import json,sys; e=json.load(sys.stdin); print("stored prompt_tokens", e["prompt_tokens"], "usage_reported", e["usage_reported"], "billed BRL micros", e.get("cost_billed_brl_micros"))')"
 
-# 3. JSON nested 100 deep (between a first look and serde's 128 limit), 5 times
-DEEP=$(python3 -c 'print("{\"model\":\"chat-model\",\"stream\":true,\"stream_options\":{\"include_usage\":false},\"messages\":[],\"x\":" + "["*100 + "]"*100 + "}")')
+# 3. JSON nested 130 deep (past serde_json's 128 limit, which a first look does not apply), 5 times
+DEEP=$(python3 -c 'print("{\"model\":\"chat-model\",\"stream\":true,\"stream_options\":{\"include_usage\":false},\"messages\":[],\"x\":" + "["*130 + "]"*130 + "}")')
 CODES=""
 for _ in 1 2 3 4 5; do CODES="$CODES $(chat $P "$DEEP")"; done
 OPEN=$(curl -s "http://127.0.0.1:18490/metrics" | grep -c '^catraca_circuit_open_total' || true)
-line "JSON nested 100 deep x5" "statuses:$CODES; circuits opened: $OPEN; then a normal request: $(chat $P '{"model":"chat-model","messages":[]}')"
+line "JSON nested 130 deep x5" "statuses:$CODES; circuits opened: $OPEN; then a normal request: $(chat $P '{"model":"chat-model","messages":[]}')"
 
 # 4. a client that leaves while the provider thinks
 curl -s -o /dev/null --max-time 0.2 "http://127.0.0.1:$P/v1/chat/completions" -H "authorization: Bearer $KEY" \

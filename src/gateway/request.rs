@@ -174,7 +174,7 @@ pub async fn prepare(
     #[derive(Deserialize)]
     struct Probe<'a> {
         #[serde(borrow, default)]
-        model: Option<Cow<'a, str>>,
+        model: Option<Text<'a>>,
         #[serde(default)]
         stream: Option<bool>,
         #[serde(default)]
@@ -204,7 +204,8 @@ pub async fn prepare(
     })?;
     let model = probe
         .model
-        .ok_or_else(|| ApiError::InvalidRequest("you must provide a model parameter".into()))?;
+        .ok_or_else(|| ApiError::InvalidRequest("you must provide a model parameter".into()))?
+        .0;
     choose_model(ctx, &model, route)?;
     if let Cow::Borrowed(m) = &model {
         // borrowed = no escapes: the string's bytes sit in the body as they are
@@ -567,6 +568,30 @@ async fn admit(
     Ok(())
 }
 
+/// A JSON string borrowed from the body when it has no escapes, else unescaped into an owned
+/// one. (serde borrows a bare `Cow<str>` field, but one inside an `Option` it always copies,
+/// which would hide that the bytes of `model` can be spliced in place.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
 /// A field that may be absent, null or a value; unlike `Option`, tells absent from null (a
 /// body with `"stream_options": null` must not get a second `stream_options` key).
 struct Seen<T> {
@@ -714,5 +739,25 @@ mod fuzz {
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let _ = nesting_exceeds(&data, 8);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_without_escapes_is_borrowed_so_it_can_be_spliced() {
+        #[derive(Deserialize)]
+        struct P<'a> {
+            #[serde(borrow, default)]
+            model: Option<Text<'a>>,
+        }
+        let body = br#"{"model": "gpt-4o-mini"}"#;
+        let p: P = serde_json::from_slice(body).unwrap();
+        assert!(matches!(p.model, Some(Text(Cow::Borrowed("gpt-4o-mini")))));
+        let p: P = serde_json::from_slice(br#"{"model": "gpt\u002d4o"}"#).unwrap();
+        assert!(matches!(p.model, Some(Text(Cow::Owned(ref s))) if s == "gpt-4o"));
+        assert!(serde_json::from_slice::<P>(br#"{"model": 4}"#).is_err());
     }
 }

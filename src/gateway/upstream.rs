@@ -126,10 +126,18 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     // credentials and its own OpenAI organization/project would make a real provider answer
     // 401 or bill the wrong project. (The loop finds one header to drop at a time: no list is
     // allocated, and a request has a handful of headers.)
+    // Headers set again below are overwritten in place rather than removed first.
+    let has_auth = lp.auth_header.is_some();
     while let Some(name) = req
         .headers
         .keys()
-        .find(|n| !forwarded(n.as_str(), &provider.forward_headers, route.is_upload()))
+        .find(|n| {
+            let n = n.as_str();
+            !(forwarded(n, &provider.forward_headers, route.is_upload())
+                || n == "host"
+                || n == "x-request-id"
+                || (has_auth && n == "authorization"))
+        })
         .cloned()
     {
         req.remove_header(&name);
