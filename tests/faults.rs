@@ -291,12 +291,18 @@ models:
     assert_eq!(huge["prompt_tokens"], 1);
 
     // nothing leaked: descriptors back to where they were (pooled upstream connections and
-    // the steady client's come and go), memory not holding the 20 MB answer
+    // the steady client's come and go), no request task left in flight, memory not holding
+    // the 20 MB answer
     tokio::time::sleep(Duration::from_millis(500)).await;
     let fds_after = fds(&gw);
     assert!(
         fds_after <= fds_before + 4,
         "descriptors {fds_before} → {fds_after}"
+    );
+    let m = gw.metrics().await;
+    assert!(
+        m.contains("catraca_requests_in_flight 0"),
+        "requests left in flight:\n{m}"
     );
     let rss_after = rss_kib(&gw);
     assert!(
