@@ -106,11 +106,18 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     };
     let limiter =
         crate::limits::Limiter::new(redis, config.limits.fallback, metrics.limiter.clone());
-    // tokenizer tables load once here, not on the first request that needs them
-    let mut encodings: Vec<_> = config.models.iter().map(|m| m.tokenizer).collect();
-    encodings.dedup();
-    for e in encodings {
-        e.preload();
+    // Tokenizer tables (~20-45 MiB each) load here only when requests will keep needing
+    // them: token limits on config keys, or a database (whose keys may have token limits,
+    // balances or budgets, all estimated before the call). Otherwise they load on first need,
+    // off the proxy threads (a completion whose upstream reports no usage), and a gateway
+    // that never needs them does not hold them.
+    if config.database.is_some() || config.keys.iter().any(|k| k.limits.tpm.is_some()) {
+        let mut encodings: Vec<_> = config.models.iter().map(|m| m.tokenizer).collect();
+        encodings.sort_by_key(|e| *e as usize);
+        encodings.dedup();
+        for e in encodings {
+            e.preload();
+        }
     }
     let shared = Arc::new(Shared {
         live: ArcSwap::from_pointee(live),

@@ -28,6 +28,15 @@ pub enum Encoding {
     Bytes,
 }
 
+/// Per encoding (by discriminant), whether its tables were loaded.
+static LOADED: [std::sync::atomic::AtomicBool; 5] = [
+    std::sync::atomic::AtomicBool::new(false),
+    std::sync::atomic::AtomicBool::new(false),
+    std::sync::atomic::AtomicBool::new(false),
+    std::sync::atomic::AtomicBool::new(false),
+    std::sync::atomic::AtomicBool::new(false),
+];
+
 impl Encoding {
     /// Parse the config value.
     pub fn parse(s: &str) -> Option<Encoding> {
@@ -83,18 +92,34 @@ impl Encoding {
     }
 
     fn bpe(self) -> Option<&'static CoreBPE> {
-        Some(match self {
+        let bpe = match self {
             Encoding::O200k => tiktoken_rs::o200k_base_singleton(),
             Encoding::Cl100k => tiktoken_rs::cl100k_base_singleton(),
             Encoding::P50k => tiktoken_rs::p50k_base_singleton(),
             Encoding::R50k => tiktoken_rs::r50k_base_singleton(),
             Encoding::Bytes => return None,
-        })
+        };
+        LOADED[self as usize].store(true, std::sync::atomic::Ordering::Release);
+        Some(bpe)
     }
 
-    /// Load the encoding's tables now (tens of milliseconds), not on a request.
+    /// Load the encoding's tables (tens of milliseconds and ~20-45 MiB each).
     pub fn preload(self) {
         let _ = self.bpe();
+    }
+
+    /// Whether counting with this encoding needs no table load first.
+    pub fn is_loaded(self) -> bool {
+        self == Encoding::Bytes || LOADED[self as usize].load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Make sure the tables are loaded, loading them off the async threads when they are not:
+    /// tables load on first need, not at start, so a gateway whose requests never need a
+    /// token count never holds them.
+    pub async fn ensure_loaded(self) {
+        if !self.is_loaded() {
+            let _ = tokio::task::spawn_blocking(move || self.preload()).await;
+        }
     }
 
     /// Tokens of `text`.
@@ -268,5 +293,18 @@ mod tests {
         // 3 framing + 1 role + 2 text + 3 priming
         assert_eq!((e.prompt, e.max_output), (9, Some(7)));
         assert_eq!(estimate(b"not json", Encoding::Cl100k), Estimate::default());
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::Encoding;
+
+    #[tokio::test]
+    async fn tables_load_on_first_need() {
+        assert!(Encoding::Bytes.is_loaded());
+        Encoding::P50k.ensure_loaded().await;
+        assert!(Encoding::P50k.is_loaded());
+        assert_eq!(Encoding::P50k.count("hello world"), 2);
     }
 }

@@ -180,6 +180,7 @@ async fn counted(ctx: &mut RequestCtx, status: u16) -> Option<crate::sse::Usage>
         return None;
     }
     let enc = ctx.live.as_ref()?.config.models[ctx.model?].tokenizer;
+    enc.ensure_loaded().await;
     let body = ctx.body.clone()?;
     let text = if ctx.sse_active {
         ctx.sse.take_text()

@@ -249,6 +249,7 @@ pub async fn prepare(
                 || (funds.is_some() && (k.prepaid || k.budgeted)) =>
         {
             let enc = live.config.models[m].tokenizer;
+            enc.ensure_loaded().await;
             // a long prompt is counted off the proxy's threads
             if body.len() > 16 * 1024 {
                 let b = body.clone();
