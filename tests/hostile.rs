@@ -183,7 +183,8 @@ async fn huge_and_many_headers_get_431_and_connections_per_ip_are_capped() {
 
     // 4 idle connections from this IP are held; the 5th is closed at once
     let held: Vec<TcpStream> = (0..4).map(|_| raw_connect(&gw)).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // give the accept loop time to take all four, even on a loaded machine
+    std::thread::sleep(Duration::from_millis(1000));
     let mut fifth = raw_connect(&gw);
     let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     let (got, took) = read_to_close(&mut fifth);
@@ -204,7 +205,7 @@ async fn huge_and_many_headers_get_431_and_connections_per_ip_are_capped() {
 async fn deep_json_is_the_clients_400_and_never_trips_a_breaker() {
     let (a, b) = (Mock::start().await, Mock::start().await);
     let gw = Gateway::start(&two_deployments(&a.base(), &b.base(), "")).await;
-    for depth in [65, 127, 130, 5000] {
+    for depth in [65, 127, 130, 5000, 100_000] {
         let body = format!(
             r#"{{"model":"chat-model","stream":true,"stream_options":{{"include_usage":false}},"messages":[{{"role":"user","content":"x"}}],"x":{}{}}}"#,
             "[".repeat(depth),

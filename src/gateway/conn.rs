@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,16 +29,22 @@ use pingora::server::ShutdownWatch;
 /// head deadline).
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 
+/// One HTTP/1 connection's state, scoped once per connection by [`PerIp`] (its requests run
+/// in the connection's task): no allocation or extra task-local layer per request.
+struct Conn {
+    /// Requests started on this connection so far.
+    requests: Cell<u32>,
+    /// The current request's head is complete (set by the gateway's first phase).
+    head_seen: Cell<bool>,
+}
+
 tokio::task_local! {
-    /// Set by the gateway once a request head is parsed.
-    static HEAD_SEEN: Arc<AtomicBool>;
-    /// Requests started on this connection so far (HTTP/1: one task per connection).
-    static CONN_REQUESTS: Cell<u32>;
+    static CONN: Conn;
 }
 
 /// Called by the gateway's first phase: the head of the current request is complete.
 pub fn head_seen() {
-    let _ = HEAD_SEEN.try_with(|s| s.store(true, Ordering::Relaxed));
+    let _ = CONN.try_with(|c| c.head_seen.set(true));
 }
 
 /// Requests in flight (proxy sessions between their head and their usage event).
@@ -90,27 +96,28 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for HeadDeadline<A>
         session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        let reused = CONN_REQUESTS
-            .try_with(|n| {
-                let before = n.get();
-                n.set(before.saturating_add(1));
-                before > 0
-            })
-            .unwrap_or(false);
+        let Ok(reused) = CONN.try_with(|c| {
+            c.head_seen.set(false);
+            let before = c.requests.get();
+            c.requests.set(before.saturating_add(1));
+            before > 0
+        }) else {
+            // not under PerIp (HTTP/2 streams run in tasks of their own): no head deadline
+            return self.inner.process_new_http(session, shutdown).await;
+        };
         let deadline = if reused {
             self.head + KEEPALIVE_IDLE
         } else {
             self.head
         };
-        let seen = Arc::new(AtomicBool::new(false));
-        let fut = HEAD_SEEN.scope(seen.clone(), self.inner.process_new_http(session, shutdown));
+        let fut = self.inner.process_new_http(session, shutdown);
         tokio::pin!(fut);
         tokio::select! {
             biased;
             r = &mut fut => return r,
             _ = tokio::time::sleep(deadline) => {}
         }
-        if !seen.load(Ordering::Relaxed) {
+        if !CONN.try_with(|c| c.head_seen.get()).unwrap_or(true) {
             tracing::debug!(
                 ?deadline,
                 reused,
@@ -206,8 +213,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for PerIp<A> {
             },
             None => None,
         };
-        CONN_REQUESTS
-            .scope(Cell::new(0), self.inner.process_new(stream, shutdown))
+        let conn = Conn {
+            requests: Cell::new(0),
+            head_seen: Cell::new(false),
+        };
+        CONN.scope(conn, self.inner.process_new(stream, shutdown))
             .await
     }
 
