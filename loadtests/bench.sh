@@ -61,7 +61,9 @@ hwm() { [ -n "$1" ] && awk '/VmHWM/{print $2}' "/proc/$1/status" || echo 0; }
 # nginx's CPU is its workers'
 tree_ticks() { local t; t=$(ticks "$1"); for c in $(pgrep -P "$1" 2>/dev/null); do t=$((t + $(ticks "$c"))); done; echo "$t"; }
 
-TARGETS="direct bare catraca"; [ -n "$NGINX" ] && TARGETS="direct nginx bare catraca"
+if [ -z "${TARGETS:-}" ]; then
+  TARGETS="direct bare catraca"; [ -n "$NGINX" ] && TARGETS="direct nginx bare catraca"
+fi
 : >"$WORK/runs.txt"
 for round in $(seq "$ROUNDS"); do
   for t in $TARGETS; do

@@ -1,8 +1,14 @@
 //! Every Prometheus metric of the process, defined once, in its own registry.
 
+use std::sync::OnceLock;
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
+
+use crate::config::Config;
+use crate::gateway::ctx::Route;
 
 /// The process's metrics.
 pub struct Metrics {
@@ -37,6 +43,10 @@ pub struct Metrics {
     pub usage_quarantined: IntGauge,
     /// The limiter's decisions, Redis state and round trips.
     pub limiter: std::sync::Arc<crate::limits::LimiterMetrics>,
+    /// `latency` per route, resolved once (indexed by [`Route::index`]).
+    pub route_latency: Vec<Histogram>,
+    /// `ttft` per route, resolved once.
+    pub route_ttft: Vec<Histogram>,
 }
 
 impl Metrics {
@@ -158,7 +168,17 @@ impl Metrics {
         registry.register(Box::new(limiter.redis_up.clone()))?;
         registry.register(Box::new(limiter.fallbacks.clone()))?;
         registry.register(Box::new(limiter.round_trips.clone()))?;
+        let route_latency = Route::ALL
+            .iter()
+            .map(|r| latency.with_label_values(&[r.label()]))
+            .collect();
+        let route_ttft = Route::ALL
+            .iter()
+            .map(|r| ttft.with_label_values(&[r.label()]))
+            .collect();
         Ok(Metrics {
+            route_latency,
+            route_ttft,
             limiter: std::sync::Arc::new(limiter),
             registry,
             requests,
@@ -182,5 +202,117 @@ impl Metrics {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Handles of the per-request metrics whose labels come from the config (model, provider,
+/// deployment), one set per config load ([`crate::gateway::route::Live`]). Each is resolved
+/// on first use and then costs one atomic load, instead of hashing the label values and
+/// locking the vector's map on every request. Only the common outcome is cached (status 200,
+/// attempt ok); other statuses and failures take the labelled lookup.
+pub struct LiveHandles {
+    /// Per model, per position in its deployment list, per route: requests with status 200.
+    ok_requests: Vec<Vec<[OnceLock<IntCounter>; Route::COUNT]>>,
+    /// Per model: prompt and completion tokens.
+    tokens: Vec<OnceLock<[IntCounter; 2]>>,
+    /// Per deployment: attempts with outcome `ok`.
+    attempts_ok: Vec<OnceLock<IntCounter>>,
+}
+
+impl LiveHandles {
+    /// Empty slots sized for `config`.
+    pub fn new(config: &Config) -> Self {
+        LiveHandles {
+            ok_requests: config
+                .models
+                .iter()
+                .map(|m| {
+                    m.deployments
+                        .iter()
+                        .map(|_| std::array::from_fn(|_| OnceLock::new()))
+                        .collect()
+                })
+                .collect(),
+            tokens: config.models.iter().map(|_| OnceLock::new()).collect(),
+            attempts_ok: config.deployments.iter().map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Count one finished request.
+    pub fn request(
+        &self,
+        m: &Metrics,
+        config: &Config,
+        route: &str,
+        at: Option<(Route, usize, usize)>,
+        status: u16,
+    ) {
+        let label = |model: usize, dep: usize| {
+            let provider = &config.providers[config.deployments[dep].provider].name;
+            (config.models[model].name.as_str(), provider.as_str())
+        };
+        match at {
+            Some((r, model, dep)) if status == 200 => {
+                let slot = config.models[model]
+                    .deployments
+                    .iter()
+                    .position(|&d| d == dep)
+                    .and_then(|i| self.ok_requests.get(model)?.get(i));
+                match slot {
+                    Some(slots) => slots[r.index()]
+                        .get_or_init(|| {
+                            let (model, provider) = label(model, dep);
+                            m.requests
+                                .with_label_values(&[route, model, provider, "200"])
+                        })
+                        .inc(),
+                    None => {
+                        let (model, provider) = label(model, dep);
+                        m.requests
+                            .with_label_values(&[route, model, provider, "200"])
+                            .inc()
+                    }
+                }
+            }
+            Some((_, model, dep)) => {
+                let (model, provider) = label(model, dep);
+                let status = itoa::Buffer::new().format(status).to_owned();
+                m.requests
+                    .with_label_values(&[route, model, provider, &status])
+                    .inc();
+            }
+            None => {
+                let status = itoa::Buffer::new().format(status).to_owned();
+                m.requests
+                    .with_label_values(&[route, "", "", &status])
+                    .inc();
+            }
+        }
+    }
+
+    /// Add a request's tokens to its model's counters.
+    pub fn tokens(&self, m: &Metrics, config: &Config, model: usize, prompt: u64, completion: u64) {
+        let Some(slot) = self.tokens.get(model) else {
+            return;
+        };
+        let [p, c] = slot.get_or_init(|| {
+            let name = config.models[model].name.as_str();
+            [
+                m.tokens.with_label_values(&[name, "prompt"]),
+                m.tokens.with_label_values(&[name, "completion"]),
+            ]
+        });
+        p.inc_by(prompt);
+        c.inc_by(completion);
+    }
+
+    /// Count an attempt that got an answer (not 429 or 5xx).
+    pub fn attempt_ok(&self, m: &Metrics, name: &str, dep: usize) {
+        match self.attempts_ok.get(dep) {
+            Some(slot) => slot
+                .get_or_init(|| m.attempts.with_label_values(&[name, "ok"]))
+                .inc(),
+            None => m.attempts.with_label_values(&[name, "ok"]).inc(),
+        }
     }
 }

@@ -445,8 +445,10 @@ fn event_end(buf: &[u8]) -> Option<usize> {
 
 /// Find the last `"usage": {...}` object in a (possibly truncated-at-the-front) JSON body.
 pub fn find_usage(body: &[u8]) -> Option<Usage> {
+    static USAGE: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"\"usage\""));
     let mut hay = body;
-    while let Some(at) = memchr::memmem::rfind(hay, b"\"usage\"") {
+    while let Some(at) = USAGE.rfind(hay) {
         let rest = &body[at + 7..];
         let rest = trim_ws(rest);
         if let Some(rest) = rest.strip_prefix(b":") {

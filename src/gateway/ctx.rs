@@ -35,6 +35,27 @@ pub enum Route {
 }
 
 impl Route {
+    /// Every route, in declaration order ([`Route::index`]).
+    pub const ALL: [Route; 10] = [
+        Route::Chat,
+        Route::Completions,
+        Route::Embeddings,
+        Route::Images,
+        Route::Audio,
+        Route::Ocr,
+        Route::Recognition,
+        Route::Models,
+        Route::Health,
+        Route::RateLimitUsage,
+    ];
+    /// How many routes there are.
+    pub const COUNT: usize = Route::ALL.len();
+
+    /// Position in [`Route::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Match a request path (query already stripped).
     pub fn from_path(path: &str) -> Option<Route> {
         Some(match path {
@@ -119,7 +140,7 @@ pub struct RequestCtx {
     /// Catalog model index.
     pub model: Option<usize>,
     /// Public model name as the client sent it.
-    pub model_name: Option<String>,
+    pub model_name: Option<Arc<str>>,
     /// Client asked for a stream.
     pub stream: bool,
     /// The gateway added `include_usage`; the usage event must be hidden from the client.
@@ -263,5 +284,17 @@ impl RequestCtx {
 impl Default for RequestCtx {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Route;
+
+    #[test]
+    fn route_indexes_follow_all() {
+        for (i, r) in Route::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
     }
 }

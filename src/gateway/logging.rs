@@ -29,13 +29,10 @@ pub async fn finish(
     }
     let live = ctx.live.clone();
     let (deployment, provider) = match (&live, ctx.deployment) {
-        (Some(l), Some(d)) => {
-            let dep = &l.config.deployments[d];
-            (
-                Some(dep.name.clone()),
-                Some(l.config.providers[dep.provider].name.clone()),
-            )
-        }
+        (Some(l), Some(d)) => (
+            Some(l.deployment_names[d].clone()),
+            Some(l.provider_names[l.config.deployments[d].provider].clone()),
+        ),
         _ => (None, None),
     };
     let route = match (ctx.route, ctx.admin) {
@@ -79,29 +76,26 @@ pub async fn finish(
         .or_else(|| e.map(|e| e.etype().as_str().to_string()));
 
     let m = &shared.metrics;
-    let model_label = ctx.model_name.as_deref().unwrap_or("");
-    let status_label = status.to_string();
-    m.requests
-        .with_label_values(&[
-            route,
-            model_label,
-            provider.as_deref().unwrap_or(""),
-            status_label.as_str(),
-        ])
-        .inc();
-    m.latency
-        .with_label_values(&[route])
-        .observe(latency.as_secs_f64());
-    if let Some(t) = ctx.ttft {
-        m.ttft.with_label_values(&[route]).observe(t.as_secs_f64());
+    if let Some(l) = &live {
+        let at = match (ctx.route, ctx.model, ctx.deployment) {
+            (Some(r), Some(model), Some(d)) => Some((r, model, d)),
+            _ => None,
+        };
+        l.handles.request(m, &l.config, route, at, status);
+        if let (Some(u), Some(model)) = (usage, ctx.model) {
+            l.handles
+                .tokens(m, &l.config, model, u.prompt_tokens, u.completion_tokens);
+        }
     }
-    if let Some(u) = usage {
-        m.tokens
-            .with_label_values(&[model_label, "prompt"])
-            .inc_by(u.prompt_tokens);
-        m.tokens
-            .with_label_values(&[model_label, "completion"])
-            .inc_by(u.completion_tokens);
+    if let Some(r) = ctx.route {
+        m.route_latency[r.index()].observe(latency.as_secs_f64());
+        if let Some(t) = ctx.ttft {
+            m.route_ttft[r.index()].observe(t.as_secs_f64());
+        }
+    } else {
+        m.latency
+            .with_label_values(&[route])
+            .observe(latency.as_secs_f64());
     }
     // one usage event per AI request; health checks, usage reports and admin calls are not
     if matches!(
@@ -145,7 +139,7 @@ pub async fn finish(
     let event = UsageEvent {
         request_id: std::mem::take(&mut ctx.request_id),
         ts: ctx.ts,
-        key: ctx.key.as_ref().map(|k| k.name.to_string()),
+        key: ctx.key.as_ref().map(|k| k.name.clone()),
         organization_id: ctx.key.as_ref().and_then(|k| k.organization_id),
         api_key_id: ctx.key.as_ref().and_then(|k| k.api_key_id),
         route: route.into(),

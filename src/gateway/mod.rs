@@ -57,9 +57,14 @@ impl Gateway {
         }
     }
 
+    /// `req_` + the process's random prefix (16 hex digits) + a counter (at least 8 hex digits), written without the formatting machinery.
     fn next_request_id(&self) -> String {
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
-        format!("req_{:016x}{:08x}", self.id_prefix, n)
+        let mut id = String::with_capacity(36);
+        id.push_str("req_");
+        push_hex(&mut id, self.id_prefix, 16);
+        push_hex(&mut id, n, (64 - n.leading_zeros()).div_ceil(4).max(8));
+        id
     }
 
     fn record_attempt_error(&self, ctx: &mut RequestCtx, failure: AttemptFailure, kind: &str) {
@@ -88,6 +93,15 @@ impl Gateway {
             .with_label_values(&[name, kind])
             .inc();
         tracing::info!(request_id = %ctx.request_id, deployment = %name, attempt = ctx.attempts, kind, "upstream attempt failed");
+    }
+}
+
+/// `n`'s low `digits` hex digits, zero-padded, lower case.
+fn push_hex(out: &mut String, n: u64, digits: u32) {
+    for i in (0..digits).rev() {
+        out.push(char::from(
+            b"0123456789abcdef"[(n >> (i * 4)) as usize & 0xf],
+        ));
     }
 }
 
@@ -125,11 +139,11 @@ impl ProxyHttp for Gateway {
         ctx.live = Some(self.shared.live.load_full());
         ctx.request_id = self.next_request_id();
         ctx.ts = time::OffsetDateTime::now_utc();
-        ctx.session_id = request::header_str(session, "x-session-id")
-            .or_else(|| request::header_str(session, "x-tokia-session-id"))
+        ctx.session_id = request::header_str(session, request::names::X_SESSION_ID)
+            .or_else(|| request::header_str(session, request::names::X_TOKIA_SESSION_ID))
             .map(|s| s.chars().take(128).collect());
-        ctx.client_request_id = request::header_str(session, "x-client-request-id")
-            .or_else(|| request::header_str(session, "x-request-id"))
+        ctx.client_request_id = request::header_str(session, request::names::X_CLIENT_REQUEST_ID)
+            .or_else(|| request::header_str(session, request::names::X_REQUEST_ID))
             .map(str::trim)
             .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_string);
@@ -148,7 +162,6 @@ impl ProxyHttp for Gateway {
             }
             // the body, read here or streamed through, must arrive within its deadline
             ctx.body_deadline = Some(ctx.start + c.body_timeout);
-            session.set_read_timeout(Some(c.body_timeout.min(BODY_READ_TIMEOUT)));
         }
         match request::prepare(
             session,
@@ -160,7 +173,18 @@ impl ProxyHttp for Gateway {
         )
         .await
         {
-            Ok(request::Outcome::Proxy | request::Outcome::Admin) => Ok(false),
+            Ok(request::Outcome::Proxy | request::Outcome::Admin) => {
+                // A body Pingora streams through (uploads, admin calls) is read under Pingora's
+                // read timeout; a body read here already was, under its own deadline, and
+                // setting one would cost every request a timer.
+                if let (Some(c), true) = (
+                    client,
+                    ctx.admin.is_some() || ctx.route.is_some_and(ctx::Route::is_upload),
+                ) {
+                    session.set_read_timeout(Some(c.body_timeout.min(BODY_READ_TIMEOUT)));
+                }
+                Ok(false)
+            }
             Ok(request::Outcome::Respond(body)) => {
                 respond::json(session, ctx, 200, body).await;
                 Ok(true)
@@ -182,9 +206,14 @@ impl ProxyHttp for Gateway {
             return upstream::admin_peer(addr, ctx);
         }
         if ctx.attempts > 0
-            && let Some(m) = ctx.model_name.as_deref()
+            && let (Some(live), Some(m)) = (ctx.live.as_ref(), ctx.model)
         {
-            self.shared.metrics.failovers.with_label_values(&[m]).inc();
+            let name = live.config.models[m].name.as_str();
+            self.shared
+                .metrics
+                .failovers
+                .with_label_values(&[name])
+                .inc();
         }
         upstream::next_peer(ctx)
     }
@@ -385,5 +414,25 @@ impl ProxyHttp for Gateway {
     fn suppress_error_log(&self, _s: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
         // client disconnects are normal traffic; they are counted in the usage event
         ctx.client_disconnected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_the_formatted_ones() {
+        for (prefix, n) in [
+            (0u64, 0u64),
+            (u64::MAX, 0xffff_ffff),
+            (0x0123_4567_89ab_cdef, 0x1_0000_0000),
+            (7, 42),
+        ] {
+            let mut id = String::from("req_");
+            push_hex(&mut id, prefix, 16);
+            push_hex(&mut id, n, (64 - n.leading_zeros()).div_ceil(4).max(8));
+            assert_eq!(id, format!("req_{prefix:016x}{n:08x}"));
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! deployments. Everything here runs before any upstream I/O; any failure is a clean 4xx.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use pingora::proxy::Session;
@@ -88,7 +89,7 @@ pub async fn prepare(
     }
 
     let cfg = &live.config;
-    let content_type = header_str(session, "content-type").unwrap_or("");
+    let content_type = header_str(session, http::header::CONTENT_TYPE).unwrap_or("");
     let content_length = content_length(session)?;
     if route.is_upload() {
         if !content_type.starts_with("multipart/form-data") {
@@ -115,7 +116,7 @@ pub async fn prepare(
             Route::Recognition => "document",
             _ => "file",
         };
-        let forced = header_str(session, "x-catraca-model").map(str::to_string);
+        let forced = header_str(session, names::X_CATRACA_MODEL).map(str::to_string);
         let form = read_form(
             session,
             ctx,
@@ -654,14 +655,19 @@ fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), Ap
     }
     live.mark_used(idx, ctx.start);
     ctx.model = Some(idx);
-    ctx.model_name = Some(name.to_string());
+    // the catalog's own name (the common case) is shared, an alias is copied
+    ctx.model_name = Some(if live.model_names[idx].as_ref() == name {
+        live.model_names[idx].clone()
+    } else {
+        Arc::from(name)
+    });
     ctx.candidates = live.candidates(idx);
     ctx.max_attempts = live.config.failover.max_attempts;
     Ok(())
 }
 
 fn presented_key(session: &Session) -> Option<&str> {
-    if let Some(v) = header_str(session, "authorization") {
+    if let Some(v) = header_str(session, http::header::AUTHORIZATION) {
         let v = v.trim();
         let (scheme, rest) = v.split_once(' ')?;
         if scheme.eq_ignore_ascii_case("bearer") && !rest.trim().is_empty() {
@@ -669,13 +675,31 @@ fn presented_key(session: &Session) -> Option<&str> {
         }
         return None;
     }
-    header_str(session, "api-key")
+    header_str(session, names::API_KEY)
         .map(str::trim)
         .filter(|k| !k.is_empty())
 }
 
+/// Header names looked up on every request, parsed once (a `&str` name is parsed and
+/// validated again on each lookup).
+pub mod names {
+    use http::HeaderName;
+    /// `x-session-id`
+    pub const X_SESSION_ID: HeaderName = HeaderName::from_static("x-session-id");
+    /// `x-tokia-session-id`
+    pub const X_TOKIA_SESSION_ID: HeaderName = HeaderName::from_static("x-tokia-session-id");
+    /// `x-client-request-id`
+    pub const X_CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-client-request-id");
+    /// `x-request-id`
+    pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    /// `api-key`
+    pub const API_KEY: HeaderName = HeaderName::from_static("api-key");
+    /// `x-catraca-model`
+    pub const X_CATRACA_MODEL: HeaderName = HeaderName::from_static("x-catraca-model");
+}
+
 /// A request header as UTF-8, if present and valid.
-pub fn header_str<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
+pub fn header_str(session: &Session, name: impl http::header::AsHeaderName) -> Option<&str> {
     session
         .req_header()
         .headers
@@ -684,7 +708,7 @@ pub fn header_str<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
 }
 
 fn content_length(session: &Session) -> Result<Option<u64>, ApiError> {
-    match header_str(session, "content-length") {
+    match header_str(session, http::header::CONTENT_LENGTH) {
         None => Ok(None),
         Some(v) => v
             .trim()

@@ -15,6 +15,7 @@ use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::ctx::Route;
 use crate::config::{Category, Config};
 
 /// Attempts are capped at 16 by config validation; candidates fit a fixed array.
@@ -70,6 +71,8 @@ pub struct LiveProvider {
     pub host_header: HeaderValue,
     /// `Authorization: Bearer …` to send upstream, if the provider has a key.
     pub auth_header: Option<HeaderValue>,
+    /// The upstream URI of each route (`base_path` + the route's suffix), by [`Route::index`].
+    pub uris: Vec<http::Uri>,
 }
 
 /// Information about a recognised API key.
@@ -165,6 +168,10 @@ pub struct Live {
     pub breakers: Vec<Arc<Breaker>>,
     /// Metric label per deployment.
     pub deployment_names: Vec<Arc<str>>,
+    /// Name per provider, for usage events.
+    pub provider_names: Vec<Arc<str>>,
+    /// Public name per model, for usage events.
+    pub model_names: Vec<Arc<str>>,
     /// Config keys by hash.
     keys: HashMap<[u8; 32], Arc<KeyInfo>>,
     /// Pre-rendered `GET /v1/models` body.
@@ -172,6 +179,8 @@ pub struct Live {
     /// Per model, the second (since `epoch`, plus one; 0 = never) it was last asked for; kept
     /// across reloads by model name, so a reload can tell a model in use.
     pub model_used: Vec<Arc<std::sync::atomic::AtomicU64>>,
+    /// Metric handles for this config's models and deployments.
+    pub handles: crate::metrics::LiveHandles,
 }
 
 impl KeyStore for Live {
@@ -217,7 +226,15 @@ impl Live {
                 }
                 None => None,
             };
+            let uris = Route::ALL
+                .iter()
+                .map(|r| format!("{}{}", p.base_path, r.upstream_suffix()).parse::<http::Uri>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    format!("provider {}: bad base path {:?}: {e}", p.name, p.base_path)
+                })?;
             providers.push(LiveProvider {
+                uris,
                 addr,
                 host_header,
                 auth_header,
@@ -273,7 +290,18 @@ impl Live {
             })
             .collect();
         Ok(Live {
+            handles: crate::metrics::LiveHandles::new(&config),
             model_used,
+            provider_names: config
+                .providers
+                .iter()
+                .map(|p| Arc::from(p.name.as_str()))
+                .collect(),
+            model_names: config
+                .models
+                .iter()
+                .map(|m| Arc::from(m.name.as_str()))
+                .collect(),
             deployment_names: config
                 .deployments
                 .iter()

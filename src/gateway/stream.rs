@@ -58,11 +58,7 @@ pub fn on_upstream_header(
         }
     } else {
         live.breakers[d].on_success();
-        shared
-            .metrics
-            .attempts
-            .with_label_values(&[name, "ok"])
-            .inc();
+        live.handles.attempt_ok(&shared.metrics, name, d);
     }
     ctx.response_started = true;
     ctx.sse_active = ctx.stream
@@ -73,14 +69,31 @@ pub fn on_upstream_header(
             .is_some_and(|v| v.starts_with("text/event-stream"));
     if ctx.sse_active && ctx.hide_usage {
         // we may drop an event, so the length changes
-        resp.remove_header("content-length");
+        resp.remove_header(&http::header::CONTENT_LENGTH);
     }
-    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    resp.insert_header(super::request::names::X_REQUEST_ID, ctx.request_id.as_str())?;
     if let Some(id) = &ctx.client_request_id {
-        resp.insert_header("x-client-request-id", id.as_str())?;
+        resp.insert_header(super::request::names::X_CLIENT_REQUEST_ID, id.as_str())?;
     }
     super::respond::rate_headers(resp, ctx)?;
     Ok(())
+}
+
+/// Usage (and, for transcriptions, the audio duration) from the end of a whole answer.
+fn scan_answer(ctx: &mut RequestCtx, tail: &[u8]) {
+    ctx.usage = crate::sse::find_usage(tail);
+    if ctx.route == Some(Route::Audio)
+        && ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
+    {
+        ctx.audio_ms = match crate::sse::find_audio_ms(tail) {
+            Some(ms) if ms > crate::sse::MAX_AUDIO_MS => {
+                tracing::warn!(request_id = %ctx.request_id, reported_ms = ms,
+                    "upstream reported an absurd audio duration; not billed");
+                0
+            }
+            ms => ms.unwrap_or(0),
+        };
+    }
 }
 
 /// One chunk of the upstream body on its way to the client.
@@ -124,6 +137,14 @@ pub fn on_body(body: &mut Option<Bytes>, eos: bool, ctx: &mut RequestCtx) -> Res
             }
             ctx.usage = ctx.sse.usage;
         }
+    } else if eos && ctx.resp_tail.is_empty() {
+        // the whole answer in one piece (the common case): read it where it is; keep a copy
+        // only when the text must be counted because no usage was reported
+        let whole = body.as_ref().map(Bytes::as_ref).unwrap_or_default();
+        scan_answer(ctx, whole);
+        if ctx.usage.is_none() {
+            ctx.resp_tail.extend_from_slice(whole);
+        }
     } else {
         if let Some(b) = body.as_ref() {
             ctx.resp_tail.extend_from_slice(b);
@@ -134,19 +155,9 @@ pub fn on_body(body: &mut Option<Bytes>, eos: bool, ctx: &mut RequestCtx) -> Res
             }
         }
         if eos {
-            ctx.usage = crate::sse::find_usage(&ctx.resp_tail);
-            if ctx.route == Some(Route::Audio)
-                && ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
-            {
-                ctx.audio_ms = match crate::sse::find_audio_ms(&ctx.resp_tail) {
-                    Some(ms) if ms > crate::sse::MAX_AUDIO_MS => {
-                        tracing::warn!(request_id = %ctx.request_id, reported_ms = ms,
-                            "upstream reported an absurd audio duration; not billed");
-                        0
-                    }
-                    ms => ms.unwrap_or(0),
-                };
-            }
+            let tail = std::mem::take(&mut ctx.resp_tail);
+            scan_answer(ctx, &tail);
+            ctx.resp_tail = tail;
         }
     }
     Ok(())

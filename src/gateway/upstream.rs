@@ -7,6 +7,7 @@ use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use super::ctx::RequestCtx;
+use super::request::names;
 
 /// Peer for the next candidate deployment; resets the per-attempt state.
 pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -111,16 +112,19 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     let provider = &live.config.providers[dep.provider];
     let lp = &live.providers[dep.provider];
 
-    let mut path = String::with_capacity(provider.base_path.len() + 32);
-    path.push_str(&provider.base_path);
-    path.push_str(route.upstream_suffix());
-    if let Some(q) = req.uri.query() {
-        path.push('?');
-        path.push_str(q);
-    }
-    let uri = path
-        .parse::<http::Uri>()
-        .map_err(|e| Error::because(ErrorType::InternalError, "upstream uri", e))?;
+    let uri = match req.uri.query() {
+        // the common case: the provider's path for this route, parsed when the config loaded
+        None => lp.uris[route.index()].clone(),
+        Some(q) => {
+            let mut path = String::with_capacity(provider.base_path.len() + 32 + q.len());
+            path.push_str(&provider.base_path);
+            path.push_str(route.upstream_suffix());
+            path.push('?');
+            path.push_str(q);
+            path.parse::<http::Uri>()
+                .map_err(|e| Error::because(ErrorType::InternalError, "upstream uri", e))?
+        }
+    };
     req.set_uri(uri);
     // Only an allow-list of client headers reaches the provider: cookies, the client's
     // credentials and its own OpenAI organization/project would make a real provider answer
@@ -142,19 +146,22 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     {
         req.remove_header(&name);
     }
-    req.insert_header("host", lp.host_header.clone())?;
+    req.insert_header(http::header::HOST, lp.host_header.clone())?;
     if let Some(a) = &lp.auth_header {
-        req.insert_header("authorization", a.clone())?;
+        req.insert_header(http::header::AUTHORIZATION, a.clone())?;
     }
-    req.insert_header("x-request-id", ctx.request_id.as_str())?;
+    req.insert_header(names::X_REQUEST_ID, ctx.request_id.as_str())?;
     if let Some(id) = &ctx.client_request_id {
-        req.insert_header("x-client-request-id", id.as_str())?;
+        req.insert_header(names::X_CLIENT_REQUEST_ID, id.as_str())?;
     }
 
     if !route.is_upload() {
         let body = upstream_body(ctx, &dep.upstream_model)?;
-        req.remove_header("transfer-encoding");
-        req.insert_header("content-length", body.len().to_string())?;
+        req.remove_header(&http::header::TRANSFER_ENCODING);
+        req.insert_header(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(body.len()),
+        )?;
         ctx.upstream_body = Some(body);
     }
     Ok(())
@@ -270,7 +277,7 @@ mod tests {
         if let Some(s) = start {
             let e = s + body[s..].find('"').unwrap_or(0);
             ctx.model_span = Some((s, e));
-            ctx.model_name = Some(body[s..e].to_string());
+            ctx.model_name = Some(body[s..e].into());
         }
         ctx.hide_usage = hide_usage;
         ctx.stream_options_absent = !body.contains("stream_options");

@@ -7,6 +7,8 @@
 pub mod jsonl;
 pub mod pg;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// One request's record.
@@ -18,7 +20,7 @@ pub struct UsageEvent {
     #[serde(with = "time::serde::rfc3339")]
     pub ts: time::OffsetDateTime,
     /// Key name, when the key was recognised.
-    pub key: Option<String>,
+    pub key: Option<Arc<str>>,
     /// Tenant of the key (Postgres keys).
     pub organization_id: Option<uuid::Uuid>,
     /// Key id (Postgres keys).
@@ -26,11 +28,11 @@ pub struct UsageEvent {
     /// Route, e.g. `chat.completions`.
     pub route: std::borrow::Cow<'static, str>,
     /// Public model the client asked for.
-    pub model: Option<String>,
+    pub model: Option<Arc<str>>,
     /// Deployment of the last attempt.
-    pub deployment: Option<String>,
+    pub deployment: Option<Arc<str>>,
     /// Provider of the last attempt.
-    pub provider: Option<String>,
+    pub provider: Option<Arc<str>>,
     /// Status the client got (0 when the client went away before any response).
     pub status: u16,
     /// Error code when the request failed (`ApiError::code` or an upstream/disconnect code).
