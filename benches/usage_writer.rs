@@ -1,5 +1,5 @@
 //! Rows/s the Postgres usage writer sustains: `usage::pg::insert` in batches of
-//! `usage::pg::BATCH`, one batch at a time, as the writer task does.
+//! `usage.batch_size` (env `BATCH`, default `usage::DEFAULT_BATCH`), one batch at a time, as the writer task does.
 //!
 //! `cargo bench --bench usage_writer` (needs DATABASE_URL; creates and drops its own database).
 //! Env: ROWS (default 200000).
@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use catraca::usage::UsageEvent;
-use catraca::usage::pg::{BATCH, insert};
+use catraca::usage::pg::insert;
 use sqlx::Connection;
 
 fn event(i: u64, key: Option<uuid::Uuid>, org: Option<uuid::Uuid>) -> UsageEvent {
@@ -64,16 +64,20 @@ fn main() {
             .bind(org).bind(vec![7u8; 32]).fetch_one(&pool).await.unwrap();
 
         let events: Vec<UsageEvent> = (0..rows).map(|i| event(i, Some(key), Some(org))).collect();
+        let batch: usize = std::env::var("BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(catraca::usage::DEFAULT_BATCH as usize);
         let t = Instant::now();
-        for chunk in events.chunks(BATCH) {
+        for chunk in events.chunks(batch) {
             insert(&pool, chunk).await.unwrap();
         }
         let secs = t.elapsed().as_secs_f64();
-        println!("usage writer: {rows} rows in {secs:.2} s = {:.0} rows/s (batches of {BATCH}, key totals updated)", rows as f64 / secs);
+        println!("usage writer: {rows} rows in {secs:.2} s = {:.0} rows/s (batches of {batch}, key totals updated)", rows as f64 / secs);
 
         // replaying the same events (an outage replay) inserts nothing and counts nothing
         let t = Instant::now();
-        for chunk in events.chunks(BATCH) {
+        for chunk in events.chunks(batch) {
             insert(&pool, chunk).await.unwrap();
         }
         let secs = t.elapsed().as_secs_f64();

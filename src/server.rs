@@ -64,19 +64,15 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let (sink, usage_writer, db_keys): (Arc<dyn UsageSink>, UsageWriter, Option<Arc<PgKeys>>) =
         match &config.database {
             None => {
-                let (sink, writer) =
-                    jsonl::channel(config.usage.jsonl_path.clone(), config.usage.queue_capacity);
+                let (sink, writer) = jsonl::channel(config.usage.jsonl_path.clone(), &config.usage);
                 (Arc::new(sink), UsageWriter::Jsonl(writer), None)
             }
             Some(db) => {
                 // separate pools: the proxy's runtime looks keys up, the writer's runtime inserts
                 let keys_pool = store::pg::LazyPool::new(&db.url, db.max_connections)?;
                 let usage_pool = store::pg::LazyPool::new(&db.url, 2)?;
-                let (sink, mut writer) = usage::pg::channel(
-                    usage_pool,
-                    db.spill_path.clone(),
-                    config.usage.queue_capacity,
-                );
+                let (sink, mut writer) =
+                    usage::pg::channel(usage_pool, db.spill_path.clone(), &config.usage);
                 writer.quarantined = quarantined.clone();
                 (
                     Arc::new(sink),
@@ -106,19 +102,10 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     };
     let limiter =
         crate::limits::Limiter::new(redis, config.limits.fallback, metrics.limiter.clone());
-    // Tokenizer tables (~20-45 MiB each) load here only when requests will keep needing
-    // them: token limits on config keys, or a database (whose keys may have token limits,
-    // balances or budgets, all estimated before the call). Otherwise they load on first need,
-    // off the proxy threads (a completion whose upstream reports no usage), and a gateway
-    // that never needs them does not hold them.
-    if config.database.is_some() || config.keys.iter().any(|k| k.limits.tpm.is_some()) {
-        let mut encodings: Vec<_> = config.models.iter().map(|m| m.tokenizer).collect();
-        encodings.sort_by_key(|e| *e as usize);
-        encodings.dedup();
-        for e in encodings {
-            e.preload();
-        }
-    }
+    // Tokenizer tables (~20-45 MiB each) are never loaded here: each loads on its first need,
+    // off the proxy threads (the first request of a key with a token limit, a balance or a
+    // budget, or a completion whose upstream reports no usage), so a gateway that never needs
+    // one never holds it and every gateway starts small.
     let shared = Arc::new(Shared {
         live: ArcSwap::from_pointee(live),
         metrics,
@@ -133,6 +120,8 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
 
     let conf = ServerConf {
         threads: config.threads,
+        work_stealing: config.work_stealing,
+        upstream_keepalive_pool_size: config.upstream_keepalive_pool,
         // the drain service below exits as soon as requests and usage are drained; this is
         // the most a SIGTERM waits
         grace_period_seconds: Some(config.grace_period.as_secs()),

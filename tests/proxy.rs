@@ -601,3 +601,35 @@ async fn the_shipped_config_serves_every_ai_route() {
         "{ocr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overhead_header_is_catracas_time_only_and_opt_in() {
+    let mock = Mock::start().await;
+    let off = Gateway::start(&one_model(&mock)).await;
+    let hello = json!({"model": "chat-model", "messages": [{"role": "user", "content": "oi"}]});
+    let r = off.post("/v1/chat/completions", hello.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-catraca-overhead-ms").is_none());
+
+    let on = Gateway::start(&format!("overhead_header: true\n{}", one_model(&mock))).await;
+    // the provider takes 300 ms before its header: none of it is catraca's
+    let t = Instant::now();
+    let r = on
+        .post_with(
+            "/v1/chat/completions",
+            hello,
+            &[("x-mock-latency-ms", "300")],
+        )
+        .await;
+    let total = t.elapsed();
+    assert_eq!(r.status(), 200);
+    assert!(total >= Duration::from_millis(300));
+    let v = r.headers()["x-catraca-overhead-ms"].to_str().unwrap();
+    let (_, frac) = v.split_once('.').unwrap();
+    assert_eq!(frac.len(), 3, "microsecond precision: {v}");
+    let ms: f64 = v.parse().unwrap();
+    assert!(
+        ms > 0.0 && ms < 100.0,
+        "{v} ms of {total:?} counted as catraca's"
+    );
+}

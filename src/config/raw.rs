@@ -24,6 +24,17 @@ pub struct RawConfig {
     /// Worker threads of the proxy. Default: the number of cores.
     #[serde(default)]
     pub threads: Option<Spanned<usize>>,
+    /// Let idle proxy threads steal each other's tasks. Default false (one runtime per
+    /// thread: a connection stays on its thread; measured faster, loadtests/README.md).
+    #[serde(default)]
+    pub work_stealing: Option<Spanned<bool>>,
+    /// Add `x-catraca-overhead-ms` to proxied responses: the time the request spent inside
+    /// catraca (not waiting for the provider). Default false.
+    #[serde(default)]
+    pub overhead_header: Option<Spanned<bool>>,
+    /// Idle upstream connections kept for reuse, across all providers. Default 128.
+    #[serde(default)]
+    pub upstream_keepalive_pool: Option<Spanned<usize>>,
     /// Largest JSON request body accepted, in bytes. Default 8388608 (8 MiB).
     #[serde(default)]
     pub max_body_bytes: Option<Spanned<u64>>,
@@ -111,6 +122,13 @@ pub struct RawUsage {
     /// Events held in memory before requests wait for the writer. Default 65536.
     #[serde(default)]
     pub queue_capacity: Option<Spanned<usize>>,
+    /// Most events per write (one JSONL `write`, one Postgres statement). Default 1000.
+    #[serde(default)]
+    pub batch_size: Option<Spanned<u64>>,
+    /// How long the writer lets a batch fill after its first event, ms (the most an event
+    /// waits in memory while the writer is idle). Default 20.
+    #[serde(default)]
+    pub flush_ms: Option<Spanned<u64>>,
 }
 
 /// `database:` section.

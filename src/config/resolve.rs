@@ -81,6 +81,12 @@ pub struct Config {
     pub admin_listen: std::net::SocketAddr,
     /// Proxy worker threads.
     pub threads: usize,
+    /// Work stealing between proxy threads.
+    pub work_stealing: bool,
+    /// Idle upstream connections kept.
+    pub upstream_keepalive_pool: usize,
+    /// Add `x-catraca-overhead-ms` to proxied responses.
+    pub overhead_header: bool,
     /// Largest JSON request body, bytes.
     pub max_body_bytes: u64,
     /// Largest multipart upload, bytes.
@@ -139,6 +145,10 @@ pub struct UsageConfig {
     pub jsonl_path: PathBuf,
     /// In-memory queue capacity.
     pub queue_capacity: usize,
+    /// Most events per write.
+    pub batch_size: usize,
+    /// Longest a batch fills after its first event.
+    pub flush: std::time::Duration,
 }
 
 /// PostgreSQL settings.
@@ -501,6 +511,40 @@ impl Resolver {
                 Some(q) => q.value,
                 None => 65536,
             },
+            batch_size: {
+                let u = raw.usage.as_ref();
+                let n = self.positive_u64(
+                    &u.and_then(|u| u.batch_size.clone()),
+                    "usage.batch_size",
+                    crate::usage::DEFAULT_BATCH,
+                );
+                if n > 100_000
+                    && let Some(b) = u.and_then(|u| u.batch_size.as_ref())
+                {
+                    self.err(
+                        &b.referenced,
+                        "usage.batch_size: must be at most 100000".into(),
+                    );
+                }
+                n.min(100_000) as usize
+            },
+            flush: {
+                let u = raw.usage.as_ref();
+                let ms = self.positive_u64(
+                    &u.and_then(|u| u.flush_ms.clone()),
+                    "usage.flush_ms",
+                    crate::usage::DEFAULT_FLUSH_MS,
+                );
+                if ms > 60_000
+                    && let Some(f) = u.and_then(|u| u.flush_ms.as_ref())
+                {
+                    self.err(
+                        &f.referenced,
+                        "usage.flush_ms: must be at most 60000".into(),
+                    );
+                }
+                std::time::Duration::from_millis(ms.min(60_000))
+            },
         };
 
         let database = {
@@ -852,6 +896,19 @@ impl Resolver {
             metrics_listen,
             admin_listen,
             threads,
+            work_stealing: raw.work_stealing.as_ref().is_some_and(|w| w.value),
+            overhead_header: raw.overhead_header.as_ref().is_some_and(|o| o.value),
+            upstream_keepalive_pool: match &raw.upstream_keepalive_pool {
+                Some(p) if p.value > 100_000 => {
+                    self.err(
+                        &p.referenced,
+                        "upstream_keepalive_pool: must be at most 100000".into(),
+                    );
+                    128
+                }
+                Some(p) => p.value,
+                None => 128,
+            },
             max_body_bytes,
             max_upload_bytes,
             grace_period,
@@ -1241,6 +1298,36 @@ keys:
                 .any(|t| t.contains("more than 6 decimal places")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn tuning_knobs_have_measured_defaults_and_refuse_nonsense() {
+        let c = parse(GOOD).unwrap();
+        assert!(!c.work_stealing);
+        assert_eq!(c.upstream_keepalive_pool, 128);
+        assert_eq!(c.usage.batch_size, 1000);
+        assert_eq!(c.usage.flush, std::time::Duration::from_millis(20));
+        let tuned = parse(&format!(
+            "work_stealing: true\nupstream_keepalive_pool: 16\nusage: {{batch_size: 50, flush_ms: 5}}\n{GOOD}"
+        ))
+        .unwrap();
+        assert!(tuned.work_stealing);
+        assert_eq!(tuned.upstream_keepalive_pool, 16);
+        assert_eq!(tuned.usage.batch_size, 50);
+        assert_eq!(tuned.usage.flush, std::time::Duration::from_millis(5));
+        let errs = parse(&format!(
+            "upstream_keepalive_pool: 1000000\nusage: {{batch_size: 0, flush_ms: 600000}}\n{GOOD}"
+        ))
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 3, "{text:?}");
+        for want in [
+            "t.yaml:1:26: upstream_keepalive_pool: must be at most 100000",
+            "usage.batch_size: must be > 0",
+            "usage.flush_ms: must be at most 60000",
+        ] {
+            assert!(text.iter().any(|t| t.contains(want)), "{want}: {text:?}");
+        }
     }
 
     #[test]

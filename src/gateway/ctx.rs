@@ -212,6 +212,8 @@ pub struct RequestCtx {
     pub in_flight: Option<super::conn::InFlightGuard>,
     /// When the client must have sent its whole body.
     pub body_deadline: Option<Instant>,
+    /// Time spent inside catraca so far, when `overhead_header` is on.
+    pub overhead: Option<Duration>,
 }
 
 impl RequestCtx {
@@ -261,6 +263,7 @@ impl RequestCtx {
             reservation: None,
             in_flight: None,
             body_deadline: None,
+            overhead: None,
         }
     }
 

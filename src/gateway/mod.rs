@@ -96,6 +96,13 @@ impl Gateway {
     }
 }
 
+/// Add the time since `t0` (taken only when the overhead header is on) to the request's.
+fn add_overhead(ctx: &mut RequestCtx, t0: Option<std::time::Instant>) {
+    if let (Some(t0), Some(d)) = (t0, ctx.overhead.as_mut()) {
+        *d += t0.elapsed();
+    }
+}
+
 /// `n`'s low `digits` hex digits, zero-padded, lower case.
 fn push_hex(out: &mut String, n: u64, digits: u32) {
     for i in (0..digits).rev() {
@@ -163,7 +170,7 @@ impl ProxyHttp for Gateway {
             // the body, read here or streamed through, must arrive within its deadline
             ctx.body_deadline = Some(ctx.start + c.body_timeout);
         }
-        match request::prepare(
+        let outcome = request::prepare(
             session,
             ctx,
             keys,
@@ -171,8 +178,13 @@ impl ProxyHttp for Gateway {
             &self.shared.limiter,
             self.shared.funds.as_deref(),
         )
-        .await
-        {
+        .await;
+        if ctx.live.as_ref().is_some_and(|l| l.config.overhead_header) {
+            // the request phase, client body read included (a slow client is not catraca's
+            // time, but a body read ahead is what the gateway chose to do)
+            ctx.overhead = Some(ctx.start.elapsed());
+        }
+        match outcome {
             Ok(request::Outcome::Proxy | request::Outcome::Admin) => {
                 // A body Pingora streams through (uploads, admin calls) is read under Pingora's
                 // read timeout; a body read here already was, under its own deadline, and
@@ -205,6 +217,7 @@ impl ProxyHttp for Gateway {
         if let Some(addr) = ctx.admin {
             return upstream::admin_peer(addr, ctx);
         }
+        let t0 = ctx.overhead.map(|_| std::time::Instant::now());
         if ctx.attempts > 0
             && let (Some(live), Some(m)) = (ctx.live.as_ref(), ctx.model)
         {
@@ -215,7 +228,9 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[name])
                 .inc();
         }
-        upstream::next_peer(ctx)
+        let peer = upstream::next_peer(ctx);
+        add_overhead(ctx, t0);
+        peer
     }
 
     fn fail_to_connect(
@@ -244,7 +259,10 @@ impl ProxyHttp for Gateway {
             req.insert_header("connection", "close")?;
             return Ok(());
         }
-        upstream::rewrite_request(req, ctx)
+        let t0 = ctx.overhead.map(|_| std::time::Instant::now());
+        let r = upstream::rewrite_request(req, ctx);
+        add_overhead(ctx, t0);
+        r
     }
 
     async fn request_body_filter(
@@ -276,7 +294,18 @@ impl ProxyHttp for Gateway {
             ctx.response_started = true;
             return Ok(());
         }
-        stream::on_upstream_header(&self.shared, resp, ctx)
+        let t0 = ctx.overhead.map(|_| std::time::Instant::now());
+        stream::on_upstream_header(&self.shared, resp, ctx)?;
+        add_overhead(ctx, t0);
+        if let Some(d) = ctx.overhead {
+            // milliseconds with microsecond precision, e.g. 0.042
+            let us = d.as_micros();
+            resp.insert_header(
+                "x-catraca-overhead-ms",
+                format!("{}.{:03}", us / 1000, us % 1000),
+            )?;
+        }
+        Ok(())
     }
 
     fn response_body_filter(

@@ -12,16 +12,26 @@ use super::{QueueRx, QueueSink, UsageEvent};
 pub struct JsonlWriter {
     path: PathBuf,
     queue: QueueRx,
+    batch: usize,
+    flush: std::time::Duration,
 }
 
-/// A sink and its writer sharing one queue of `capacity` events.
-pub fn channel(path: PathBuf, capacity: usize) -> (QueueSink, JsonlWriter) {
-    let (sink, queue) = super::queue(capacity);
-    (sink, JsonlWriter { path, queue })
+/// A sink and its writer sharing one queue (`usage.queue_capacity`), batched as `usage` says.
+pub fn channel(path: PathBuf, usage: &crate::config::UsageConfig) -> (QueueSink, JsonlWriter) {
+    let (sink, queue) = super::queue(usage.queue_capacity);
+    (
+        sink,
+        JsonlWriter {
+            path,
+            queue,
+            batch: usage.batch_size,
+            flush: usage.flush,
+        },
+    )
 }
 
 impl JsonlWriter {
-    /// Write events until the process ends. Events are collected for up to [`FLUSH_EVERY`] and
+    /// Write events until the process ends. Events are collected for up to `usage.flush_ms` and
     /// written in one `write` call, so a busy gateway costs the writer a few wake-ups a second
     /// instead of one per request. Shutdown does not stop the writer: requests still finishing
     /// in the grace period keep sending events.
@@ -43,14 +53,16 @@ impl JsonlWriter {
             }
         };
         let mut buf = Vec::with_capacity(256 * 1024);
-        let mut batch = Vec::with_capacity(1024);
+        let mut batch = Vec::with_capacity(self.batch.min(4096));
         loop {
             // wait for the first event, then give the rest of the batch a moment to arrive
-            if rx.recv_many(&mut batch, 4096).await == 0 {
+            if rx.recv_many(&mut batch, self.batch).await == 0 {
                 break;
             }
-            tokio::time::sleep(FLUSH_EVERY).await;
-            while batch.len() < 16 * 1024 {
+            if batch.len() < self.batch {
+                tokio::time::sleep(self.flush).await;
+            }
+            while batch.len() < self.batch {
                 match rx.try_recv() {
                     Ok(ev) => batch.push(ev),
                     Err(_) => break,
@@ -71,9 +83,6 @@ impl JsonlWriter {
         let _ = file.sync_data();
     }
 }
-
-/// Longest time an event waits in memory before it is written.
-pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One event as a JSON line, the same JSON `serde_json` writes for [`UsageEvent`] (field
 /// order, `null`s, escapes), built by hand: the writer runs beside the proxy threads on a

@@ -4,6 +4,11 @@
 //! request, also after errors and client disconnects) and calls [`UsageSink::record`]. In the
 //! no-database mode the sink is [`jsonl::JsonlSink`], an append-only file.
 
+/// Events per write unless `usage.batch_size` says otherwise.
+pub const DEFAULT_BATCH: u64 = 1000;
+/// How long a batch fills unless `usage.flush_ms` says otherwise, ms.
+pub const DEFAULT_FLUSH_MS: u64 = 20;
+
 pub mod jsonl;
 pub mod pg;
 

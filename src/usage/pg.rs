@@ -1,6 +1,6 @@
 //! Usage events into Postgres: a bounded queue, batched inserts, and a spill file for outages.
 //!
-//! The writer takes up to [`BATCH`] events at a time and inserts them in one statement. If the
+//! The writer takes up to `usage.batch_size` events at a time and inserts them in one statement. If the
 //! insert fails (Postgres down, network cut), the batch is appended to the spill file (JSONL,
 //! flushed and synced) and the writer carries on. While the spill file has content, the writer
 //! tries every [`REPLAY_EVERY`] to insert it; `request_id` is unique and the insert skips rows
@@ -24,10 +24,6 @@ use tokio::sync::watch;
 use super::{QueueRx, QueueSink, UsageEvent};
 use crate::store::pg::LazyPool;
 
-/// Events per insert.
-pub const BATCH: usize = 1000;
-/// How long the writer lets a batch fill before inserting it.
-pub const LINGER: Duration = Duration::from_millis(20);
 /// How often a non-empty spill file is retried.
 pub const REPLAY_EVERY: Duration = Duration::from_secs(1);
 
@@ -36,6 +32,10 @@ pub struct PgWriter {
     pool: LazyPool,
     spill: PathBuf,
     queue: QueueRx,
+    /// Most events per insert (`usage.batch_size`).
+    batch: usize,
+    /// How long a batch fills before it is inserted (`usage.flush_ms`).
+    linger: Duration,
     /// Events written to Postgres (inserted or found present), for metrics and tests.
     pub written: Arc<AtomicU64>,
     /// Events currently waiting in the spill file.
@@ -45,14 +45,20 @@ pub struct PgWriter {
 }
 
 /// A sink and its writer sharing one queue of `capacity` events.
-pub fn channel(pool: LazyPool, spill: PathBuf, capacity: usize) -> (QueueSink, PgWriter) {
-    let (sink, queue) = super::queue(capacity);
+pub fn channel(
+    pool: LazyPool,
+    spill: PathBuf,
+    usage: &crate::config::UsageConfig,
+) -> (QueueSink, PgWriter) {
+    let (sink, queue) = super::queue(usage.queue_capacity);
     (
         sink,
         PgWriter {
             pool,
             spill,
             queue,
+            batch: usage.batch_size,
+            linger: usage.flush,
             written: Arc::new(AtomicU64::new(0)),
             spilled: Arc::new(AtomicU64::new(0)),
             quarantined: Arc::new(AtomicU64::new(0)),
@@ -70,17 +76,17 @@ impl PgWriter {
         let pool = self.pool.get();
         self.spilled
             .store(count_lines(&self.spill), Ordering::Relaxed);
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch = Vec::with_capacity(self.batch.min(4096));
         let mut replay = tokio::time::interval(REPLAY_EVERY);
         loop {
             tokio::select! {
-                n = rx.recv_many(&mut batch, BATCH) => {
+                n = rx.recv_many(&mut batch, self.batch) => {
                     if n == 0 {
                         break;
                     }
-                    if batch.len() < BATCH {
-                        tokio::time::sleep(LINGER).await;
-                        while batch.len() < BATCH {
+                    if batch.len() < self.batch {
+                        tokio::time::sleep(self.linger).await;
+                        while batch.len() < self.batch {
                             match rx.try_recv() {
                                 Ok(ev) => batch.push(ev),
                                 Err(_) => break,
@@ -147,7 +153,7 @@ impl PgWriter {
             }
         };
         let mut quarantined = 0u64;
-        for chunk in events.chunks(BATCH) {
+        for chunk in events.chunks(self.batch) {
             match insert_isolating(pool, chunk).await {
                 Ok(bad) => {
                     quarantined += bad.len() as u64;
