@@ -17,7 +17,11 @@
 # p50/p90/p99 and time to first byte, the added latency over bare Pingora and over direct at
 # 500 req/s, the highest step whose p99 stays within 1/5/25 ms of direct, and latency-vs-rate
 # plots ($OUT/latency-chat.png, latency-stream.png; matplotlib in target/pyenv).
-# PROFILE=1 records the last round of each gateway with perf (call graphs) and writes a
+# FULL_KEYS (1): keys in the store for the full target (one million: the lookup cost at scale).
+# FULL_OFF: features of the full target switched off, for the per-feature breakdown: any of
+# redis (limits counted in the gateway's memory), limits (the key has none: no token estimate,
+# no limiter), prepaid (no balance: no reservation, no ledger entry per request).
+# PROFILE=1 records one extra, uncounted round of each gateway with perf (call graphs) and writes a
 # flamegraph per target to $OUT/profiles/<target>.svg (inferno, installed by the script).
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
@@ -57,14 +61,23 @@ full_setup() { # a scratch database with one prepaid organization and a limited 
   DBURL="${DATABASE_URL%/*}/$DBNAME"
   "$BIN" migrate --database-url "$DBURL" >/dev/null 2>&1 || die "migrations failed"
   ORG=$(psql "$DBURL" -qtAc "INSERT INTO organization (name) VALUES ('bench') RETURNING organization_id")
+  local lim=2000000000; case " ${FULL_OFF:-} " in *" limits "*) lim=NULL ;; esac
   psql "$DBURL" -qc "INSERT INTO api_key (organization_id, key_hash, prefix, name, rate_limit_rpm, rate_limit_tpm)
-    VALUES ('$ORG', sha256('sk-bench-full-0123456789'::bytea), 'sk-bench', 'bench', 2000000000, 2000000000)" >/dev/null
+    VALUES ('$ORG', sha256('sk-bench-full-0123456789'::bytea), 'sk-bench', 'bench', $lim, $lim)" >/dev/null
+  # FULL_KEYS: more keys in the store (the bench key is one of them), for the lookup cost
+  if [ "${FULL_KEYS:-1}" -gt 1 ]; then
+    psql "$DBURL" -qc "INSERT INTO api_key (organization_id, key_hash, prefix, name)
+      SELECT '$ORG', sha256(('sk-other-' || g)::bytea), 'sk-other', 'k' || g FROM generate_series(2, ${FULL_KEYS}) g" >/dev/null
+  fi
   # R$ 1 billion: never runs out during a run, and every request is reserved and debited
-  "$BIN" ledger --database-url "$DBURL" post --org "$ORG" --kind topup --amount 1000000000 --idempotency-key bench >/dev/null \
-    || die "ledger top-up failed"
+  case " ${FULL_OFF:-} " in *" prepaid "*) ;; *)
+    "$BIN" ledger --database-url "$DBURL" post --org "$ORG" --kind topup --amount 1000000000 --idempotency-key bench >/dev/null \
+      || die "ledger top-up failed" ;;
+  esac
   redis-cli -h 127.0.0.1 --scan --pattern 'catraca:*' | xargs -r redis-cli -h 127.0.0.1 del >/dev/null
   sed 's/127.0.0.1:18080/127.0.0.1:18081/; s/127.0.0.1:19090/127.0.0.1:19091/; /^usage:/,/jsonl_path/d; /^keys:/,$d' "$WORK/catraca.yaml" >"$WORK/full.yaml"
-  printf 'admin_listen: "127.0.0.1:18089"\ndatabase: {spill_path: "%s/spill.jsonl"}\nlimits: {redis_url: "redis://127.0.0.1:6379"}\n' "$WORK" >>"$WORK/full.yaml"
+  printf 'admin_listen: "127.0.0.1:18089"\ndatabase: {spill_path: "%s/spill.jsonl"}\n' "$WORK" >>"$WORK/full.yaml"
+  case " ${FULL_OFF:-} " in *" redis "*) ;; *) echo 'limits: {redis_url: "redis://127.0.0.1:6379"}' >>"$WORK/full.yaml" ;; esac
 }
 NGINX=""
 if command -v nginx >/dev/null; then
@@ -113,14 +126,16 @@ fi
 case " $TARGETS " in *" full "*) full_setup ;; esac
 SENT_FULL=0
 : >"$WORK/runs.txt"
-for round in $(seq "$ROUNDS"); do
+# with PROFILE=1, one more round under perf, whose figures are not counted
+LAST=$ROUNDS; [ "${PROFILE:-0}" = 1 ] && LAST=$((ROUNDS + 1))
+for round in $(seq "$LAST"); do
   for t in $TARGETS; do
     start "$t"
     LUA="$WORK/chat.lua"; [ "$t" = full ] && LUA="$WORK/chat-full.lua"
     IDLE=0; [ -n "$SPID" ] && IDLE=$(awk '/VmRSS/{print $2}' "/proc/$SPID/status")
     W=$(wrk -t2 -c"$CONNS" -d2s -s "$LUA" "http://127.0.0.1:$PORT/v1/chat/completions")
     PERF=""
-    if [ "${PROFILE:-0}" = 1 ] && [ -n "$SPID" ] && [ "$round" = "$ROUNDS" ]; then
+    if [ "${PROFILE:-0}" = 1 ] && [ -n "$SPID" ] && [ "$t" != nginx ] && [ "$round" -gt "$ROUNDS" ]; then
       mkdir -p "$OUT/profiles"
       perf record -F 499 --call-graph dwarf,32768 -p "$SPID" -o "$WORK/perf.$t.data" -- sleep "${DURATION%s}" >/dev/null 2>&1 &
       PERF=$!
@@ -140,7 +155,7 @@ for round in $(seq "$ROUNDS"); do
     ERRS=$((ERRS + $(echo "$W" | awk '/Non-2xx/{n+=$NF} END{print n+0}')))
     [ "$t" = full ] && SENT_FULL=$((SENT_FULL + REQS + $(echo "$W" | awk '/requests in/{print $1}')))
     read -r PG0 RD0 <<<"$S0"; read -r PG1 RD1 <<<"$S1"
-    echo "$round $t $RPS $REQS $((C1 - C0)) $RSS $P50 $P99 $ERRS $IDLE $((PG1 - PG0)) $((RD1 - RD0))" >>"$WORK/runs.txt"
+    [ "$round" -le "$ROUNDS" ] && echo "$round $t $RPS $REQS $((C1 - C0)) $RSS $P50 $P99 $ERRS $IDLE $((PG1 - PG0)) $((RD1 - RD0))" >>"$WORK/runs.txt"
     say "round $round $t: $RPS req/s, p50 $P50 p99 $P99, errors $ERRS"
     [ -n "$SPID" ] && { kill -INT "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true; }
   done
@@ -158,6 +173,9 @@ if [ "${LATENCY:-1}" = 1 ]; then
   for t in $TARGETS; do
     start "$t"
     KEY=sk-bench; [ "$t" = full ] && KEY=sk-bench-full-0123456789; [ "$t" = direct ] && KEY=""
+    # warm up (connections, the first-need tokenizer load) before anything is measured
+    LUA="$WORK/chat.lua"; [ "$t" = full ] && LUA="$WORK/chat-full.lua"
+    wrk -t2 -c"$CONNS" -d2s -s "$LUA" "http://127.0.0.1:$PORT/v1/chat/completions" >/dev/null
     for st in 0 1; do
       for rate in ${RATES:-500 2000 4000 6000 8000}; do
         "$K6" run --quiet --no-color --summary-export "$WORK/k6.json" -e TARGET="http://127.0.0.1:$PORT" -e KEY="$KEY" \
@@ -200,20 +218,18 @@ for st in ("0", "1"):
             for bound in (1, 5, 25):
                 ok = [r["rate"] for r in data[(t, st)] if (x := at("direct", st, r["rate"])) and r["p99"] - x["p99"] <= bound and r["failed"] == 0 and r["dropped"] == 0]
                 out.append(f"{kind}, {t}: highest step with p99 within {bound} ms of direct: {max(ok) if ok else 'none'} req/s")
-open(f"{sys.argv[2]}/latency.md", "w").write("
-".join(out) + "
-")
+open(f"{sys.argv[2]}/latency.md", "w").write("\n".join(out) + "\n")
 json.dump({f"{t}/{'stream' if st == '1' else 'chat'}": v for (t, st), v in data.items()}, open(f"{sys.argv[2]}/latency.json", "w"), indent=2)
-print("
-".join(out))
+print("\n".join(out))
 try:
     import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
     for st in ("0", "1"):
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for (t, s_), steps in data.items():
+        for i, ((t, s_), steps) in enumerate(data.items()):
             if s_ == st:
-                ax.plot([r["rate"] for r in steps], [r["p99"] for r in steps], marker="o", label=f"{t} p99")
-                ax.plot([r["rate"] for r in steps], [r["p50"] for r in steps], linestyle="--", alpha=0.6, label=f"{t} p50")
+                c = f"C{i // 2}"
+                ax.plot([r["rate"] for r in steps], [r["p99"] for r in steps], marker="o", color=c, label=f"{t} p99")
+                ax.plot([r["rate"] for r in steps], [r["p50"] for r in steps], linestyle="--", color=c, alpha=0.6, label=f"{t} p50")
         ax.set_xlabel("offered rate, req/s (open loop)"); ax.set_ylabel("latency, ms"); ax.set_yscale("log")
         ax.set_title(f"{'streams' if st == '1' else 'chat'}: latency against offered rate"); ax.legend(fontsize=7); ax.grid(alpha=0.3)
         fig.savefig(f"{sys.argv[2]}/latency-{'stream' if st == '1' else 'chat'}.png", dpi=110, bbox_inches="tight")

@@ -163,6 +163,7 @@ impl Metrics {
                 ),
                 &["op"],
             )?,
+            hot: Default::default(),
         };
         registry.register(Box::new(limiter.decisions.clone()))?;
         registry.register(Box::new(limiter.redis_up.clone()))?;

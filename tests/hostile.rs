@@ -152,9 +152,10 @@ async fn slow_heads_and_bodies_are_cut_by_whole_deadlines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_and_many_headers_get_431_and_connections_per_ip_are_capped() {
     let mock = Mock::start().await;
+    // a head deadline far past the test: the idle connections held below must stay open (with
+    // the 1 s of the other tests they were closed while the test waited, freeing their slots)
     let gw = Gateway::start(&format!(
-        "{}{}",
-        client_section(""),
+        "client: {{header_timeout_ms: 30000, body_timeout_ms: 1000, max_header_bytes: 8192, max_headers: 40, max_connections_per_ip: 4}}\n{}",
         single_model(&mock, "chat-model", "")
     ))
     .await;
@@ -184,7 +185,7 @@ async fn huge_and_many_headers_get_431_and_connections_per_ip_are_capped() {
     // 4 idle connections from this IP are held; the 5th is closed at once
     let held: Vec<TcpStream> = (0..4).map(|_| raw_connect(&gw)).collect();
     // give the accept loop time to take all four, even on a loaded machine
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_millis(500));
     let mut fifth = raw_connect(&gw);
     let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     let (got, took) = read_to_close(&mut fifth);

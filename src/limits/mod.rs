@@ -236,6 +236,39 @@ pub struct LimiterMetrics {
     pub fallbacks: prometheus::IntCounterVec,
     /// `catraca_redis_round_trips_total{op}`
     pub round_trips: prometheus::IntCounterVec,
+    /// The per-request series, each resolved on first use: `round_trips{op="check"}` and
+    /// `decisions{decision="allowed",reason="ok"}` of the redis, local and funds back ends.
+    pub hot: HotLimiterMetrics,
+}
+
+/// See [`LimiterMetrics::hot`].
+#[derive(Default)]
+pub struct HotLimiterMetrics {
+    check: std::sync::OnceLock<prometheus::IntCounter>,
+    allowed: [std::sync::OnceLock<prometheus::IntCounter>; 3],
+}
+
+impl LimiterMetrics {
+    fn check_trip(&self) {
+        self.hot
+            .check
+            .get_or_init(|| self.round_trips.with_label_values(&["check"]))
+            .inc();
+    }
+
+    fn allowed(&self, backend: &'static str) {
+        let i = match backend {
+            "redis" => 0,
+            "local" => 1,
+            _ => 2,
+        };
+        self.hot.allowed[i]
+            .get_or_init(|| {
+                self.decisions
+                    .with_label_values(&["allowed", "ok", backend])
+            })
+            .inc();
+    }
 }
 
 /// The limiter the gateway asks: Redis when configured and up, else local.
@@ -284,7 +317,7 @@ impl Limiter {
         if let Some(r) = &self.redis
             && self.redis_up.load(Ordering::Relaxed)
         {
-            self.metrics.round_trips.with_label_values(&["check"]).inc();
+            self.metrics.check_trip();
             match r.check(&scopes, tokens, request_id).await {
                 Ok((d, minute)) => {
                     return Some(self.admit(d, minute, Backend::Redis, scopes, tokens, request_id));
@@ -348,29 +381,28 @@ impl Limiter {
         (decision, ticket)
     }
 
-    fn count(&self, d: &Decision, backend: &str) {
-        let (decision, reason) = if d.allowed {
-            ("allowed", "ok")
-        } else {
-            ("refused", d.kind.as_str())
-        };
+    fn count(&self, d: &Decision, backend: &'static str) {
+        if d.allowed {
+            self.metrics.allowed(backend);
+            return;
+        }
         self.metrics
             .decisions
-            .with_label_values(&[decision, reason, backend])
+            .with_label_values(&["refused", d.kind.as_str(), backend])
             .inc();
     }
 
     /// Count a decision taken beside the limiter (`backend="funds"`: balances, budgets and
     /// plan quotas), so `catraca_limit_decisions_total` covers every refusal reason.
     pub fn count_funds(&self, refused: Option<&'static str>) {
-        let (decision, reason) = match refused {
-            Some(r) => ("refused", r),
-            None => ("allowed", "ok"),
-        };
-        self.metrics
-            .decisions
-            .with_label_values(&[decision, reason, "funds"])
-            .inc();
+        match refused {
+            Some(r) => self
+                .metrics
+                .decisions
+                .with_label_values(&["refused", r, "funds"])
+                .inc(),
+            None => self.metrics.allowed("funds"),
+        }
     }
 
     fn mark_down(&self, e: &::redis::RedisError) {
