@@ -148,8 +148,14 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     );
     let mut proxy =
         pingora::services::listening::Service::new("catraca gateway".to_string(), guarded);
+    // each open client connection holds one read buffer: Pingora's 64 KiB made 10,000 open
+    // streams cost 1.9 GiB; the head and a chat body fit in far less
+    let l4 = pingora::listeners::L4BufferSettings {
+        read: Some(config.client.read_buffer_bytes),
+        write: None,
+    };
     for l in &config.listen {
-        proxy.add_tcp(l);
+        proxy.add_listener(pingora::listeners::ListenerConfig::tcp(l.as_str()).l4_buffer(l4));
     }
     server.add_service(proxy);
     server.add_service(background_service(

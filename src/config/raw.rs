@@ -110,6 +110,10 @@ pub struct RawClient {
     /// 512.
     #[serde(default)]
     pub max_connections_per_ip: Option<Spanned<u64>>,
+    /// Read buffer of each client connection, bytes (Pingora's is 64 KiB). Every open
+    /// connection holds one. Default 16384.
+    #[serde(default)]
+    pub read_buffer_bytes: Option<Spanned<u64>>,
 }
 
 /// `usage:` section.

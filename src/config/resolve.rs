@@ -136,6 +136,8 @@ pub struct ClientConfig {
     pub max_headers: usize,
     /// Most open connections per client IP.
     pub max_connections_per_ip: usize,
+    /// Read buffer per client connection, bytes.
+    pub read_buffer_bytes: usize,
 }
 
 /// Usage sink settings.
@@ -493,6 +495,17 @@ impl Resolver {
                     "client.max_connections_per_ip",
                     512,
                 ) as usize,
+                read_buffer_bytes: match c.and_then(|c| c.read_buffer_bytes.as_ref()) {
+                    Some(b) if !(1024..=1024 * 1024).contains(&b.value) => {
+                        self.err(
+                            &b.referenced,
+                            "client.read_buffer_bytes: must be between 1024 and 1048576".into(),
+                        );
+                        16 * 1024
+                    }
+                    Some(b) => b.value as usize,
+                    None => 16 * 1024,
+                },
             }
         };
 
@@ -1307,6 +1320,14 @@ keys:
         assert_eq!(c.upstream_keepalive_pool, 128);
         assert_eq!(c.usage.batch_size, 1000);
         assert_eq!(c.usage.flush, std::time::Duration::from_millis(20));
+        assert_eq!(c.client.read_buffer_bytes, 16 * 1024);
+        let errs = parse(&format!("client: {{read_buffer_bytes: 100}}\n{GOOD}")).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("client.read_buffer_bytes: must be between 1024 and 1048576"),
+            "{errs:?}"
+        );
         let tuned = parse(&format!(
             "work_stealing: true\nupstream_keepalive_pool: 16\nusage: {{batch_size: 50, flush_ms: 5}}\n{GOOD}"
         ))
