@@ -16,8 +16,8 @@
 //! multiplexed connection, made on its first call and dropped after an error (the next call
 //! makes a new one). Concurrent requests of a thread pipeline on it, and its driver task runs
 //! on that thread's own runtime: a check costs no connection checkout, no lock and no wake-up
-//! of another thread. (A pool of exclusive connections cost the gateway about 40 µs of CPU
-//! per request, more than Redis itself; loadtests/README.md.)
+//! of another thread. The round trip itself stays the limiter's main cost (loadtests/README.md,
+//! per-feature breakdown).
 
 use std::time::Duration;
 
