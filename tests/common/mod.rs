@@ -206,6 +206,23 @@ impl Gateway {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // with a database the admin app starts beside the gateway: its first call must not race
+        // the app's listener (a 502 "admin app unreachable" was seen once on a loaded machine)
+        if env.iter().any(|(k, _)| *k == "DATABASE_URL") {
+            loop {
+                if let Ok(r) = reqwest::get(g.url("/openapi.json")).await
+                    && r.status() != 502
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "admin app did not start:\n{}",
+                    g.log()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         g
     }
 
