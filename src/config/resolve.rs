@@ -524,40 +524,18 @@ impl Resolver {
                 Some(q) => q.value,
                 None => 65536,
             },
-            batch_size: {
-                let u = raw.usage.as_ref();
-                let n = self.positive_u64(
-                    &u.and_then(|u| u.batch_size.clone()),
-                    "usage.batch_size",
-                    crate::usage::DEFAULT_BATCH,
-                );
-                if n > 100_000
-                    && let Some(b) = u.and_then(|u| u.batch_size.as_ref())
-                {
-                    self.err(
-                        &b.referenced,
-                        "usage.batch_size: must be at most 100000".into(),
-                    );
-                }
-                n.min(100_000) as usize
-            },
-            flush: {
-                let u = raw.usage.as_ref();
-                let ms = self.positive_u64(
-                    &u.and_then(|u| u.flush_ms.clone()),
-                    "usage.flush_ms",
-                    crate::usage::DEFAULT_FLUSH_MS,
-                );
-                if ms > 60_000
-                    && let Some(f) = u.and_then(|u| u.flush_ms.as_ref())
-                {
-                    self.err(
-                        &f.referenced,
-                        "usage.flush_ms: must be at most 60000".into(),
-                    );
-                }
-                std::time::Duration::from_millis(ms.min(60_000))
-            },
+            batch_size: self.bounded_u64(
+                raw.usage.as_ref().and_then(|u| u.batch_size.as_ref()),
+                "usage.batch_size",
+                crate::usage::DEFAULT_BATCH,
+                100_000,
+            ) as usize,
+            flush: std::time::Duration::from_millis(self.bounded_u64(
+                raw.usage.as_ref().and_then(|u| u.flush_ms.as_ref()),
+                "usage.flush_ms",
+                crate::usage::DEFAULT_FLUSH_MS,
+                60_000,
+            )),
         };
 
         let database = {
@@ -951,6 +929,23 @@ impl Resolver {
             Some(s) if s.value == 0 => {
                 self.err(&s.referenced, format!("{path}: must be > 0"));
                 default
+            }
+            Some(s) => s.value,
+            None => default,
+        }
+    }
+
+    /// A setting in `1..=max`: 0 is "must be > 0", past `max` "must be at most"; the default
+    /// (or the bound) stands in for a refused value.
+    fn bounded_u64(&mut self, v: Option<&Spanned<u64>>, path: &str, default: u64, max: u64) -> u64 {
+        match v {
+            Some(s) if s.value == 0 => {
+                self.err(&s.referenced, format!("{path}: must be > 0"));
+                default
+            }
+            Some(s) if s.value > max => {
+                self.err(&s.referenced, format!("{path}: must be at most {max}"));
+                max
             }
             Some(s) => s.value,
             None => default,
