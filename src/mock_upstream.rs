@@ -77,7 +77,24 @@ pub fn router(opts: MockOptions) -> Router {
         .route("/v1/models", get(models))
         .route("/mock/stats", get(stats))
         .route("/mock/config", post(set_config))
+        .layer(axum::middleware::from_fn(tag_version))
         .with_state(mock)
+}
+
+/// An answer to a request that came over HTTP/2 says so (`x-mock-http-version: HTTP/2.0`),
+/// so a test can tell a provider's `http2: true` reached it as h2; HTTP/1.1 answers carry
+/// nothing extra (the load tests compare gateways on them). The mock serves HTTP/1.1 and, on
+/// the same port, HTTP/2 with prior knowledge (h2c).
+async fn tag_version(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let h2 = req.version() == axum::http::Version::HTTP_2;
+    let mut r = next.run(req).await;
+    if h2 {
+        r.headers_mut().insert(
+            "x-mock-http-version",
+            header::HeaderValue::from_static("HTTP/2.0"),
+        );
+    }
+    r
 }
 
 /// Serve until the process ends.

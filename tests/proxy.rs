@@ -633,3 +633,84 @@ async fn the_overhead_header_is_catracas_time_only_and_opt_in() {
         "{v} ms of {total:?} counted as catraca's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_to_the_upstream_when_the_provider_says_so() {
+    let mock = Mock::start().await;
+    // the default stays HTTP/1.1
+    let h1 = Gateway::start(&one_model(&mock)).await;
+    let hello = json!({"model": "chat-model", "messages": [{"role": "user", "content": "a b"}]});
+    let r = h1.post("/v1/chat/completions", hello.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("x-mock-http-version").is_none(),
+        "h1 by default"
+    );
+
+    let cfg = one_model(&mock).replace(
+        "forward_headers: [x-mock-*]",
+        "forward_headers: [x-mock-*], http2: true",
+    );
+    let gw = Gateway::start(&cfg).await;
+    // several at once share the connection's streams
+    let calls = (0..8).map(|_| gw.post("/v1/chat/completions", hello.clone()));
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.status(), 200, "{}", gw.log());
+        assert_eq!(r.headers()["x-mock-http-version"], "HTTP/2.0");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["choices"][0]["message"]["content"].is_string(), "{v}");
+    }
+    // a stream, usage hidden from the client but counted
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "chat-model", "stream": true, "messages": [{"role": "user", "content": "a b"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-mock-http-version"], "HTTP/2.0");
+    let t = text(r).await;
+    assert!(
+        t.ends_with("data: [DONE]\n\n") && !t.contains("\"usage\""),
+        "{t}"
+    );
+    // a body past Pingora's 64 KiB retry buffer arrives whole
+    let msgs = big_messages(300_000);
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"messages": msgs, "model": "chat-model"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", gw.log());
+    assert_eq!(mock.stats().await["last_body"]["messages"], msgs);
+    // an upload streamed through, chunked from the client
+    let boundary = "h2BOUNDARY";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\naudio-model\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n").into_bytes();
+    body.extend_from_slice(&vec![b'x'; 200_000]);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let n = body.len() as u64;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(50_000).map(|c| Ok(c.to_vec())).collect();
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/audio/transcriptions"))
+        .bearer_auth(crate::common::KEY)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", gw.log());
+    assert_eq!(r.headers()["x-mock-http-version"], "HTTP/2.0");
+    assert_eq!(r.json::<Value>().await.unwrap()["bytes_received"], n);
+    let ev = gw.wait_events(11).await;
+    assert!(ev.iter().all(|e| e["status"] == 200), "{ev:?}");
+    assert_eq!(ev[8]["stream"], true);
+    assert_eq!(ev[8]["completion_tokens"], 4);
+    assert_eq!(ev[8]["usage_reported"], true);
+}

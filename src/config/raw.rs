@@ -207,6 +207,12 @@ pub struct RawProvider {
     /// "Headers"); `x-foo-*` forwards every header starting with `x-foo-`. Default none.
     #[serde(default)]
     pub forward_headers: Vec<Spanned<String>>,
+    /// Speak HTTP/2 to this provider: over https, offered by ALPN with HTTP/1.1 as the
+    /// fallback; over plain http, h2c with prior knowledge (the upstream must speak it).
+    /// Up to 100 requests share one connection. Default true for https (negotiated, so safe),
+    /// false for http (prior knowledge cannot be negotiated).
+    #[serde(default)]
+    pub http2: Option<Spanned<bool>>,
 }
 
 /// One entry of `deployments:`.

@@ -207,6 +207,8 @@ pub struct Provider {
     pub total_timeout: Duration,
     /// Extra client headers forwarded (lowercase; a trailing `*` matches a prefix).
     pub forward_headers: Vec<String>,
+    /// HTTP/2 to the upstream (ALPN over TLS, prior knowledge over plain TCP).
+    pub http2: bool,
 }
 
 impl fmt::Debug for Provider {
@@ -217,6 +219,7 @@ impl fmt::Debug for Provider {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("base_path", &self.base_path)
+            .field("http2", &self.http2)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -784,6 +787,8 @@ impl Resolver {
                         ok.then_some(name)
                     })
                     .collect(),
+                // https: offered by ALPN unless switched off; plain http: only when asked
+                http2: p.http2.as_ref().map_or(tls, |v| v.value),
             });
         }
 
@@ -1306,6 +1311,26 @@ keys:
                 .any(|t| t.contains("more than 6 decimal places")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn http2_is_negotiated_over_https_and_asked_for_in_the_clear() {
+        let with = |url: &str, extra: &str| {
+            let yaml = GOOD.replace(
+                "base_url: http://127.0.0.1:9100/v1",
+                &format!("base_url: {url}{extra}"),
+            );
+            parse(&yaml).unwrap().providers[0].http2
+        };
+        assert!(!with("http://127.0.0.1:9100/v1", ""));
+        assert!(with("https://api.example.com/v1", ""));
+        assert!(with("http://127.0.0.1:9100/v1", "\n    http2: true"));
+        assert!(!with("https://api.example.com/v1", "\n    http2: false"));
+        let bad = GOOD.replace(
+            "base_url: http://127.0.0.1:9100/v1",
+            "base_url: http://127.0.0.1:9100/v1\n    http2: sometimes",
+        );
+        assert!(parse(&bad).is_err());
     }
 
     #[test]

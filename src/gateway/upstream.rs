@@ -7,7 +7,9 @@ use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use super::ctx::RequestCtx;
-use super::request::names;
+
+/// Concurrent requests one HTTP/2 connection to a provider carries before another is opened.
+const H2_STREAMS: usize = 100;
 
 /// Peer for the next candidate deployment; resets the per-attempt state.
 pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -42,6 +44,15 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     peer.options.total_connection_timeout = Some(provider.connect_timeout);
     peer.options.read_timeout = Some(provider.read_timeout);
     peer.options.write_timeout = Some(provider.read_timeout);
+    if provider.http2 {
+        // over TLS, h2 offered with h1 as the fallback; in the clear, h2c by prior knowledge
+        peer.options.alpn = if provider.tls {
+            pingora::protocols::ALPN::H2H1
+        } else {
+            pingora::protocols::ALPN::H2
+        };
+        peer.options.max_h2_streams = H2_STREAMS;
+    }
     ctx.total_timeout = Some(provider.total_timeout);
     Ok(Box::new(peer))
 }
@@ -150,9 +161,9 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     if let Some(a) = &lp.auth_header {
         req.insert_header(http::header::AUTHORIZATION, a.clone())?;
     }
-    req.insert_header(names::X_REQUEST_ID, ctx.request_id.as_str())?;
+    req.insert_header("x-request-id", ctx.request_id.as_str())?;
     if let Some(id) = &ctx.client_request_id {
-        req.insert_header(names::X_CLIENT_REQUEST_ID, id.as_str())?;
+        req.insert_header("x-client-request-id", id.as_str())?;
     }
 
     if !route.is_upload() {
