@@ -37,7 +37,27 @@ static LOADED: [std::sync::atomic::AtomicBool; 5] = [
     std::sync::atomic::AtomicBool::new(false),
 ];
 
+/// Chat roles whose counts are kept per encoding once its tables are loaded (each is a whole
+/// encoder call otherwise, for one or two tokens, on every message of every counted request).
+const ROLES: [&str; 6] = [
+    "system",
+    "user",
+    "assistant",
+    "tool",
+    "developer",
+    "function",
+];
+static ROLE_TOKENS: [std::sync::OnceLock<[u64; 6]>; 5] = [const { std::sync::OnceLock::new() }; 5];
+
 impl Encoding {
+    /// Tokens of a message's role: the common ones from a table counted once per encoding.
+    fn count_role(self, role: &str) -> u64 {
+        match ROLES.iter().position(|r| *r == role) {
+            Some(i) => ROLE_TOKENS[self as usize].get_or_init(|| ROLES.map(|r| self.count(r)))[i],
+            None => self.count(role),
+        }
+    }
+
     /// Parse the config value.
     pub fn parse(s: &str) -> Option<Encoding> {
         Some(match s {
@@ -214,7 +234,7 @@ pub fn estimate(body: &[u8], enc: Encoding) -> Estimate {
     if let Some(messages) = &b.messages {
         for m in messages {
             prompt += 3;
-            prompt += m.role.as_deref().map_or(0, |r| enc.count(r));
+            prompt += m.role.as_deref().map_or(0, |r| enc.count_role(r));
             if let Some(n) = &m.name {
                 prompt += enc.count(n) + 1;
             }
@@ -263,6 +283,24 @@ mod tests {
         assert_eq!(e.max_output, Some(50));
         // and 129 for gpt-4 / gpt-3.5-turbo (cl100k_base), as the cookbook prints
         assert_eq!(estimate(body, Encoding::Cl100k).prompt, 129);
+    }
+
+    #[test]
+    fn role_counts_from_the_table_are_the_encoders() {
+        for enc in [
+            Encoding::O200k,
+            Encoding::Cl100k,
+            Encoding::P50k,
+            Encoding::Bytes,
+        ] {
+            for r in ROLES.iter().chain(&["critic", "", "assistente"]) {
+                assert_eq!(enc.count_role(r), enc.count(r), "{enc:?} {r}");
+            }
+        }
+        // and a role spelled otherwise is counted as written
+        assert!(
+            Encoding::Cl100k.count_role("User assistant") > Encoding::Cl100k.count_role("user")
+        );
     }
 
     #[test]
