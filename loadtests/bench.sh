@@ -11,12 +11,17 @@
 # debited per request, and the limits counted in Redis: every feature a request can use).
 # The full target also checks that every answered request left exactly one usage row.
 # Env: ROUNDS (3), DURATION (8s), CONNS (64), THREADS (gateway threads, 1), TARGETS, OUT,
-# EXTRA_YAML (config lines appended to catraca's and full's config, e.g. 'work_stealing: true');
+# EXTRA_YAML (config lines appended to catraca's and full's config, e.g. 'work_stealing: true'),
+# UPSTREAM_H2=1 (catraca and full speak HTTP/2 to the mock, h2c);
 # LATENCY=1 (default) then runs k6 open loop (loadtests/latency.js) against each target at each
-# of RATES (req/s; default "500 2000 4000 6000 8000"), chat and streams, LAT_DURATION (8s) each:
-# p50/p90/p99 and time to first byte, the added latency over bare Pingora and over direct at
-# 500 req/s, the highest step whose p99 stays within 1/5/25 ms of direct, and latency-vs-rate
-# plots ($OUT/latency-chat.png, latency-stream.png; matplotlib in target/pyenv).
+# of RATES (req/s; default "500 2000 4000 6000 8000"), for each of KINDS ("chat stream
+# embeddings"), LAT_DURATION (8s) each: p50/p90/p99 and time to first byte, the added latency
+# over bare Pingora and over direct at 500 req/s, the highest step whose p99 stays within
+# 1/5/25 ms of direct, latency-vs-rate plots ($OUT/latency-<kind>.png; matplotlib in
+# target/pyenv) and k6's HTML report of each target's first step ($OUT/k6/<target>-<kind>-<rate>.html).
+# SEARCH=1 then finds, per gateway in SEARCH_TARGETS (catraca), the highest open-loop rate whose
+# p99 stays within 1, 5 and 25 ms of direct for each kind (loadtests/search.py, SEARCH_DURATION
+# 5s per probe): $OUT/search-<target>.md/.json.
 # FULL_KEYS (1): keys in the store for the full target (one million: the lookup cost at scale).
 # FULL_OFF: features of the full target switched off, for the per-feature breakdown: any of
 # redis (limits counted in the gateway's memory), limits (the key has none: no token estimate,
@@ -53,6 +58,8 @@ EOF
 sed "s/threads: 2/threads: $THREADS/" loadtests/catraca-bench.yaml >"$WORK/catraca.yaml"
 # EXTRA_YAML: top-level config lines appended to both catraca configs (to compare settings)
 [ -n "${EXTRA_YAML:-}" ] && printf '%s\n' "$EXTRA_YAML" >>"$WORK/catraca.yaml"
+# UPSTREAM_H2=1: catraca speaks HTTP/2 (h2c) to the mock instead of HTTP/1.1
+[ "${UPSTREAM_H2:-0}" = 1 ] && sed -i 's/forward_headers: \[x-mock-\*\]}/forward_headers: [x-mock-*], http2: true}/' "$WORK/catraca.yaml"
 sed 's/sk-bench"/sk-bench-full-0123456789"/' "$WORK/chat.lua" >"$WORK/chat-full.lua"
 full_setup() { # a scratch database with one prepaid organization and a limited key; Redis limits
   need_postgres; need_redis
@@ -176,10 +183,15 @@ if [ "${LATENCY:-1}" = 1 ]; then
     # warm up (connections, the first-need tokenizer load) before anything is measured
     LUA="$WORK/chat.lua"; [ "$t" = full ] && LUA="$WORK/chat-full.lua"
     wrk -t2 -c"$CONNS" -d2s -s "$LUA" "http://127.0.0.1:$PORT/v1/chat/completions" >/dev/null
-    for st in 0 1; do
+    for st in ${KINDS:-chat stream embeddings}; do
+      FIRST=1
       for rate in ${RATES:-500 2000 4000 6000 8000}; do
-        "$K6" run --quiet --no-color --summary-export "$WORK/k6.json" -e TARGET="http://127.0.0.1:$PORT" -e KEY="$KEY" \
-          -e RATE="$rate" -e STREAM="$st" -e DURATION="${LAT_DURATION:-8s}" loadtests/latency.js >"$WORK/k6.txt" 2>&1 || true
+        # k6's own HTML report (web dashboard export) of each target's first step
+        HTML=(); [ "$FIRST" = 1 ] && HTML=(env K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1
+          K6_WEB_DASHBOARD_EXPORT="$OUT/k6/$t-$st-$rate.html")
+        FIRST=0; mkdir -p "$OUT/k6"
+        "${HTML[@]}" "$K6" run --quiet --no-color --summary-export "$WORK/k6.json" -e TARGET="http://127.0.0.1:$PORT" -e KEY="$KEY" \
+          -e RATE="$rate" -e KIND="$st" -e DURATION="${LAT_DURATION:-8s}" loadtests/latency.js >"$WORK/k6.txt" 2>&1 || true
         python3 - "$WORK/k6.json" "$t" "$st" "$rate" >>"$WORK/lat.txt" <<'EOF'
 import json, sys
 m = json.load(open(sys.argv[1]))["metrics"]
@@ -188,7 +200,7 @@ reqs = m["http_reqs"]["count"]; failed = m.get("http_req_failed", {}).get("value
 dropped = m.get("dropped_iterations", {}).get("count", 0)
 print(sys.argv[2], sys.argv[3], sys.argv[4], reqs, d["med"], d["p(90)"], d["p(99)"], w["p(99)"], failed, dropped)
 EOF
-        say "latency $t stream=$st $rate req/s: $(tail -1 "$WORK/lat.txt")"
+        say "latency $t $st $rate req/s: $(tail -1 "$WORK/lat.txt")"
       done
     done
     [ -n "$SPID" ] && { kill -INT "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true; }
@@ -204,12 +216,12 @@ for t, st, rate, reqs, med, p90, p99, ttfb99, failed, dropped in rows:
 out = ["| target | kind | rate | p50 ms | p90 ms | p99 ms | TTFB p99 ms | failed | dropped |", "|---|---|---|---|---|---|---|---|---|"]
 for (t, st), steps in data.items():
     for r in steps:
-        out.append(f"| {t} | {'stream' if st == '1' else 'chat'} | {r['rate']} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['ttfb_p99']:.2f} | {r['failed']:.3f} | {r['dropped']} |")
+        out.append(f"| {t} | {st} | {r['rate']} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['ttfb_p99']:.2f} | {r['failed']:.3f} | {r['dropped']} |")
 def at(t, st, rate):
     return next((r for r in data.get((t, st), []) if r["rate"] == rate), None)
 out.append("")
-for st in ("0", "1"):
-    kind = "stream" if st == "1" else "chat"
+for st in dict.fromkeys(k[1] for k in data):
+    kind = st
     for t in [k[0] for k in data if k[1] == st and k[0] not in ("direct", "bare")]:
         a, b, d = at(t, st, 500), at("bare", st, 500), at("direct", st, 500)
         if a and b:
@@ -219,11 +231,11 @@ for st in ("0", "1"):
                 ok = [r["rate"] for r in data[(t, st)] if (x := at("direct", st, r["rate"])) and r["p99"] - x["p99"] <= bound and r["failed"] == 0 and r["dropped"] == 0]
                 out.append(f"{kind}, {t}: highest step with p99 within {bound} ms of direct: {max(ok) if ok else 'none'} req/s")
 open(f"{sys.argv[2]}/latency.md", "w").write("\n".join(out) + "\n")
-json.dump({f"{t}/{'stream' if st == '1' else 'chat'}": v for (t, st), v in data.items()}, open(f"{sys.argv[2]}/latency.json", "w"), indent=2)
+json.dump({f"{t}/{st}": v for (t, st), v in data.items()}, open(f"{sys.argv[2]}/latency.json", "w"), indent=2)
 print("\n".join(out))
 try:
     import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
-    for st in ("0", "1"):
+    for st in dict.fromkeys(k[1] for k in data):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for i, ((t, s_), steps) in enumerate(data.items()):
             if s_ == st:
@@ -231,13 +243,28 @@ try:
                 ax.plot([r["rate"] for r in steps], [r["p99"] for r in steps], marker="o", color=c, label=f"{t} p99")
                 ax.plot([r["rate"] for r in steps], [r["p50"] for r in steps], linestyle="--", color=c, alpha=0.6, label=f"{t} p50")
         ax.set_xlabel("offered rate, req/s (open loop)"); ax.set_ylabel("latency, ms"); ax.set_yscale("log")
-        ax.set_title(f"{'streams' if st == '1' else 'chat'}: latency against offered rate"); ax.legend(fontsize=7); ax.grid(alpha=0.3)
-        fig.savefig(f"{sys.argv[2]}/latency-{'stream' if st == '1' else 'chat'}.png", dpi=110, bbox_inches="tight")
+        ax.set_title(f"{st}: latency against offered rate"); ax.legend(fontsize=7); ax.grid(alpha=0.3)
+        fig.savefig(f"{sys.argv[2]}/latency-{st}.png", dpi=110, bbox_inches="tight")
 except ImportError:
     print("matplotlib missing: no plots")
 # a failed request (not a dropped iteration: the open loop outran the target) fails the run
 sys.exit(1 if any(r["failed"] > 0 for v in data.values() for r in v) else 0)
 EOF
+fi
+if [ "${SEARCH:-0}" = 1 ]; then
+  # throughput at a latency bound, per gateway in SEARCH_TARGETS (default catraca)
+  K6="$(need_k6)"
+  for t in ${SEARCH_TARGETS:-catraca}; do
+    case " $TARGETS " in *" $t "*) ;; *) die "SEARCH_TARGETS: $t is not among TARGETS" ;; esac
+    start "$t"
+    KEY=sk-bench; [ "$t" = full ] && KEY=sk-bench-full-0123456789
+    LUA="$WORK/chat.lua"; [ "$t" = full ] && LUA="$WORK/chat-full.lua"
+    wrk -t2 -c"$CONNS" -d2s -s "$LUA" "http://127.0.0.1:$PORT/v1/chat/completions" >/dev/null
+    say "search: $t"
+    python3 loadtests/search.py "$K6" "http://127.0.0.1:$PORT" http://127.0.0.1:19100 "$KEY" "$OUT/search-$t" \
+      --kinds "$(echo "${KINDS:-chat stream embeddings}" | tr ' ' ,)" --duration "${SEARCH_DURATION:-5s}"
+    [ -n "$SPID" ] && { kill -INT "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null || true; }
+  done
 fi
 LAT_BAD=${LAT_BAD:-0}
 python3 - "$WORK/runs.txt" "$OUT" "$SENT_FULL" "$ROWS" "$LAT_BAD" <<'EOF'
