@@ -187,7 +187,9 @@ if [ "${LATENCY:-1}" = 1 ]; then
       FIRST=1
       for rate in ${RATES:-500 2000 4000 6000 8000}; do
         # k6's own HTML report (web dashboard export) of each target's first step
-        HTML=(); [ "$FIRST" = 1 ] && HTML=(env K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1
+        # (the dashboard aggregates per period, 10 s by default: longer than a step, and then no
+        # report is written)
+        HTML=(); [ "$FIRST" = 1 ] && HTML=(env K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_PERIOD=1s
           K6_WEB_DASHBOARD_EXPORT="$OUT/k6/$t-$st-$rate.html")
         FIRST=0; mkdir -p "$OUT/k6"
         "${HTML[@]}" "$K6" run --quiet --no-color --summary-export "$WORK/k6.json" -e TARGET="http://127.0.0.1:$PORT" -e KEY="$KEY" \
