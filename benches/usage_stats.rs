@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use catraca::admin::usage;
+use catraca::store::usage;
 use sqlx::Connection;
 
 fn median(mut v: Vec<Duration>) -> Duration {

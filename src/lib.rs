@@ -12,10 +12,16 @@
 //! Around it: [`config`] (YAML → validated [`config::Config`] → hot reload), [`state`] (the
 //! one swappable [`gateway::route::Live`]), [`metrics`], [`error`] (the error catalogue),
 //! [`server`] (process assembly) and [`mock_upstream`] (the fake provider).
+//!
+//! The management side, served by [`admin`] beside the gateway: [`domain`] (the core: every
+//! rule on accounts, keys, usage, money, templates, with one [`domain::DomainError`]),
+//! [`store`] (every SQL statement, named functions over named rows) and [`surfaces`] (one per
+//! contract: parse its shapes, call the domain, render its shapes; no SQL).
 
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod funds;
 pub mod gateway;
@@ -28,5 +34,6 @@ pub mod server;
 pub mod sse;
 pub mod state;
 pub mod store;
+pub mod surfaces;
 pub mod tokens;
 pub mod usage;

@@ -617,3 +617,108 @@ async fn key_rate_limit_rpm_is_enforced_by_the_gateway(pool: PgPool) {
     }
     assert_eq!(statuses[0], (200, Some("1".to_string())));
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn hostile_input_is_a_validation_error_and_changes_nothing(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let v = register(&gw, "bia@example.com").await;
+    let token = v["access_token"].as_str().unwrap().to_string();
+    // NUL in a string field (PostgreSQL cannot store it): 400, nothing changed
+    for body in [
+        json!({"email": "x@example.com", "password": "senha-forte-1", "name": "a\u{0}b"}),
+        json!({"email": "x\u{0}@example.com", "password": "senha-forte-1", "name": "X"}),
+    ] {
+        let (s, v) = call(&gw, "POST", "/api/auth/register", None, Some(body)).await;
+        assert_eq!(s, 400, "{v}");
+        assert_eq!(v["error"], "validation_error");
+    }
+    let (s, v) = call(
+        &gw,
+        "PUT",
+        "/api/customer/profile",
+        Some(&token),
+        Some(json!({"company": "a\u{0}"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/api/keys",
+        Some(&token),
+        Some(json!({"name": "k\u{0}"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = call(
+        &gw,
+        "GET",
+        "/api/usage/recent?page=1%00",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    // absurd paging: 400, not a negative OFFSET in the database
+    for q in [
+        "page=4611686018427387904",
+        "page=9223372036854775807&per_page=500",
+        "page=0",
+        "per_page=501",
+    ] {
+        let (s, v) = call(
+            &gw,
+            "GET",
+            &format!("/api/usage/recent?{q}"),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(s, 400, "{q}: {v}");
+        assert_eq!(v["error"], "validation_error");
+    }
+    // every string field has a cap
+    let (s, v) = call(
+        &gw,
+        "PUT",
+        "/api/customer/profile",
+        Some(&token),
+        Some(json!({"phone": "9".repeat(33)})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = call(
+        &gw,
+        "PUT",
+        "/api/customer/profile",
+        Some(&token),
+        Some(json!({"company": "c".repeat(201)})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"email": "long@example.com", "password": "p".repeat(257), "name": "X"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    // nothing of it was stored
+    let (s, v) = call(&gw, "GET", "/api/customer/profile", Some(&token), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (v["company"].clone(), v["phone"].clone()),
+        (Value::Null, Value::Null)
+    );
+    let (s, v) = call(&gw, "GET", "/api/keys", Some(&token), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["keys"].as_array().map(Vec::len), Some(0));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM app_user")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+}

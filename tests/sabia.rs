@@ -84,6 +84,27 @@ async fn auth_flows(pool: PgPool) {
     assert_error(&v, "VALIDATION_ERROR");
     assert_eq!(v["error"]["details"][0]["field"], "email");
 
+    // a NUL in any string is the contract's validation error, never a 500, and stores nothing
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/auth/register",
+        None,
+        Some(json!({"name": "Nul\u{0}l", "email": "nul@exemplo.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_error(&v, "VALIDATION_ERROR");
+    let (s, _) = call(
+        &gw,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "nul@exemplo.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    assert_eq!(s, 401, "nothing was created");
+
     // email verification: single use
     let t = outbox_token(&pool, "joao@exemplo.com", "Verifique seu email").await;
     let (s, _) = call(
@@ -117,7 +138,9 @@ async fn auth_flows(pool: PgPool) {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["message"], "Login realizado com sucesso");
     assert_eq!(v["data"]["expiresIn"], 86400);
-    assert!(v["data"]["token"].is_string());
+    let before_reset = v["data"]["token"].as_str().unwrap().to_string();
+    let (s, _) = call(&gw, "GET", "/v1/teams", Some(&before_reset), None).await;
+    assert_eq!(s, 200);
     let (s, v) = call(
         &gw,
         "POST",
@@ -177,6 +200,10 @@ async fn auth_flows(pool: PgPool) {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["message"], "Senha redefinida com sucesso");
+    // the reset ends the sessions issued before it at once, not when their 24 h run out
+    let (s, v) = call(&gw, "GET", "/v1/teams", Some(&before_reset), None).await;
+    assert_eq!(s, 401, "{v}");
+    assert_error(&v, "UNAUTHORIZED");
     let (s, _) = call(
         &gw,
         "POST",

@@ -2,18 +2,18 @@
 //! `catraca serve` (and alone by `catraca admin`). The gateway forwards every path that is not
 //! AI traffic here, so a client sees one host.
 //!
-//! One domain core ([`auth`], and the store queries each surface calls) and one thin HTTP
-//! surface per seed contract, mounted at that contract's paths with its JSON shapes:
-//! [`maxai`] (`../shared/seeds/maxai-openapi.json`).
+//! Rules live in the domain core (`crate::domain`), statements in `crate::store`; each seed
+//! contract is a surface mounted at that contract's paths with its JSON shapes: MaxAI in
+//! `crate::surfaces::maxai`; SabIA still here in [`sabia`], with its own statements, until it
+//! moves the same way.
 
-pub mod auth;
 pub mod extract;
-pub mod maxai;
 pub mod openapi;
 pub mod sabia;
-pub mod templates;
-pub mod usage;
 pub mod webhooks;
+
+/// Accounts moved to the domain core; the old path stays for the surfaces not yet moved.
+pub use crate::domain::accounts as auth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,16 +47,6 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// A plausible email address: one `@`, a dotted domain, no spaces (trimmed first).
-pub fn valid_email(e: &str) -> bool {
-    let e = e.trim();
-    e.len() <= 254
-        && e.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
-        })
-        && !e.contains(char::is_whitespace)
-}
-
 /// Every mounted route, and `/openapi.json` describing them.
 pub fn router(state: AdminState) -> Router {
     let (router, docs) = api().into_parts();
@@ -80,7 +70,7 @@ pub fn router(state: AdminState) -> Router {
 /// Every contract surface, as mounted.
 pub fn api() -> openapi::Api<AdminState> {
     openapi::Api::new("catraca")
-        .merge(maxai::api())
+        .merge(crate::surfaces::maxai::api())
         .merge(sabia::api())
 }
 

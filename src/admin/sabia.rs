@@ -27,10 +27,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::auth::{self, AuthError, Purpose};
 use super::extract::AuthUser;
 use super::openapi::Api;
-use super::{AdminState, rfc3339, valid_email};
+use super::{AdminState, rfc3339};
+use crate::domain::accounts::{self as auth, Email, Password, Purpose};
+use crate::domain::{Conflict, DomainError, Unauthorized};
 
 /// SabIA's session tokens last a day (`expiresIn: 86400`); the contract has no refresh.
 const SESSION_TTL: Duration = Duration::from_secs(86_400);
@@ -262,35 +263,42 @@ impl IntoResponse for SabiaError {
     }
 }
 
-impl From<AuthError> for SabiaError {
-    fn from(e: AuthError) -> Self {
+impl From<DomainError> for SabiaError {
+    fn from(e: DomainError) -> Self {
         match e {
-            AuthError::BadCredentials => Self::new(
+            DomainError::Unauthorized(Unauthorized::BadCredentials) => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "INVALID_CREDENTIALS",
                 "Credenciais inválidas",
             ),
-            AuthError::BadToken | AuthError::Reused => {
+            DomainError::Unauthorized(_) => {
                 Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Não autorizado")
             }
-            AuthError::EmailTaken => Self::new(
+            DomainError::Conflict(Conflict::EmailTaken) => Self::new(
                 StatusCode::CONFLICT,
                 "EMAIL_ALREADY_EXISTS",
                 "Email já cadastrado",
             ),
-            AuthError::Db(err) => {
-                tracing::error!(error = %err, "database error");
-                Self::internal()
+            DomainError::Invalid { field, .. } => Self::validation(field, "Valor inválido"),
+            DomainError::MissingVariables(m) => Self::validation("variables", &m),
+            DomainError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "Não encontrado")
             }
-            AuthError::Hash => Self::internal(),
+            DomainError::Forbidden(_) => Self::forbidden(),
+            DomainError::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "Serviço temporariamente indisponível",
+            ),
+            DomainError::Internal => Self::internal(),
         }
     }
 }
 
 impl From<sqlx::Error> for SabiaError {
+    /// Unreachable database: 503; anything else: logged, 500.
     fn from(e: sqlx::Error) -> Self {
-        tracing::error!(error = %e, "database error");
-        Self::internal()
+        DomainError::from(e).into()
     }
 }
 
@@ -312,11 +320,11 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     type Rejection = SabiaError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, SabiaError> {
-        Json::<T>::from_request(req, state)
+        crate::surfaces::kit::json(req, state)
             .await
-            .map(|Json(v)| Body(v))
+            .map(Body)
             .map_err(|e| SabiaError {
-                details: Some(json!([{"field": "body", "message": e.body_text()}])),
+                details: Some(json!([{"field": "body", "message": e.0}])),
                 ..SabiaError::new(
                     StatusCode::BAD_REQUEST,
                     "VALIDATION_ERROR",
@@ -447,16 +455,12 @@ async fn register(
     let name = required(&r.name, "name")?;
     let email = required(&r.email, "email")?;
     let password = r.password.as_deref().unwrap_or("");
-    if !valid_email(email) {
-        return Err(SabiaError::validation("email", "Email inválido"));
-    }
-    if password.chars().count() < 8 {
-        return Err(SabiaError::validation(
-            "password",
-            "A senha deve ter ao menos 8 caracteres",
-        ));
-    }
-    let (user, org) = auth::register(&s.pool, email, password, name, "team").await?;
+    let email_ok =
+        Email::parse(email).map_err(|_| SabiaError::validation("email", "Email inválido"))?;
+    let password = Password::parse(password).map_err(|_| {
+        SabiaError::validation("password", "A senha deve ter de 8 a 256 caracteres")
+    })?;
+    let (user, org) = auth::register(&s.pool, &email_ok, &password, name, "team").await?;
     sqlx::query("UPDATE app_user SET phone = $2, company = $3 WHERE user_id = $1")
         .bind(user)
         .bind(&r.phone)
@@ -472,7 +476,7 @@ async fn register(
         "Seu código de verificação: ",
     )
     .await?;
-    let token = s.jwt.issue_ttl(user, org, SESSION_TTL)?;
+    let token = auth::issue_access(&s.pool, &s.jwt, user, org, SESSION_TTL).await?;
     Ok((
         StatusCode::CREATED,
         ok(
@@ -495,7 +499,7 @@ async fn login(
     let email = required(&r.email, "email")?;
     let password = r.password.as_deref().unwrap_or("");
     let (user, org) = auth::login(&s.pool, email, password).await?;
-    let token = s.jwt.issue_ttl(user, org, SESSION_TTL)?;
+    let token = auth::issue_access(&s.pool, &s.jwt, user, org, SESSION_TTL).await?;
     let mut u = user_json(&s, user).await?;
     if let Value::Object(m) = &mut u {
         m.remove("createdAt");
@@ -551,17 +555,13 @@ async fn reset_password(
     Body(r): Body<ResetReq>,
 ) -> Result<Json<Value>, SabiaError> {
     let token = required(&r.token, "token")?;
-    let password = r.new_password.as_deref().unwrap_or("");
-    if password.chars().count() < 8 {
-        return Err(SabiaError::validation(
-            "newPassword",
-            "A senha deve ter ao menos 8 caracteres",
-        ));
-    }
+    let password = Password::parse(r.new_password.as_deref().unwrap_or("")).map_err(|_| {
+        SabiaError::validation("newPassword", "A senha deve ter de 8 a 256 caracteres")
+    })?;
     let user = auth::consume_one_time(&s.pool, token, Purpose::ResetPassword)
         .await
         .map_err(|_| SabiaError::validation("token", "Token inválido ou expirado"))?;
-    auth::set_password(&s.pool, user, password).await?;
+    auth::set_password(&s.pool, user, &password).await?;
     Ok(Json(
         json!({"success": true, "message": "Senha redefinida com sucesso"}),
     ))
@@ -1174,10 +1174,10 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Que
     type Rejection = SabiaError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, SabiaError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
+        crate::surfaces::kit::query(parts, state)
             .await
-            .map(|q| Query(q.0))
-            .map_err(|e| SabiaError::validation("query", &e.body_text()))
+            .map(Query)
+            .map_err(|e| SabiaError::validation("query", &e.0))
     }
 }
 

@@ -1,7 +1,15 @@
-//! PostgreSQL: the pool and migrations ([`pg`]) and the gateway's in-memory view of API keys
-//! ([`key_cache`]). The request path never waits on Postgres for a key it has seen.
+//! Every SQL statement, as named functions returning named rows: the pool and migrations
+//! ([`pg`]), the gateway's in-memory view of API keys ([`key_cache`]), the ledger, the model
+//! catalog, and what the domain core reads and writes (accounts, keys, usage, templates,
+//! models, audit). The request path never waits on Postgres for a key it has seen.
 
+pub mod accounts;
+pub mod audit;
 pub mod catalog;
 pub mod key_cache;
+pub mod keys;
 pub mod ledger;
+pub mod models;
 pub mod pg;
+pub mod templates;
+pub mod usage;

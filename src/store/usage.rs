@@ -1,5 +1,5 @@
-//! Usage queries shared by the surfaces: totals, per day, per model, recent events, and the
-//! per-model metrics behind MaxAI's leaderboards. All tenant queries take the organization id
+//! Usage reads: totals, per day, per model, recent events, and the per-model metrics behind
+//! MaxAI's leaderboards (the rules on windows and pages are in `domain::usage`). All tenant queries take the organization id
 //! from the caller's session, never from the request.
 //!
 //! Windows of whole days read the `usage_daily` rollup (migrations/0003) that the usage writer

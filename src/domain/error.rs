@@ -1,0 +1,133 @@
+//! The one error of the domain core. Surfaces render it in their contract's shape (MaxAI's
+//! `{error, details}`, SabIA's `{success:false, error:{code,message,details}}`, ...); nothing
+//! here knows a contract.
+
+/// What a rule refused, or why it could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// Input that breaks a rule; `field` as the contracts name it, `reason` in English.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Absent, or not the caller's (the two are never told apart).
+    #[error("{} not found", .0.as_str())]
+    NotFound(Entity),
+    /// Authenticated, but the caller's role does not allow it.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The change collides with the current state.
+    #[error("{0}")]
+    Conflict(Conflict),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(Unauthorized),
+    /// A template's variables do not fill it.
+    #[error("{0}")]
+    MissingVariables(String),
+    /// The database cannot be reached (a surface answers 503).
+    #[error("the database is unavailable")]
+    Unavailable,
+    /// Anything else; logged once where it happened, never shown.
+    #[error("internal error")]
+    Internal,
+}
+
+/// Things a caller can ask for by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// A person.
+    User,
+    /// An organization (a SabIA team).
+    Organization,
+    /// An API key.
+    Key,
+    /// A prompt template.
+    Template,
+    /// A catalog model.
+    Model,
+}
+
+impl Entity {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::User => "user",
+            Entity::Organization => "organization",
+            Entity::Key => "key",
+            Entity::Template => "template",
+            Entity::Model => "model",
+        }
+    }
+}
+
+/// Collisions with the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The email belongs to another account.
+    #[error("email already registered")]
+    EmailTaken,
+}
+
+/// Why credentials were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthorized {
+    /// Wrong email or password (never says which).
+    #[error("invalid email or password")]
+    BadCredentials,
+    /// Missing, malformed, expired, revoked or forged token.
+    #[error("invalid or expired token")]
+    BadToken,
+    /// A refresh token was used twice: its whole family is revoked.
+    #[error("refresh token reuse detected; all sessions of this login were revoked")]
+    Reused,
+}
+
+impl DomainError {
+    /// An [`DomainError::Invalid`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        DomainError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Logs an unexpected failure once, where it happened, and hides it.
+    pub fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "{what}");
+        DomainError::Internal
+    }
+}
+
+impl From<Unauthorized> for DomainError {
+    fn from(u: Unauthorized) -> Self {
+        DomainError::Unauthorized(u)
+    }
+}
+
+impl From<Conflict> for DomainError {
+    fn from(c: Conflict) -> Self {
+        DomainError::Conflict(c)
+    }
+}
+
+impl From<sqlx::Error> for DomainError {
+    /// A database that cannot be reached is [`DomainError::Unavailable`]; any other database
+    /// failure is a bug or a broken invariant: logged, [`DomainError::Internal`].
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => {
+                tracing::warn!(error = %e, "database unavailable");
+                DomainError::Unavailable
+            }
+            e => DomainError::internal("database error", e),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! API keys: one way to mint them (prefix and length per contract), and the customer-facing
+//! key list, creation and revocation. Keys are stored as SHA-256; the plaintext exists once, in
+//! the answer to its creation.
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::accounts::AuthUser;
+use super::error::{DomainError, Entity};
+use super::money::Micros;
+use crate::store::keys as db;
+
+/// How a contract's keys look: `prefix` + hex of `bytes` random bytes; lists show the first
+/// `shown` characters.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyFormat {
+    /// Literal start, e.g. `maxai-`, `sk-`.
+    pub prefix: &'static str,
+    /// Random bytes (hex-encoded, so twice as many characters).
+    pub bytes: usize,
+    /// Characters of the plaintext kept for display.
+    pub shown: usize,
+}
+
+impl KeyFormat {
+    /// MaxAI: `maxai-` + 40 hex characters; 12 shown.
+    pub const MAXAI: KeyFormat = KeyFormat {
+        prefix: "maxai-",
+        bytes: 20,
+        shown: 12,
+    };
+    /// SabIA: `sk-` + 32 hex characters; 7 shown.
+    pub const SABIA: KeyFormat = KeyFormat {
+        prefix: "sk-",
+        bytes: 16,
+        shown: 7,
+    };
+
+    /// A new key from the OS generator.
+    pub fn mint(self) -> Minted {
+        let mut b = vec![0u8; self.bytes];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+        let plaintext = format!("{}{}", self.prefix, hex::encode(b));
+        Minted {
+            hash: Sha256::digest(plaintext.as_bytes()).to_vec(),
+            shown: plaintext[..self.shown.min(plaintext.len())].to_string(),
+            plaintext,
+        }
+    }
+}
+
+/// A freshly minted key.
+pub struct Minted {
+    /// The key, shown once.
+    pub plaintext: String,
+    /// SHA-256 of it, as stored.
+    pub hash: Vec<u8>,
+    /// Display prefix, as stored.
+    pub shown: String,
+}
+
+/// A request-count limit as the contracts take it: 0 means none; stored as NULL.
+pub fn limit(v: Option<i64>, field: &'static str) -> Result<Option<i32>, DomainError> {
+    match v {
+        None | Some(0) => Ok(None),
+        Some(n) if n < 0 || n > i64::from(i32::MAX) => Err(DomainError::invalid(
+            field,
+            format!("must be between 0 and {}", i32::MAX),
+        )),
+        Some(n) => Ok(Some(n as i32)),
+    }
+}
+
+/// A new customer key.
+#[derive(Debug)]
+pub struct NewKey {
+    /// Name, 1 to 200 characters after trimming.
+    pub name: String,
+    /// Requests per minute (none when `None`).
+    pub rpm: Option<i32>,
+    /// Requests per day.
+    pub rpd: Option<i32>,
+    /// Spend cap, micro-USD.
+    pub budget: Option<Micros>,
+}
+
+/// A key as its organization sees it (never the plaintext).
+#[derive(Debug)]
+pub struct KeyView {
+    /// Per-organization serial id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// `active`, `inactive` or `revoked`.
+    pub status: String,
+    /// Requests per minute.
+    pub rpm: Option<i32>,
+    /// Requests per day.
+    pub rpd: Option<i32>,
+    /// Requests so far.
+    pub total_requests: i64,
+    /// Tokens so far.
+    pub total_tokens: i64,
+    /// Spend so far.
+    pub total_cost: Micros,
+    /// Spend cap.
+    pub budget: Option<Micros>,
+    /// Created.
+    pub created_at: time::OffsetDateTime,
+}
+
+impl From<db::KeyRow> for KeyView {
+    fn from(r: db::KeyRow) -> Self {
+        KeyView {
+            id: r.serial_id,
+            name: r.name,
+            prefix: r.prefix,
+            status: r.status,
+            rpm: r.rate_limit_rpm,
+            rpd: r.rate_limit_rpd,
+            total_requests: r.total_requests,
+            total_tokens: r.total_tokens,
+            total_cost: Micros(r.total_cost_usd_micros),
+            budget: r.budget_usd_micros.map(Micros),
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Create a key for the caller's organization, audited; returns it and its plaintext.
+pub async fn create(
+    pool: &PgPool,
+    who: &AuthUser,
+    format: KeyFormat,
+    k: NewKey,
+) -> Result<(KeyView, String), DomainError> {
+    let name = k.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(DomainError::invalid("name", "1 to 200 characters"));
+    }
+    let minted = format.mint();
+    let mut tx = pool.begin().await?;
+    let row = db::insert(
+        &mut *tx,
+        &db::NewKeyRow {
+            organization_id: who.organization_id,
+            created_by: who.user_id,
+            key_hash: &minted.hash,
+            prefix: &minted.shown,
+            name,
+            rpm: k.rpm,
+            rpd: k.rpd,
+            budget_usd_micros: k.budget.map(|b| b.0),
+        },
+    )
+    .await?;
+    crate::store::audit::insert(
+        &mut *tx,
+        who.organization_id,
+        Some(who.user_id),
+        "api_key.create",
+        Some(&row.serial_id.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((row.into(), minted.plaintext))
+}
+
+/// The organization's keys that are not revoked, newest first.
+pub async fn list(pool: &PgPool, org: Uuid) -> Result<Vec<KeyView>, DomainError> {
+    Ok(db::live_of_org(pool, org)
+        .await?
+        .into_iter()
+        .map(KeyView::from)
+        .collect())
+}
+
+/// Revoke one of the organization's keys (audited); not found when absent or revoked already.
+pub async fn revoke(pool: &PgPool, who: &AuthUser, serial: i64) -> Result<(), DomainError> {
+    let mut tx = pool.begin().await?;
+    if !db::revoke(&mut *tx, who.organization_id, serial).await? {
+        return Err(DomainError::NotFound(Entity::Key));
+    }
+    crate::store::audit::insert(
+        &mut *tx,
+        who.organization_id,
+        Some(who.user_id),
+        "api_key.revoke",
+        Some(&serial.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_keys_follow_their_format_and_hash() {
+        let a = KeyFormat::MAXAI.mint();
+        assert!(a.plaintext.starts_with("maxai-") && a.plaintext.len() == 6 + 40);
+        assert_eq!(a.shown, a.plaintext[..12]);
+        assert_eq!(a.hash, Sha256::digest(a.plaintext.as_bytes()).to_vec());
+        let b = KeyFormat::SABIA.mint();
+        assert!(b.plaintext.starts_with("sk-") && b.plaintext.len() == 3 + 32);
+        assert_eq!(b.shown.len(), 7);
+        assert_ne!(KeyFormat::MAXAI.mint().plaintext, a.plaintext);
+    }
+
+    #[test]
+    fn limits_zero_is_none_and_out_of_range_is_invalid() {
+        assert_eq!(limit(Some(0), "rpm").unwrap(), None);
+        assert_eq!(limit(Some(60), "rpm").unwrap(), Some(60));
+        assert!(limit(Some(-1), "rpm").is_err());
+        assert!(limit(Some(i64::from(i32::MAX) + 1), "rpm").is_err());
+    }
+}

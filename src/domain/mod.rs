@@ -1,0 +1,14 @@
+//! The domain core: every rule about accounts, organizations, keys, usage, money, templates
+//! and audit, with typed inputs and outputs and one error ([`DomainError`]). No axum, no
+//! contract names, no SQL: statements are in `crate::store`, and each contract surface
+//! (`crate::surfaces`) only parses its shapes, calls in here and renders the result.
+
+pub mod accounts;
+pub mod error;
+pub mod keys;
+pub mod models;
+pub mod money;
+pub mod templates;
+pub mod usage;
+
+pub use error::{Conflict, DomainError, Entity, Unauthorized};

@@ -1,0 +1,96 @@
+//! API keys as their organizations manage them (the gateway's own lookups are in
+//! `key_cache`). Every statement is scoped to the caller's organization.
+
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+/// A key with its running totals.
+#[derive(Debug, sqlx::FromRow)]
+pub struct KeyRow {
+    /// Per-organization serial id.
+    pub serial_id: i64,
+    /// Name.
+    pub name: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// Status.
+    pub status: String,
+    /// Requests per minute.
+    pub rate_limit_rpm: Option<i32>,
+    /// Requests per day.
+    pub rate_limit_rpd: Option<i32>,
+    /// Requests so far.
+    pub total_requests: i64,
+    /// Prompt plus completion tokens so far.
+    pub total_tokens: i64,
+    /// Spend so far, micro-USD.
+    pub total_cost_usd_micros: i64,
+    /// Spend cap, micro-USD.
+    pub budget_usd_micros: Option<i64>,
+    /// Created.
+    pub created_at: time::OffsetDateTime,
+}
+
+const KEY_COLUMNS: &str = "serial_id, name, prefix, status, rate_limit_rpm, rate_limit_rpd, total_requests,
+     total_prompt_tokens + total_completion_tokens AS total_tokens, total_cost_usd_micros, budget_usd_micros, created_at";
+
+/// Columns of a new key.
+pub struct NewKeyRow<'a> {
+    /// Owner organization.
+    pub organization_id: Uuid,
+    /// Creator.
+    pub created_by: Uuid,
+    /// SHA-256 of the plaintext.
+    pub key_hash: &'a [u8],
+    /// Display prefix.
+    pub prefix: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// Requests per minute.
+    pub rpm: Option<i32>,
+    /// Requests per day.
+    pub rpd: Option<i32>,
+    /// Spend cap.
+    pub budget_usd_micros: Option<i64>,
+}
+
+/// Insert a key; the stored row.
+pub async fn insert(db: impl PgExecutor<'_>, k: &NewKeyRow<'_>) -> Result<KeyRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO api_key (organization_id, created_by, key_hash, prefix, name, rate_limit_rpm, rate_limit_rpd, budget_usd_micros)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {KEY_COLUMNS}"
+    ))
+    .bind(k.organization_id)
+    .bind(k.created_by)
+    .bind(k.key_hash)
+    .bind(k.prefix)
+    .bind(k.name)
+    .bind(k.rpm)
+    .bind(k.rpd)
+    .bind(k.budget_usd_micros)
+    .fetch_one(db)
+    .await
+}
+
+/// The organization's keys that are not revoked, newest first.
+pub async fn live_of_org(pool: &PgPool, org: Uuid) -> Result<Vec<KeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_key WHERE organization_id = $1 AND status <> 'revoked' ORDER BY serial_id DESC"
+    ))
+    .bind(org)
+    .fetch_all(pool)
+    .await
+}
+
+/// Revoke a key of the organization unless revoked already; whether one was.
+pub async fn revoke(db: impl PgExecutor<'_>, org: Uuid, serial: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE api_key SET status = 'revoked', revoked_at = now()
+         WHERE serial_id = $1 AND organization_id = $2 AND status <> 'revoked'",
+    )
+    .bind(serial)
+    .bind(org)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
