@@ -12,7 +12,8 @@
 # The full target also checks that every answered request left exactly one usage row.
 # Env: ROUNDS (3), DURATION (8s), CONNS (64), THREADS (gateway threads, 1), TARGETS, OUT,
 # EXTRA_YAML (config lines appended to catraca's and full's config, e.g. 'work_stealing: true'),
-# UPSTREAM_H2=1 (catraca and full speak HTTP/2 to the mock, h2c);
+# UPSTREAM_H2=1 (catraca and full speak HTTP/2 to the mock, h2c), FULL_YAML (config lines for
+# the full target only, e.g. 'usage: {batch_size: 100, flush_ms: 5}');
 # LATENCY=1 (default) then runs k6 open loop (loadtests/latency.js) against each target at each
 # of RATES (req/s; default "500 2000 4000 6000 8000"), for each of KINDS ("chat stream
 # embeddings"), LAT_DURATION (8s) each: p50/p90/p99 and time to first byte, the added latency
@@ -85,6 +86,9 @@ full_setup() { # a scratch database with one prepaid organization and a limited 
   sed 's/127.0.0.1:18080/127.0.0.1:18081/; s/127.0.0.1:19090/127.0.0.1:19091/; /^usage:/,/jsonl_path/d; /^keys:/,$d' "$WORK/catraca.yaml" >"$WORK/full.yaml"
   printf 'admin_listen: "127.0.0.1:18089"\ndatabase: {spill_path: "%s/spill.jsonl"}\n' "$WORK" >>"$WORK/full.yaml"
   case " ${FULL_OFF:-} " in *" redis "*) ;; *) echo 'limits: {redis_url: "redis://127.0.0.1:6379"}' >>"$WORK/full.yaml" ;; esac
+  # FULL_YAML: config lines for the full target only (e.g. 'usage: {batch_size: 100}')
+  [ -n "${FULL_YAML:-}" ] && printf '%s\n' "$FULL_YAML" >>"$WORK/full.yaml"
+  return 0
 }
 NGINX=""
 if command -v nginx >/dev/null; then

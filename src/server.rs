@@ -204,7 +204,46 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
         },
     ));
     tracing::info!(listen = ?config.listen, metrics = %config.metrics_listen, "catraca gateway starting");
-    server.run_forever()
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(Signals),
+    });
+    std::process::exit(0)
+}
+
+/// Signals: SIGTERM and SIGINT (Ctrl-C) both stop gracefully (stop accepting, let requests in
+/// flight finish, write every usage event, exit as soon as that is done); a second SIGINT
+/// exits at once. SIGQUIT is Pingora's graceful upgrade. Pingora's own watcher makes SIGINT an
+/// immediate exit, which drops the usage events still queued or lingering in a batch.
+struct Signals;
+
+#[async_trait]
+impl pingora::server::ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> pingora::server::ShutdownSignal {
+        use pingora::server::ShutdownSignal;
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut quit), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::quit()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        let interrupted = tokio::select! {
+            _ = quit.recv() => return ShutdownSignal::GracefulUpgrade,
+            _ = term.recv() => false,
+            _ = int.recv() => true,
+        };
+        if interrupted {
+            tracing::info!("SIGINT: stopping gracefully (SIGINT again exits at once)");
+        }
+        tokio::spawn(async move {
+            int.recv().await;
+            tracing::warn!("second SIGINT: exiting without draining");
+            std::process::exit(130);
+        });
+        ShutdownSignal::GracefulTerminate
+    }
 }
 
 /// A listener with `SO_REUSEPORT`, so that during a graceful upgrade the new process binds the

@@ -166,6 +166,36 @@ async fn reload_under_traffic_drops_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_also_writes_every_usage_event_before_exiting() {
+    let mock = Mock::start().await;
+    // a long linger: the events of the last requests are still waiting in a batch at SIGINT
+    let mut gw = Gateway::start_edited(&body(&mock, ""), &[], |y| {
+        y.replace("usage: {jsonl_path:", "usage: {flush_ms: 1500, jsonl_path:")
+    })
+    .await;
+    for _ in 0..20 {
+        let r = gw
+            .post(
+                "/v1/chat/completions",
+                json!({"model": "chat-model", "messages": [{"role": "user", "content": "oi"}]}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    gw.signal("INT");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.try_wait().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not exit after SIGINT"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gw.events().len(), 20, "{}", gw.plain_log());
+    assert!(gw.plain_log().contains("drained; exiting"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_streams_finish() {
     let mock = Mock::start().await;
     let mut gw = Gateway::start(&body(&mock, "")).await;

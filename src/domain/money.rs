@@ -58,7 +58,11 @@ mod tests {
             let n = Micros(m).json_number();
             let back = format!("{:.6}", n.as_f64().unwrap());
             let want = format!("{}.{:06}", m / 1_000_000, (m % 1_000_000).abs());
-            assert_eq!(back.trim_start_matches('-'), want.trim_start_matches('-'), "{m}");
+            assert_eq!(
+                back.trim_start_matches('-'),
+                want.trim_start_matches('-'),
+                "{m}"
+            );
         }
     }
 }

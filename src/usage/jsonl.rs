@@ -33,9 +33,9 @@ pub fn channel(path: PathBuf, usage: &crate::config::UsageConfig) -> (QueueSink,
 impl JsonlWriter {
     /// Write events until the process ends. Events are collected for up to `usage.flush_ms` and
     /// written in one `write` call, so a busy gateway costs the writer a few wake-ups a second
-    /// instead of one per request. Shutdown does not stop the writer: requests still finishing
-    /// in the grace period keep sending events.
-    pub async fn run(&self, _shutdown: watch::Receiver<bool>) {
+    /// instead of one per request. Shutdown does not stop the writer (requests still finishing
+    /// in the grace period keep sending events), but once it begins batches no longer linger.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let Some(mut rx) = self.queue.rx.lock().await.take() else {
             return;
         };
@@ -60,7 +60,7 @@ impl JsonlWriter {
                 break;
             }
             if batch.len() < self.batch {
-                tokio::time::sleep(self.flush).await;
+                super::linger(self.flush, &mut shutdown).await;
             }
             while batch.len() < self.batch {
                 match rx.try_recv() {

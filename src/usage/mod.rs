@@ -127,3 +127,19 @@ impl UsageSink for QueueSink {
         self.queued.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
+
+/// Wait `linger` for a batch to fill, unless the process is stopping (then not at all, and
+/// the wait ends when the stop begins): a batch lingering past the grace period would be lost.
+pub async fn linger(
+    linger: std::time::Duration,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    if *shutdown.borrow() {
+        return;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(linger) => {}
+        // a stop (or its sender gone, which happens only at exit)
+        _ = shutdown.changed() => {}
+    }
+}

@@ -68,8 +68,8 @@ pub fn channel(
 
 impl PgWriter {
     /// Write until the process ends (shutdown does not stop it: requests finishing in the grace
-    /// period still send events).
-    pub async fn run(&self, _shutdown: watch::Receiver<bool>) {
+    /// period still send events; once it begins, batches no longer linger).
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let Some(mut rx) = self.queue.rx.lock().await.take() else {
             return;
         };
@@ -85,7 +85,7 @@ impl PgWriter {
                         break;
                     }
                     if batch.len() < self.batch {
-                        tokio::time::sleep(self.linger).await;
+                        super::linger(self.linger, &mut shutdown).await;
                         while batch.len() < self.batch {
                             match rx.try_recv() {
                                 Ok(ev) => batch.push(ev),
