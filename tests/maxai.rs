@@ -722,3 +722,49 @@ async fn hostile_input_is_a_validation_error_and_changes_nothing(pool: PgPool) {
         .unwrap();
     assert_eq!(users, 1);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_model_catalog_follows_a_config_reload(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let names = |v: &Value| -> Vec<String> {
+        v["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (s, v) = call(&gw, "GET", "/api/models", None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(names(&v), vec!["gpt-4o-mini"]);
+    // a model added to the file: routed and listed without a restart
+    let text = std::fs::read_to_string(&gw.config_path).unwrap().replace(
+        "  - {name: gpt-4o-mini, deployments: [d]}",
+        "  - {name: gpt-4o-mini, deployments: [d]}\n  - {name: novo-modelo, deployments: [d], input_usd_per_1m: \"1.25\"}",
+    );
+    let tmp = gw.config_path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &gw.config_path).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = call(&gw, "GET", "/api/models", None, None).await;
+        if names(&v).contains(&"novo-modelo".to_string()) {
+            let m = v["models"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["id"] == "novo-modelo")
+                .unwrap()
+                .clone();
+            assert_eq!(m["pricing"]["input_per_1m"], 1.25);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "catalog not synced after reload: {v}\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -137,9 +137,17 @@ pub async fn reload(path: &std::path::Path, shared: &Shared, reason: &str) -> bo
     }
     match Live::build(Arc::new(config), Some(&old), old.epoch).await {
         Ok(live) => {
+            let config = live.config.clone();
             shared.live.store(Arc::new(live));
             shared.metrics.reloads.with_label_values(&["ok"]).inc();
             tracing::info!(reason, path = %path.display(), "config reloaded");
+            // the dashboards' model catalog follows the file too (it is a mirror: a failure
+            // here is logged and retried by the next reload or start, never blocks routing)
+            if let Some(db) = &shared.db_keys
+                && let Err(e) = crate::store::catalog::sync(db.pool(), &config).await
+            {
+                tracing::warn!(error = %e, "model catalog not synced after reload");
+            }
             true
         }
         Err(e) => {
