@@ -31,6 +31,7 @@ use super::extract::AuthUser;
 use super::openapi::Api;
 use super::{AdminState, rfc3339};
 use crate::domain::accounts::{self as auth, Email, Password, Purpose};
+use crate::domain::orgs::{Cycle, Removal};
 use crate::domain::{Conflict, DomainError, Unauthorized};
 
 /// SabIA's session tokens last a day (`expiresIn: 86400`); the contract has no refresh.
@@ -497,7 +498,10 @@ async fn login(
     Body(r): Body<LoginReq>,
 ) -> Result<Json<Value>, SabiaError> {
     let email = required(&r.email, "email")?;
-    let password = r.password.as_deref().unwrap_or("");
+    let password = match r.password.as_deref() {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err(SabiaError::validation("password", "password é obrigatório")),
+    };
     let (user, org) = auth::login(&s.pool, email, password).await?;
     let token = auth::issue_access(&s.pool, &s.jwt, user, org, SESSION_TTL).await?;
     let mut u = user_json(&s, user).await?;
@@ -765,6 +769,7 @@ async fn add_member(
 ) -> Result<(StatusCode, Json<Value>), SabiaError> {
     let team = admin_of(&s, &u, &team).await?;
     let email = required(&r.email, "email")?;
+    Email::parse(email).map_err(|_| SabiaError::validation("email", "Email inválido"))?;
     let new_role = r.role.as_deref().unwrap_or("member");
     if !matches!(new_role, "admin" | "member" | "viewer") {
         return Err(SabiaError::validation(
@@ -824,39 +829,22 @@ async fn remove_member(
     if !is_admin(&role) && target != u.user_id {
         return Err(SabiaError::forbidden());
     }
-    let owners: i64 = sqlx::query_scalar("SELECT count(*) FROM membership WHERE organization_id = $1 AND role = 'owner' AND user_id <> $2")
-        .bind(team)
-        .bind(target)
-        .fetch_one(&s.pool)
-        .await?;
-    let target_role: Option<String> = sqlx::query_scalar(
-        "SELECT role FROM membership WHERE organization_id = $1 AND user_id = $2",
-    )
-    .bind(team)
-    .bind(target)
-    .fetch_optional(&s.pool)
-    .await?;
-    match target_role.as_deref() {
-        None => {
+    match crate::domain::orgs::remove_member(&s.pool, &u, team, target).await? {
+        Removal::Done => {}
+        Removal::NotMember => {
             return Err(SabiaError::new(
                 StatusCode::NOT_FOUND,
                 "USER_NOT_FOUND",
                 "Usuário não encontrado",
             ));
         }
-        Some("owner") if owners == 0 => {
+        Removal::LastOwner => {
             return Err(SabiaError::validation(
                 "userId",
                 "O time precisa de ao menos um administrador",
             ));
         }
-        _ => {}
     }
-    sqlx::query("DELETE FROM membership WHERE organization_id = $1 AND user_id = $2")
-        .bind(team)
-        .bind(target)
-        .execute(&s.pool)
-        .await?;
     Ok(Json(
         json!({"success": true, "message": "Membro removido com sucesso"}),
     ))
@@ -889,40 +877,13 @@ async fn change_plan(
 ) -> Result<Json<Value>, SabiaError> {
     let team = admin_of(&s, &u, &team).await?;
     let code = required(&r.plan, "plan")?.to_lowercase();
-    let cycle = r.billing_cycle.as_deref().unwrap_or("monthly");
-    if !matches!(cycle, "monthly" | "annual") {
-        return Err(SabiaError::validation(
-            "billingCycle",
-            "Ciclo deve ser monthly ou annual",
-        ));
-    }
-    let new_plan = plan_id(&s, &code).await?;
-    let old: Option<String> = sqlx::query_scalar(
-        "SELECT p.code FROM organization o LEFT JOIN plan p USING (plan_id) WHERE o.organization_id = $1",
-    )
-    .bind(team)
-    .fetch_one(&s.pool)
-    .await?;
-    let started: time::OffsetDateTime = sqlx::query_scalar(
-        "UPDATE organization SET plan_id = $2, billing_cycle = $3, plan_started_at = now() WHERE organization_id = $1 RETURNING plan_started_at",
-    )
-    .bind(team)
-    .bind(new_plan)
-    .bind(cycle)
-    .fetch_one(&s.pool)
-    .await?;
-    sqlx::query("INSERT INTO audit_log (organization_id, user_id, action, target) VALUES ($1, $2, 'plan.change', $3)")
-        .bind(team)
-        .bind(u.user_id)
-        .bind(&code)
-        .execute(&s.pool)
-        .await?;
-    let next = started
-        + if cycle == "annual" {
-            time::Duration::days(365)
-        } else {
-            time::Duration::days(30)
-        };
+    let cycle = Cycle::parse(r.billing_cycle.as_deref().unwrap_or("monthly"))
+        .map_err(|_| SabiaError::validation("billingCycle", "Ciclo deve ser monthly ou annual"))?;
+    let changed = crate::domain::orgs::change_plan(&s.pool, &u, team, &code, cycle)
+        .await?
+        .ok_or_else(|| SabiaError::validation("plan", "Plano inexistente"))?;
+    let (old, next) = (changed.old, changed.started + cycle.period());
+    let cycle = cycle.as_str();
     Ok(ok(
         Some("Plano alterado com sucesso"),
         json!({"teamId": team, "oldPlan": old.unwrap_or_else(|| "sandbox".into()), "newPlan": code, "billingCycle": cycle, "nextBillingDate": rfc3339(next)}),
@@ -1103,33 +1064,11 @@ async fn key_status(
             ));
         }
     };
-    let current: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM api_key WHERE organization_id = $1 AND serial_id = $2",
-    )
-    .bind(team)
-    .bind(id)
-    .fetch_optional(&s.pool)
-    .await?;
-    match current.as_deref() {
-        None => return Err(SabiaError::key_not_found()),
-        Some("revoked") if db_status != "revoked" => {
-            return Err(SabiaError::new(
-                StatusCode::CONFLICT,
-                "API_KEY_REVOKED",
-                "API Key revogada",
-            ));
-        }
-        _ => {}
-    }
-    let updated: time::OffsetDateTime = sqlx::query_scalar(
-        "UPDATE api_key SET status = $3, revoked_at = CASE WHEN $3 = 'revoked' THEN coalesce(revoked_at, now()) ELSE revoked_at END
-         WHERE organization_id = $1 AND serial_id = $2 RETURNING updated_at",
-    )
-    .bind(team)
-    .bind(id)
-    .bind(db_status)
-    .fetch_one(&s.pool)
-    .await?;
+    // one statement: no window between reading the status and writing it; a revoked key can
+    // be activated again (the contract's route "ativa ou desativa" goes both ways)
+    let updated = crate::store::keys::set_status(&s.pool, team, id, db_status)
+        .await?
+        .ok_or_else(SabiaError::key_not_found)?;
     Ok(ok(
         Some("Status da API Key alterado com sucesso"),
         json!({"id": id, "status": status, "updatedAt": rfc3339(updated)}),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod keys;
 pub mod models;
 pub mod money;
+pub mod orgs;
 pub mod templates;
 pub mod usage;
 

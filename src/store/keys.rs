@@ -94,3 +94,23 @@ pub async fn revoke(db: impl PgExecutor<'_>, org: Uuid, serial: i64) -> Result<b
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Set a key's status in one statement (`revoked_at` kept while revoked, cleared otherwise);
+/// when it changed, `None` when the organization has no such key.
+pub async fn set_status(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    serial: i64,
+    status: &str,
+) -> Result<Option<time::OffsetDateTime>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE api_key SET status = $3,
+                revoked_at = CASE WHEN $3 = 'revoked' THEN coalesce(revoked_at, now()) END
+         WHERE organization_id = $1 AND serial_id = $2 RETURNING updated_at",
+    )
+    .bind(org)
+    .bind(serial)
+    .bind(status)
+    .fetch_optional(db)
+    .await
+}

@@ -10,6 +10,7 @@ pub mod key_cache;
 pub mod keys;
 pub mod ledger;
 pub mod models;
+pub mod orgs;
 pub mod pg;
 pub mod templates;
 pub mod usage;
