@@ -18,6 +18,7 @@ mod hostile;
 mod limits;
 mod maxai;
 mod openapi;
+mod operator;
 mod proxy;
 mod reload;
 mod sabia;

@@ -51,10 +51,16 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
 pub fn router(state: AdminState) -> Router {
     let (router, docs) = api().into_parts();
     let doc = axum::Json(openapi::document(&docs));
+    let (_, operator_docs) = crate::surfaces::operator::api().into_parts();
+    let operator_doc = axum::Json(openapi::document(&operator_docs));
     router
         .route(
             "/openapi.json",
             axum::routing::get(move || async move { doc }),
+        )
+        .route(
+            "/admin/v1/openapi.json",
+            axum::routing::get(move || async move { operator_doc }),
         )
         // a path no surface mounts: marked, so tests can tell it from a handler's own 404
         .fallback(|| async {
@@ -71,6 +77,7 @@ pub fn router(state: AdminState) -> Router {
 pub fn api() -> openapi::Api<AdminState> {
     openapi::Api::new("catraca")
         .merge(crate::surfaces::maxai::api())
+        .merge(crate::surfaces::operator::api())
         .merge(sabia::api())
 }
 

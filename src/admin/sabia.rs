@@ -280,6 +280,7 @@ impl From<DomainError> for SabiaError {
                 "EMAIL_ALREADY_EXISTS",
                 "Email já cadastrado",
             ),
+            DomainError::Conflict(c) => Self::new(StatusCode::CONFLICT, "CONFLICT", c.to_string()),
             DomainError::Invalid { field, .. } => Self::validation(field, "Valor inválido"),
             DomainError::MissingVariables(m) => Self::validation("variables", &m),
             DomainError::NotFound(_) => {

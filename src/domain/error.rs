@@ -70,6 +70,12 @@ pub enum Conflict {
     /// The email belongs to another account.
     #[error("email already registered")]
     EmailTaken,
+    /// Another organization has the slug.
+    #[error("slug already taken")]
+    SlugTaken,
+    /// The idempotency key was used before for a different entry.
+    #[error("idempotency key already used for a different entry")]
+    IdempotencyReused,
 }
 
 /// Why credentials were refused.

@@ -39,14 +39,20 @@ impl KeyFormat {
 
     /// A new key from the OS generator.
     pub fn mint(self) -> Minted {
-        let mut b = vec![0u8; self.bytes];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-        let plaintext = format!("{}{}", self.prefix, hex::encode(b));
-        Minted {
-            hash: Sha256::digest(plaintext.as_bytes()).to_vec(),
-            shown: plaintext[..self.shown.min(plaintext.len())].to_string(),
-            plaintext,
-        }
+        mint(self.prefix, self.bytes, self.shown)
+    }
+}
+
+/// `prefix` + hex of `bytes` random bytes from the OS generator; the first `shown` characters
+/// kept for display.
+pub fn mint(prefix: &str, bytes: usize, shown: usize) -> Minted {
+    let mut b = vec![0u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let plaintext = format!("{prefix}{}", hex::encode(b));
+    Minted {
+        hash: Sha256::digest(plaintext.as_bytes()).to_vec(),
+        shown: plaintext[..shown.min(plaintext.len())].to_string(),
+        plaintext,
     }
 }
 
@@ -213,10 +219,203 @@ mod tests {
     }
 
     #[test]
+    fn operator_prefixes_and_the_literal_of_a_stored_prefix() {
+        assert!(valid_literal("sk-tokia-") && valid_literal("bx_live_") && valid_literal("maxai-"));
+        assert!(
+            !valid_literal("sk")
+                && !valid_literal("SK-")
+                && !valid_literal("")
+                && !valid_literal("a-very-long-prefix-")
+        );
+        assert_eq!(literal_of("sk-tokia-ab12"), "sk-tokia-");
+        assert_eq!(literal_of("bx_live_9f3a"), "bx_live_");
+        assert_eq!(literal_of("maxai-0a1b2c"), "maxai-");
+        let m = mint("sk-tokia-", OPERATOR_KEY_BYTES, 13);
+        assert!(m.plaintext.starts_with("sk-tokia-") && m.plaintext.len() == 9 + 48);
+        assert_eq!(m.shown, m.plaintext[..13]);
+    }
+
+    #[test]
     fn limits_zero_is_none_and_out_of_range_is_invalid() {
         assert_eq!(limit(Some(0), "rpm").unwrap(), None);
         assert_eq!(limit(Some(60), "rpm").unwrap(), Some(60));
         assert!(limit(Some(-1), "rpm").is_err());
         assert!(limit(Some(i64::from(i32::MAX) + 1), "rpm").is_err());
     }
+}
+
+pub use crate::store::keys::OperatorKeyRow as OperatorKey;
+
+/// Random bytes of an operator-made key (and of any rotated key).
+pub const OPERATOR_KEY_BYTES: usize = 24;
+
+/// A key the operator creates for an organization.
+#[derive(Debug, Default)]
+pub struct NewOperatorKey {
+    /// Owner.
+    pub organization_id: Option<Uuid>,
+    /// User it belongs to.
+    pub user_id: Option<Uuid>,
+    /// Literal start, e.g. `sk-tokia-`, `maxai-`, `bx_live_` (default `sk-`): 1 to 16 lowercase
+    /// letters, digits, `-` or `_`, ending in `-` or `_`.
+    pub prefix: Option<String>,
+    /// Name (default `key`).
+    pub name: Option<String>,
+    /// Requests per second, minute, day; tokens per minute; requests at once.
+    pub rps: Option<i64>,
+    /// Requests per minute.
+    pub rpm: Option<i64>,
+    /// Requests per day.
+    pub rpd: Option<i64>,
+    /// Tokens per minute.
+    pub tpm: Option<i64>,
+    /// Requests at once.
+    pub concurrency: Option<i64>,
+    /// Spend cap.
+    pub budget: Option<Micros>,
+    /// Models it may use (empty = every model).
+    pub models: Vec<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Expiry.
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+fn valid_literal(p: &str) -> bool {
+    (1..=16).contains(&p.len())
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && (p.ends_with('-') || p.ends_with('_'))
+}
+
+/// The literal part of a stored display prefix: up to its last `-` or `_`.
+fn literal_of(display: &str) -> &str {
+    display.rfind(['-', '_']).map_or("sk-", |i| &display[..=i])
+}
+
+fn positive(v: Option<i64>, field: &'static str) -> Result<Option<i32>, DomainError> {
+    match v {
+        None => Ok(None),
+        Some(n) if n >= 1 && n <= i64::from(i32::MAX) => Ok(Some(n as i32)),
+        Some(_) => Err(DomainError::invalid(
+            field,
+            format!("between 1 and {}", i32::MAX),
+        )),
+    }
+}
+
+/// Mint and store a key for an organization; the row and the plaintext (shown once).
+pub async fn create_for_operator(
+    pool: &PgPool,
+    k: NewOperatorKey,
+) -> Result<(OperatorKey, String), DomainError> {
+    let org = k
+        .organization_id
+        .ok_or_else(|| DomainError::invalid("organization_id", "required"))?;
+    let literal = k.prefix.unwrap_or_else(|| "sk-".into());
+    if !valid_literal(&literal) {
+        return Err(DomainError::invalid(
+            "prefix",
+            "1 to 16 lowercase letters, digits, '-' or '_', ending in '-' or '_'",
+        ));
+    }
+    let name = k.name.unwrap_or_else(|| "key".into());
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(DomainError::invalid("name", "1 to 200 characters"));
+    }
+    for (field, list) in [("models", &k.models), ("scopes", &k.scopes)] {
+        if list.len() > 100 || list.iter().any(|m| m.is_empty() || m.len() > 200) {
+            return Err(DomainError::invalid(
+                field,
+                "at most 100 entries of 1 to 200 characters",
+            ));
+        }
+    }
+    if k.budget.is_some_and(|b| b.0 < 0) {
+        return Err(DomainError::invalid("budget_usd", "must not be negative"));
+    }
+    let (rps, rpm, rpd, tpm, concurrency) = (
+        positive(k.rps, "rps")?,
+        positive(k.rpm, "rpm")?,
+        positive(k.rpd, "rpd")?,
+        positive(k.tpm, "tpm")?,
+        positive(k.concurrency, "concurrency")?,
+    );
+    let minted = mint(&literal, OPERATOR_KEY_BYTES, literal.len() + 4);
+    let mut tx = pool.begin().await?;
+    if crate::store::orgs::get_org(&mut *tx, org).await?.is_none() {
+        return Err(DomainError::NotFound(Entity::Organization));
+    }
+    let row = db::insert_operator(
+        &mut *tx,
+        &db::OperatorKey {
+            organization_id: org,
+            user_id: k.user_id,
+            key_hash: &minted.hash,
+            prefix: &minted.shown,
+            name: name.trim(),
+            rps,
+            rpm,
+            rpd,
+            tpm,
+            concurrency,
+            budget_usd_micros: k.budget.map(|b| b.0),
+            models: &k.models,
+            scopes: &k.scopes,
+            expires_at: k.expires_at,
+        },
+    )
+    .await?;
+    crate::store::audit::insert(
+        &mut *tx,
+        org,
+        None,
+        "api_key.create",
+        Some(&row.api_key_id.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((row, minted.plaintext))
+}
+
+/// Revoke a key (any organization's); not found when absent or revoked already.
+pub async fn revoke_any(pool: &PgPool, id: Uuid) -> Result<OperatorKey, DomainError> {
+    let mut tx = pool.begin().await?;
+    let row = db::revoke_by_id(&mut *tx, id)
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Key))?;
+    crate::store::audit::insert(
+        &mut *tx,
+        row.organization_id,
+        None,
+        "api_key.revoke",
+        Some(&id.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Give a key a new secret with the same prefix: the new plaintext is shown once, and the old
+/// one is refused everywhere as soon as the gateways hear of the change (milliseconds).
+pub async fn rotate(pool: &PgPool, id: Uuid) -> Result<(OperatorKey, String), DomainError> {
+    let mut tx = pool.begin().await?;
+    let display = db::prefix_of(&mut *tx, id)
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Key))?;
+    let literal = literal_of(&display);
+    let minted = mint(literal, OPERATOR_KEY_BYTES, literal.len() + 4);
+    let row = db::rehash(&mut *tx, id, &minted.hash, &minted.shown)
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Key))?;
+    crate::store::audit::insert(
+        &mut *tx,
+        row.organization_id,
+        None,
+        "api_key.rotate",
+        Some(&id.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((row, minted.plaintext))
 }

@@ -121,3 +121,131 @@ pub async fn change_plan(
     tx.commit().await?;
     Ok(Some(PlanChanged { old, started }))
 }
+
+pub use crate::store::orgs::OrgRow as Organization;
+
+/// A new organization, as the operator creates it.
+#[derive(Debug)]
+pub struct NewOrg {
+    /// Name, 1 to 200 characters.
+    pub name: String,
+    /// Slug (lowercase letters, digits and `-`, 1 to 64); derived from the name when absent.
+    pub slug: Option<String>,
+    /// `customer` (default), `team` or `project`.
+    pub kind: Option<String>,
+    /// Plan code.
+    pub plan: Option<String>,
+    /// Prepaid (a balance, starting at zero) or postpaid.
+    pub prepaid: bool,
+}
+
+/// A slug from a name: lowercase ASCII letters and digits, runs of anything else as one `-`.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let c = match c {
+            'á' | 'à' | 'â' | 'ã' | 'ä' => 'a',
+            'é' | 'ê' | 'è' | 'ë' => 'e',
+            'í' | 'ì' | 'î' | 'ï' => 'i',
+            'ó' | 'ô' | 'õ' | 'ò' | 'ö' => 'o',
+            'ú' | 'ù' | 'û' | 'ü' => 'u',
+            'ç' => 'c',
+            c => c,
+        };
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').chars().take(64).collect()
+}
+
+fn valid_slug(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Create an organization (audited as the operator's).
+pub async fn create(pool: &PgPool, new: NewOrg) -> Result<Organization, DomainError> {
+    let name = new.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(DomainError::invalid("name", "1 to 200 characters"));
+    }
+    let slug = match new.slug {
+        Some(s) if valid_slug(&s) => s,
+        Some(_) => {
+            return Err(DomainError::invalid(
+                "slug",
+                "1 to 64 lowercase letters, digits and '-', not at either end",
+            ));
+        }
+        None => slugify(name),
+    };
+    if slug.is_empty() {
+        return Err(DomainError::invalid(
+            "slug",
+            "the name has no letter or digit to make one from; give a slug",
+        ));
+    }
+    let kind = new.kind.as_deref().unwrap_or("customer");
+    if !matches!(kind, "customer" | "team" | "project") {
+        return Err(DomainError::invalid("kind", "customer, team or project"));
+    }
+    let mut tx = pool.begin().await?;
+    let plan = match new.plan.as_deref() {
+        None => None,
+        Some(code) => Some(
+            db::plan_id(&mut *tx, code)
+                .await?
+                .ok_or_else(|| DomainError::invalid("plan", format!("no plan {code:?}")))?,
+        ),
+    };
+    let id = match db::insert_org(&mut *tx, name, &slug, kind, plan, new.prepaid).await {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some(db::ORG_SLUG_KEY) => {
+            return Err(super::error::Conflict::SlugTaken.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    crate::store::audit::insert(&mut *tx, id, None, "organization.create", Some(&slug)).await?;
+    let org = db::get_org(&mut *tx, id)
+        .await?
+        .ok_or(DomainError::Internal)?;
+    tx.commit().await?;
+    Ok(org)
+}
+
+/// One organization.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Organization, DomainError> {
+    db::get_org(pool, id)
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Organization))
+}
+
+/// A page of organizations and the total.
+pub async fn list(
+    pool: &PgPool,
+    kind: Option<&str>,
+    page: super::usage::Page,
+) -> Result<(Vec<Organization>, i64), DomainError> {
+    Ok(db::list_orgs(pool, kind, page.per_page, (page.page - 1) * page.per_page).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_from_names() {
+        assert_eq!(slugify("Padaria São João Ltda."), "padaria-sao-joao-ltda");
+        assert_eq!(slugify("  --ACME--  "), "acme");
+        assert_eq!(slugify("!!!"), "");
+        assert!(
+            valid_slug("acme-2") && !valid_slug("-acme") && !valid_slug("Acme") && !valid_slug("")
+        );
+    }
+}

@@ -114,3 +114,146 @@ pub async fn set_status(
     .fetch_optional(db)
     .await
 }
+
+/// A key as the operator sees it (never the plaintext).
+#[derive(Debug, sqlx::FromRow)]
+pub struct OperatorKeyRow {
+    /// Id.
+    pub api_key_id: Uuid,
+    /// Owner.
+    pub organization_id: Uuid,
+    /// Creator, if a user.
+    pub created_by: Option<Uuid>,
+    /// Display prefix.
+    pub prefix: String,
+    /// Name.
+    pub name: String,
+    /// Status.
+    pub status: String,
+    /// Requests per second.
+    pub rate_limit_rps: Option<i32>,
+    /// Requests per minute.
+    pub rate_limit_rpm: Option<i32>,
+    /// Requests per day.
+    pub rate_limit_rpd: Option<i32>,
+    /// Tokens per minute.
+    pub rate_limit_tpm: Option<i32>,
+    /// Requests at once.
+    pub max_concurrency: Option<i32>,
+    /// Spend cap, micro-USD.
+    pub budget_usd_micros: Option<i64>,
+    /// Models it may use (empty = all).
+    pub allowed_models: Vec<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Expiry.
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// Created.
+    pub created_at: time::OffsetDateTime,
+}
+
+const OPERATOR_COLUMNS: &str =
+    "api_key_id, organization_id, created_by, prefix, name, status, rate_limit_rps,
+     rate_limit_rpm, rate_limit_rpd, rate_limit_tpm, max_concurrency, budget_usd_micros,
+     allowed_models, scopes, expires_at, created_at";
+
+/// Columns of a key the operator creates.
+pub struct OperatorKey<'a> {
+    /// Owner.
+    pub organization_id: Uuid,
+    /// User it belongs to, if any.
+    pub user_id: Option<Uuid>,
+    /// SHA-256 of the plaintext.
+    pub key_hash: &'a [u8],
+    /// Display prefix.
+    pub prefix: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// Requests per second.
+    pub rps: Option<i32>,
+    /// Requests per minute.
+    pub rpm: Option<i32>,
+    /// Requests per day.
+    pub rpd: Option<i32>,
+    /// Tokens per minute.
+    pub tpm: Option<i32>,
+    /// Requests at once.
+    pub concurrency: Option<i32>,
+    /// Spend cap, micro-USD.
+    pub budget_usd_micros: Option<i64>,
+    /// Models it may use (empty = all).
+    pub models: &'a [String],
+    /// Scopes.
+    pub scopes: &'a [String],
+    /// Expiry.
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+/// Insert an operator key; the stored row.
+pub async fn insert_operator(
+    db: impl PgExecutor<'_>,
+    k: &OperatorKey<'_>,
+) -> Result<OperatorKeyRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO api_key (organization_id, created_by, key_hash, prefix, name, rate_limit_rps, rate_limit_rpm,
+                              rate_limit_rpd, rate_limit_tpm, max_concurrency, budget_usd_micros, allowed_models,
+                              scopes, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {OPERATOR_COLUMNS}"
+    ))
+    .bind(k.organization_id)
+    .bind(k.user_id)
+    .bind(k.key_hash)
+    .bind(k.prefix)
+    .bind(k.name)
+    .bind(k.rps)
+    .bind(k.rpm)
+    .bind(k.rpd)
+    .bind(k.tpm)
+    .bind(k.concurrency)
+    .bind(k.budget_usd_micros)
+    .bind(k.models)
+    .bind(k.scopes)
+    .bind(k.expires_at)
+    .fetch_one(db)
+    .await
+}
+
+/// Revoke any key by id unless revoked already; its row when it was revoked now.
+pub async fn revoke_by_id(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<OperatorKeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE api_key SET status = 'revoked', revoked_at = now()
+         WHERE api_key_id = $1 AND status <> 'revoked' RETURNING {OPERATOR_COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Give a live key a new hash and prefix (rotation); its row when it exists and is not revoked.
+pub async fn rehash(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    key_hash: &[u8],
+    prefix: &str,
+) -> Result<Option<OperatorKeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE api_key SET key_hash = $2, prefix = $3
+         WHERE api_key_id = $1 AND status <> 'revoked' RETURNING {OPERATOR_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(key_hash)
+    .bind(prefix)
+    .fetch_optional(db)
+    .await
+}
+
+/// The display prefix of a key (its format for a rotation).
+pub async fn prefix_of(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT prefix FROM api_key WHERE api_key_id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}

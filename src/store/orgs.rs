@@ -93,3 +93,88 @@ pub async fn set_plan(
     .fetch_one(db)
     .await
 }
+
+/// An organization as the operator sees it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct OrgRow {
+    /// Id.
+    pub organization_id: Uuid,
+    /// Unique slug.
+    pub slug: Option<String>,
+    /// Name.
+    pub name: String,
+    /// `team`, `customer` or `project`.
+    pub kind: String,
+    /// Plan code, if any.
+    pub plan: Option<String>,
+    /// Prepaid balance (micro-BRL); `None` = postpaid.
+    pub balance_brl_micros: Option<i64>,
+    /// When disabled, if it is.
+    pub disabled_at: Option<time::OffsetDateTime>,
+    /// Created.
+    pub created_at: time::OffsetDateTime,
+}
+
+const ORG_COLUMNS: &str =
+    "o.organization_id, o.slug, o.name, o.kind, p.code AS plan, o.balance_brl_micros,
+     o.disabled_at, o.created_at";
+
+/// The unique constraint on `organization.slug`.
+pub const ORG_SLUG_KEY: &str = "organization_slug_key";
+
+/// A new organization; a prepaid one starts at a zero balance.
+pub async fn insert_org(
+    db: impl PgExecutor<'_>,
+    name: &str,
+    slug: &str,
+    kind: &str,
+    plan: Option<Uuid>,
+    prepaid: bool,
+) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO organization (name, slug, kind, plan_id, balance_brl_micros)
+         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN 0 END) RETURNING organization_id",
+    )
+    .bind(name)
+    .bind(slug)
+    .bind(kind)
+    .bind(plan)
+    .bind(prepaid)
+    .fetch_one(db)
+    .await
+}
+
+/// One organization.
+pub async fn get_org(db: impl PgExecutor<'_>, org: Uuid) -> Result<Option<OrgRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ORG_COLUMNS} FROM organization o LEFT JOIN plan p USING (plan_id) WHERE o.organization_id = $1"
+    ))
+    .bind(org)
+    .fetch_optional(db)
+    .await
+}
+
+/// A page of organizations, oldest first, optionally of one kind; and how many there are.
+pub async fn list_orgs(
+    pool: &sqlx::PgPool,
+    kind: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<OrgRow>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT {ORG_COLUMNS} FROM organization o LEFT JOIN plan p USING (plan_id)
+         WHERE ($1::text IS NULL OR o.kind = $1) ORDER BY o.created_at, o.organization_id LIMIT $2 OFFSET $3"
+    ))
+    .bind(kind)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar(
+        "SELECT count(*) FROM organization WHERE ($1::text IS NULL OR kind = $1)",
+    )
+    .bind(kind)
+    .fetch_one(pool)
+    .await?;
+    Ok((rows, total))
+}

@@ -4,6 +4,7 @@
 
 pub mod kit;
 pub mod maxai;
+pub mod operator;
 
 #[cfg(test)]
 mod tests {

@@ -60,6 +60,9 @@ impl From<DomainError> for MaxError {
             DomainError::NotFound(_) => MaxError::new(StatusCode::NOT_FOUND, "not_found", None),
             DomainError::Forbidden(_) => MaxError::new(StatusCode::FORBIDDEN, "forbidden", None),
             DomainError::Conflict(Conflict::EmailTaken) => MaxError::bad_request(e.to_string()),
+            DomainError::Conflict(_) => {
+                MaxError::new(StatusCode::CONFLICT, "conflict", Some(e.to_string()))
+            }
             DomainError::Unauthorized(Unauthorized::BadCredentials) => {
                 MaxError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", None)
             }

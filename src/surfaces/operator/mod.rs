@@ -1,0 +1,71 @@
+//! The operator API, `/admin/v1/*` on the admin listener (and through the gateway's port like
+//! every admin path): what a platform's operator runs the platform with, authenticated by the
+//! master key (`CATRACA_MASTER_KEY`, or its SHA-256 in `CATRACA_MASTER_KEY_SHA256`). Errors are
+//! `{"error":{"code","message","details"}}`; ids are strings; money is exact decimal text.
+//!
+//! Mounted so far: organizations (create, list, get), their ledger (top-up, refund,
+//! adjustment, idempotent by `Idempotency-Key`), API keys (create with a prefix and limits,
+//! revoke, rotate), and `/admin/v1/openapi.json`.
+
+pub mod handlers;
+pub mod wire;
+
+use axum::routing::{get, post};
+
+use crate::admin::AdminState;
+use crate::admin::openapi::Api;
+use handlers::*;
+
+/// The operator's routes (without the OpenAPI document, which [`crate::admin::router`] adds).
+pub fn api() -> Api<AdminState> {
+    Api::new("operator")
+        .route(
+            "POST",
+            "/admin/v1/organizations",
+            "Create an organization",
+            true,
+            post(create_org),
+        )
+        .route(
+            "GET",
+            "/admin/v1/organizations",
+            "List organizations",
+            true,
+            get(list_orgs),
+        )
+        .route(
+            "GET",
+            "/admin/v1/organizations/{id}",
+            "Get an organization",
+            true,
+            get(get_org),
+        )
+        .route(
+            "POST",
+            "/admin/v1/organizations/{id}/ledger",
+            "Post a top-up, refund or adjustment (Idempotency-Key header)",
+            true,
+            post(post_ledger),
+        )
+        .route(
+            "POST",
+            "/admin/v1/keys",
+            "Create an API key (plaintext answered once)",
+            true,
+            post(create_key),
+        )
+        .route(
+            "POST",
+            "/admin/v1/keys/{id}/revoke",
+            "Revoke an API key",
+            true,
+            post(revoke_key),
+        )
+        .route(
+            "POST",
+            "/admin/v1/keys/{id}/rotate",
+            "Rotate an API key (new plaintext once; the old one refused within a second)",
+            true,
+            post(rotate_key),
+        )
+}

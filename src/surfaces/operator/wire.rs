@@ -1,0 +1,218 @@
+//! The operator API's wire: `{"error":{"code","message","details"}}` errors, the master-key
+//! check, extractors that reject in that shape, and the JSON of organizations, keys and
+//! ledger entries. Ids are strings; money is exact decimal text.
+
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::admin::rfc3339;
+use crate::domain::keys::OperatorKey;
+use crate::domain::money::Micros;
+use crate::domain::orgs::Organization;
+use crate::domain::{DomainError, Entity};
+
+/// An operator API error.
+#[derive(Debug)]
+pub struct OpError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Value,
+}
+
+impl OpError {
+    /// A status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        OpError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    /// 400 `invalid_request` about `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        OpError {
+            details: json!([{"field": field, "message": message}]),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("{field}: {message}"),
+            )
+        }
+    }
+}
+
+impl IntoResponse for OpError {
+    fn into_response(self) -> Response {
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<DomainError> for OpError {
+    fn from(e: DomainError) -> Self {
+        match &e {
+            DomainError::Invalid { field, reason } => OpError::invalid(field, reason.clone()),
+            DomainError::NotFound(what) => OpError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{} not found", what.as_str()),
+            ),
+            DomainError::Forbidden(_) => {
+                OpError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
+            DomainError::Conflict(_) => {
+                OpError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            DomainError::Unauthorized(_) => {
+                OpError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+            }
+            DomainError::MissingVariables(m) => {
+                OpError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", m.clone())
+            }
+            DomainError::Unavailable => OpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable; retry shortly",
+            ),
+            DomainError::Internal => OpError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            ),
+        }
+    }
+}
+
+/// SHA-256 of the master key: `CATRACA_MASTER_KEY` (the key itself), else
+/// `CATRACA_MASTER_KEY_SHA256` (its SHA-256 in hex, so the key itself need not be on the box).
+/// Read once.
+fn master_hash() -> Option<[u8; 32]> {
+    static MASTER: std::sync::OnceLock<Option<[u8; 32]>> = std::sync::OnceLock::new();
+    *MASTER.get_or_init(|| {
+        if let Ok(k) = std::env::var("CATRACA_MASTER_KEY")
+            && k.len() >= 16
+        {
+            return Some(Sha256::digest(k.as_bytes()).into());
+        }
+        let hex_hash = std::env::var("CATRACA_MASTER_KEY_SHA256").ok()?;
+        let bytes = hex::decode(hex_hash.trim()).ok()?;
+        <[u8; 32]>::try_from(bytes).ok()
+    })
+}
+
+/// The operator: a request bearing the master key (compared as SHA-256, in constant time).
+/// No master key configured: 503; none presented: 401; another credential (a customer's
+/// token, an API key): 403.
+pub struct Operator;
+
+impl<S: Send + Sync> FromRequestParts<S> for Operator {
+    type Rejection = OpError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, OpError> {
+        let Some(want) = master_hash() else {
+            return Err(OpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "operator_api_disabled",
+                "the operator API needs a master key: set CATRACA_MASTER_KEY (16 characters or more) or CATRACA_MASTER_KEY_SHA256",
+            ));
+        };
+        let Some(token) = crate::admin::extract::bearer(parts) else {
+            return Err(OpError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authorization: Bearer <master key> is required",
+            ));
+        };
+        let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if bool::from(subtle::ConstantTimeEq::ct_eq(&got[..], &want[..])) {
+            Ok(Operator)
+        } else {
+            Err(OpError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this credential is not the operator's master key",
+            ))
+        }
+    }
+}
+
+/// JSON body, refused in the operator's shape (NUL included).
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = OpError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, OpError> {
+        crate::surfaces::kit::json(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| OpError::invalid("body", e.0))
+    }
+}
+
+/// Query string, refused in the operator's shape.
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = OpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, OpError> {
+        crate::surfaces::kit::query(parts, state)
+            .await
+            .map(Query)
+            .map_err(|e| OpError::invalid("query", e.0))
+    }
+}
+
+/// A path id that must be a UUID (checked before any lookup).
+pub fn uuid(raw: &str, what: Entity) -> Result<uuid::Uuid, OpError> {
+    raw.parse()
+        .map_err(|_| OpError::invalid("id", format!("not a valid {} id", what.as_str())))
+}
+
+/// An organization.
+pub fn org(o: &Organization) -> Value {
+    json!({
+        "id": o.organization_id.to_string(),
+        "slug": o.slug,
+        "name": o.name,
+        "kind": o.kind,
+        "plan": o.plan,
+        "prepaid": o.balance_brl_micros.is_some(),
+        "balance_brl": o.balance_brl_micros.map(|b| Micros(b).decimal()),
+        "disabled": o.disabled_at.is_some(),
+        "created_at": rfc3339(o.created_at),
+    })
+}
+
+/// A key (never its plaintext).
+pub fn key(k: &OperatorKey) -> Value {
+    json!({
+        "id": k.api_key_id.to_string(),
+        "organization_id": k.organization_id.to_string(),
+        "user_id": k.created_by.map(|u| u.to_string()),
+        "prefix": k.prefix,
+        "name": k.name,
+        "status": k.status,
+        "rps": k.rate_limit_rps,
+        "rpm": k.rate_limit_rpm,
+        "rpd": k.rate_limit_rpd,
+        "tpm": k.rate_limit_tpm,
+        "concurrency": k.max_concurrency,
+        "budget_usd": k.budget_usd_micros.map(|b| Micros(b).decimal()),
+        "models": k.allowed_models,
+        "scopes": k.scopes,
+        "expires_at": k.expires_at.map(rfc3339),
+        "created_at": rfc3339(k.created_at),
+    })
+}

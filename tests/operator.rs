@@ -1,0 +1,395 @@
+//! The operator API (`/admin/v1`) end to end: an empty database to a working prepaid key,
+//! billing, rotation and revocation seen by the gateway within a second; every route refuses
+//! missing and non-master credentials and changes nothing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::common::*;
+
+const MASTER: &str = "operator-master-key-0123456789";
+
+/// One model at $0.01 a request, FX 5, markup 1: R$ 0.05 a request.
+fn config(mock: &Mock) -> String {
+    format!(
+        "pricing: {{fx_usd_brl: \"5.0\", default_markup: \"1.0\"}}\nproviders:\n  - {{name: a, base_url: \"{}\"}}\ndeployments:\n  - {{name: da, provider: a, model: up}}\nmodels:\n  - {{name: m, usd_per_request: \"0.01\", deployments: [da]}}\n",
+        mock.base()
+    )
+}
+
+async fn start(pool: &PgPool, mock: &Mock) -> Gateway {
+    Gateway::start_with_env(
+        &config(mock),
+        &[
+            ("DATABASE_URL", &db_url(pool, None)),
+            ("CATRACA_MASTER_KEY", MASTER),
+        ],
+    )
+    .await
+}
+
+async fn op(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut rb = reqwest::Client::new()
+        .request(method.parse().unwrap(), gw.url(path))
+        .bearer_auth(MASTER);
+    for (k, v) in extra {
+        rb = rb.header(*k, *v);
+    }
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = rb.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn chat(gw: &Gateway, key: &str) -> u16 {
+    reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(json!({"model": "m", "messages": [{"role": "user", "content": "oi"}]}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f().await {
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "{what}: not within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn empty_database_to_a_billed_rotated_and_revoked_key(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+
+    let (s, org) = op(
+        &gw,
+        "POST",
+        "/admin/v1/organizations",
+        Some(json!({"name": "Padaria São João", "prepaid": true})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{org}");
+    assert_eq!(org["slug"], "padaria-sao-joao");
+    assert_eq!(
+        (org["prepaid"].clone(), org["balance_brl"].clone()),
+        (json!(true), json!("0"))
+    );
+    let org_id = org["id"].as_str().unwrap().to_string();
+    let (s, v) = op(
+        &gw,
+        "POST",
+        "/admin/v1/organizations",
+        Some(json!({"name": "Outra", "slug": "padaria-sao-joao"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
+
+    let (s, k) = op(
+        &gw,
+        "POST",
+        "/admin/v1/keys",
+        Some(json!({"organization_id": org_id, "prefix": "sk-tokia-", "name": "prod", "rpm": 600})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{k}");
+    let key = k["key"].as_str().unwrap().to_string();
+    let key_id = k["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with("sk-tokia-") && key.len() == 9 + 48, "{key}");
+    assert_eq!(
+        (k["rpm"].as_i64(), k["status"].as_str()),
+        (Some(600), Some("active"))
+    );
+    let stored: String = sqlx::query_scalar("SELECT encode(key_hash, 'hex') FROM api_key")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(stored, key, "stored hashed");
+
+    // a prepaid organization at zero pays nothing: 402 until the top-up
+    assert_eq!(chat(&gw, &key).await, 402);
+    let topup = json!({"kind": "topup", "amount_brl": "10.00"});
+    let (s, e) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/organizations/{org_id}/ledger"),
+        Some(topup.clone()),
+        &[("Idempotency-Key", "pix-1")],
+    )
+    .await;
+    assert_eq!((s, e["balance_brl"].as_str()), (201, Some("10")), "{e}");
+    // replayed: the same entry, no second credit
+    let (s, again) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/organizations/{org_id}/ledger"),
+        Some(topup),
+        &[("Idempotency-Key", "pix-1")],
+    )
+    .await;
+    assert_eq!((s, &again), (201, &e));
+    let (s, v) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/organizations/{org_id}/ledger"),
+        Some(json!({"kind": "topup", "amount_brl": "10.00"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400, "no Idempotency-Key: {v}");
+    until("the top-up reaches the gateway", async || {
+        chat(&gw, &key).await == 200
+    })
+    .await;
+    // billed: R$ 0.05 a request, exactly
+    let t0 = Instant::now();
+    loop {
+        let (_, o) = op(
+            &gw,
+            "GET",
+            &format!("/admin/v1/organizations/{org_id}"),
+            None,
+            &[],
+        )
+        .await;
+        if o["balance_brl"] == "9.95" {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "not billed: {o}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // rotation: the new key works, the old one is refused within a second
+    let (s, r) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/keys/{key_id}/rotate"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let new_key = r["key"].as_str().unwrap().to_string();
+    assert!(new_key.starts_with("sk-tokia-") && new_key != key);
+    until("the old key refused", async || chat(&gw, &key).await == 401).await;
+    assert_eq!(chat(&gw, &new_key).await, 200);
+
+    let (s, _) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/keys/{key_id}/revoke"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200);
+    until("the revoked key refused", async || {
+        chat(&gw, &new_key).await == 401
+    })
+    .await;
+    let (s, _) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/keys/{key_id}/revoke"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 404, "revoked already");
+
+    // audit: one entry per change
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log ORDER BY audit_log_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for a in [
+        "organization.create",
+        "api_key.create",
+        "api_key.rotate",
+        "api_key.revoke",
+    ] {
+        assert!(
+            actions.iter().any(|x| x == a),
+            "{a} not audited: {actions:?}"
+        );
+    }
+
+    // the document lists the routes
+    let (s, doc) = op(&gw, "GET", "/admin/v1/openapi.json", None, &[]).await;
+    assert_eq!(s, 200);
+    assert!(
+        doc["paths"]["/admin/v1/keys/{id}/rotate"].is_object(),
+        "{doc}"
+    );
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn every_operator_route_refuses_other_credentials_and_changes_nothing(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let (_, org) = op(
+        &gw,
+        "POST",
+        "/admin/v1/organizations",
+        Some(json!({"name": "Acme"})),
+        &[],
+    )
+    .await;
+    let org_id = org["id"].as_str().unwrap().to_string();
+    let (_, k) = op(
+        &gw,
+        "POST",
+        "/admin/v1/keys",
+        Some(json!({"organization_id": org_id})),
+        &[],
+    )
+    .await;
+    let api_key = k["key"].as_str().unwrap().to_string();
+    let key_id = k["id"].as_str().unwrap().to_string();
+    // a customer's dashboard token
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({"email": "c@example.com", "password": "senha-forte-1", "name": "C"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let jwt = v["access_token"].as_str().unwrap().to_string();
+    let before: (i64, i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM organization), (SELECT count(*) FROM api_key WHERE status = 'active'), (SELECT count(*) FROM ledger_entry)")
+        .fetch_one(&pool).await.unwrap();
+    let routes: Vec<(&str, String, Option<Value>)> = vec![
+        (
+            "POST",
+            "/admin/v1/organizations".into(),
+            Some(json!({"name": "X"})),
+        ),
+        ("GET", "/admin/v1/organizations".into(), None),
+        ("GET", format!("/admin/v1/organizations/{org_id}"), None),
+        (
+            "POST",
+            format!("/admin/v1/organizations/{org_id}/ledger"),
+            Some(json!({"kind": "topup", "amount_brl": "5"})),
+        ),
+        (
+            "POST",
+            "/admin/v1/keys".into(),
+            Some(json!({"organization_id": org_id})),
+        ),
+        ("POST", format!("/admin/v1/keys/{key_id}/revoke"), None),
+        ("POST", format!("/admin/v1/keys/{key_id}/rotate"), None),
+    ];
+    for (method, path, body) in &routes {
+        for (cred, want) in [
+            (None, 401),
+            (Some(jwt.as_str()), 403),
+            (Some(api_key.as_str()), 403),
+            (Some("operator-master-key-012345678X"), 403),
+        ] {
+            let mut rb = reqwest::Client::new()
+                .request(method.parse().unwrap(), gw.url(path))
+                .header("idempotency-key", "x");
+            if let Some(c) = cred {
+                rb = rb.bearer_auth(c);
+            }
+            if let Some(b) = body {
+                rb = rb
+                    .header("content-type", "application/json")
+                    .body(b.to_string());
+            }
+            let r = rb.send().await.unwrap();
+            let s = r.status().as_u16();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            assert_eq!(s, want, "{method} {path} with {cred:?}: {v}");
+            assert!(
+                v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+                "{v}"
+            );
+        }
+    }
+    let after: (i64, i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM organization), (SELECT count(*) FROM api_key WHERE status = 'active'), (SELECT count(*) FROM ledger_entry)")
+        .fetch_one(&pool).await.unwrap();
+    assert_eq!(before, after, "a refused call changed something");
+    // malformed ids and bodies are the operator's 400, before any lookup
+    for (method, path, body) in [
+        (
+            "GET",
+            "/admin/v1/organizations/not-a-uuid".to_string(),
+            None,
+        ),
+        (
+            "POST",
+            "/admin/v1/keys".to_string(),
+            Some(json!({"organization_id": "nope"})),
+        ),
+        (
+            "POST",
+            "/admin/v1/keys".to_string(),
+            Some(json!({"organization_id": org_id, "prefix": "BAD"})),
+        ),
+        (
+            "POST",
+            "/admin/v1/keys".to_string(),
+            Some(json!({"organization_id": org_id, "rpm": 0})),
+        ),
+        (
+            "POST",
+            "/admin/v1/organizations".to_string(),
+            Some(json!({"name": "a\u{0}b"})),
+        ),
+        (
+            "GET",
+            "/admin/v1/organizations?page=4611686018427387904".to_string(),
+            None,
+        ),
+    ] {
+        let (s, v) = op(&gw, method, &path, body, &[]).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{method} {path}: {v}"
+        );
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn without_a_master_key_the_operator_api_is_off(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw =
+        Gateway::start_with_env(&config(&mock), &[("DATABASE_URL", &db_url(&pool, None))]).await;
+    let (s, v) = op(&gw, "GET", "/admin/v1/organizations", None, &[]).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (503, Some("operator_api_disabled")),
+        "{v}"
+    );
+}
