@@ -768,3 +768,73 @@ async fn the_model_catalog_follows_a_config_reload(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn failed_logins_are_throttled_per_account_and_per_address(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    register(&gw, "ana@example.com").await;
+    let login = |email: &'static str, password: &'static str| {
+        let gw = &gw;
+        async move {
+            let r = reqwest::Client::new()
+                .post(gw.url("/api/auth/login"))
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            (r.status().as_u16(), retry)
+        }
+    };
+    // ten wrong passwords, then even the right one waits; an unknown email the same way
+    for email in ["ana@example.com", "ninguem@example.com"] {
+        for _ in 0..10 {
+            assert_eq!(login(email, "errada-123").await.0, 401);
+        }
+        let (s, retry) = login(email, "senha-forte-1").await;
+        assert_eq!(s, 429, "{email}");
+        assert!(retry.is_some_and(|r| (1..=900).contains(&r)), "{retry:?}");
+    }
+    // another account from the same address is still fine (its own count, under the IP's)
+    register(&gw, "bia@example.com").await;
+    assert_eq!(login("bia@example.com", "senha-forte-1").await.0, 200);
+    // the window ends: allowed again, and a success clears the count
+    sqlx::query("UPDATE login_throttle SET window_start = now() - interval '16 minutes' WHERE key = 'acct:ana@example.com'")
+        .execute(&pool).await.unwrap();
+    assert_eq!(login("ana@example.com", "senha-forte-1").await.0, 200);
+    // a hundred failures from one address throttle every account from it, SabIA's login too
+    sqlx::query("INSERT INTO login_throttle (key, failures, window_start) VALUES ('ip:127.0.0.1', 100, now())
+                 ON CONFLICT (key) DO UPDATE SET failures = 100, window_start = now()")
+        .execute(&pool).await.unwrap();
+    assert_eq!(login("bia@example.com", "senha-forte-1").await.0, 429);
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "bia@example.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (429, Some("TOO_MANY_REQUESTS")),
+        "{v}"
+    );
+    // the client cannot choose its address
+    let r = reqwest::Client::new()
+        .post(gw.url("/api/auth/login"))
+        .header("x-catraca-client-ip", "10.9.8.7")
+        .json(&json!({"email": "bia@example.com", "password": "senha-forte-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        429,
+        "a spoofed x-catraca-client-ip escaped the throttle"
+    );
+}

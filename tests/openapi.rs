@@ -9,7 +9,15 @@ use crate::common::{Gateway, Mock, db_url};
 
 async fn start(pool: &PgPool, mock: &Mock) -> Gateway {
     let body = crate::common::single_model(mock, "gpt-4o-mini", "");
-    Gateway::start_with_env(&body, &[("DATABASE_URL", &db_url(pool, None))]).await
+    // with a master key, so the operator routes answer a customer's token with 403
+    Gateway::start_with_env(
+        &body,
+        &[
+            ("DATABASE_URL", &db_url(pool, None)),
+            ("CATRACA_MASTER_KEY", "openapi-test-master-key-0123"),
+        ],
+    )
+    .await
 }
 
 fn seed(name: &str) -> Value {

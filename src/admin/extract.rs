@@ -24,3 +24,14 @@ impl AuthUser {
         crate::domain::accounts::authenticate(&state.pool, &state.jwt, token).await
     }
 }
+
+/// The client's address as the gateway saw it (`x-catraca-client-ip`, which the gateway sets
+/// and never takes from the client). `None` for a call made to the admin listener directly.
+pub fn client_ip(headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
+    headers
+        .get(crate::gateway::CLIENT_IP)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}

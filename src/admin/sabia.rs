@@ -197,7 +197,8 @@ pub struct SabiaError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    details: Option<Value>,
+    details: Option<Box<Value>>,
+    retry_after: Option<u32>,
 }
 
 impl SabiaError {
@@ -207,12 +208,13 @@ impl SabiaError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
     fn validation(field: &str, message: &str) -> Self {
         SabiaError {
-            details: Some(json!([{"field": field, "message": message}])),
+            details: Some(Box::new(json!([{"field": field, "message": message}]))),
             ..Self::new(
                 StatusCode::BAD_REQUEST,
                 "VALIDATION_ERROR",
@@ -258,9 +260,14 @@ impl IntoResponse for SabiaError {
     fn into_response(self) -> Response {
         let mut error = json!({"code": self.code, "message": self.message});
         if let Some(d) = self.details {
-            error["details"] = d;
+            error["details"] = *d;
         }
-        (self.status, Json(json!({"success": false, "error": error}))).into_response()
+        let mut r = (self.status, Json(json!({"success": false, "error": error}))).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        r
     }
 }
 
@@ -283,6 +290,14 @@ impl From<DomainError> for SabiaError {
             DomainError::Conflict(c) => Self::new(StatusCode::CONFLICT, "CONFLICT", c.to_string()),
             DomainError::Invalid { field, .. } => Self::validation(field, "Valor inválido"),
             DomainError::MissingVariables(m) => Self::validation("variables", &m),
+            DomainError::Throttled { retry_after_secs } => SabiaError {
+                retry_after: Some(retry_after_secs.min(u64::from(u32::MAX)) as u32),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TOO_MANY_REQUESTS",
+                    "Muitas tentativas; tente novamente mais tarde",
+                )
+            },
             DomainError::NotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "Não encontrado")
             }
@@ -326,7 +341,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
             .await
             .map(Body)
             .map_err(|e| SabiaError {
-                details: Some(json!([{"field": "body", "message": e.0}])),
+                details: Some(Box::new(json!([{"field": "body", "message": e.0}]))),
                 ..SabiaError::new(
                     StatusCode::BAD_REQUEST,
                     "VALIDATION_ERROR",
@@ -496,6 +511,7 @@ struct LoginReq {
 
 async fn login(
     State(s): State<AdminState>,
+    headers: axum::http::HeaderMap,
     Body(r): Body<LoginReq>,
 ) -> Result<Json<Value>, SabiaError> {
     let email = required(&r.email, "email")?;
@@ -503,7 +519,8 @@ async fn login(
         Some(p) if !p.is_empty() => p,
         _ => return Err(SabiaError::validation("password", "password é obrigatório")),
     };
-    let (user, org) = auth::login(&s.pool, email, password).await?;
+    let ip = super::extract::client_ip(&headers);
+    let (user, org) = auth::login(&s.pool, email, password, ip).await?;
     let token = auth::issue_access(&s.pool, &s.jwt, user, org, SESSION_TTL).await?;
     let mut u = user_json(&s, user).await?;
     if let Value::Object(m) = &mut u {

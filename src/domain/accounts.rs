@@ -217,22 +217,62 @@ pub async fn register(
     Ok((user, org))
 }
 
+/// Failed logins allowed per account (the email as typed) in one window.
+pub const LOGIN_FAILURES_PER_ACCOUNT: i32 = 10;
+/// Failed logins allowed per client IP in one window.
+pub const LOGIN_FAILURES_PER_IP: i32 = 100;
+/// The throttle's window.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 /// Check credentials; returns (user_id, first organization_id). Spends the same hashing time
-/// for an unknown email as for a wrong password.
+/// for an unknown email as for a wrong password, and throttles the same way for both: after
+/// [`LOGIN_FAILURES_PER_ACCOUNT`] failures for one email, or [`LOGIN_FAILURES_PER_IP`] from one
+/// client address, within [`LOGIN_WINDOW`], every attempt is refused with
+/// [`DomainError::Throttled`] (and not checked) until the window ends. A success clears the
+/// account's count.
 pub async fn login(
     pool: &PgPool,
     email: &str,
     password: &str,
+    client: Option<std::net::IpAddr>,
 ) -> Result<(Uuid, Uuid), DomainError> {
-    match db::login_row(pool, email).await? {
-        Some(r) if verify_password(password, &r.password_hash) => match r.organization_id {
-            Some(org) => Ok((r.user_id, org)),
-            None => Err(Unauthorized::BadCredentials.into()),
-        },
-        Some(_) => Err(Unauthorized::BadCredentials.into()),
+    let window = LOGIN_WINDOW.as_secs_f64();
+    let acct = format!("acct:{}", email.trim().to_lowercase());
+    let ip = client.map(|a| format!("ip:{a}"));
+    for (key, max) in [
+        (Some(&acct), LOGIN_FAILURES_PER_ACCOUNT),
+        (ip.as_ref(), LOGIN_FAILURES_PER_IP),
+    ] {
+        if let Some(key) = key
+            && let Some((failures, left)) = db::throttle_failures(pool, key, window).await?
+            && failures >= max
+        {
+            return Err(DomainError::Throttled {
+                retry_after_secs: left.ceil().max(1.0) as u64,
+            });
+        }
+    }
+    let outcome = match db::login_row(pool, email).await? {
+        Some(r) if verify_password(password, &r.password_hash) => {
+            r.organization_id.map(|o| (r.user_id, o))
+        }
+        Some(_) => None,
         None => {
             // equalise timing with a real verification
             let _ = verify_password(password, DUMMY_PHC);
+            None
+        }
+    };
+    match outcome {
+        Some(ok) => {
+            db::throttle_clear(pool, &acct).await?;
+            Ok(ok)
+        }
+        None => {
+            db::throttle_fail(pool, &acct, window).await?;
+            if let Some(ip) = &ip {
+                db::throttle_fail(pool, ip, window).await?;
+            }
             Err(Unauthorized::BadCredentials.into())
         }
     }

@@ -25,6 +25,13 @@ pub enum DomainError {
     /// No valid credentials.
     #[error("{0}")]
     Unauthorized(Unauthorized),
+    /// Too many failed attempts: wait `retry_after_secs` (a surface answers 429 with
+    /// `Retry-After`).
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until attempts are accepted again.
+        retry_after_secs: u64,
+    },
     /// A template's variables do not fill it.
     #[error("{0}")]
     MissingVariables(String),

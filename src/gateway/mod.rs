@@ -127,6 +127,9 @@ fn failure_of(e: &Error) -> (AttemptFailure, &'static str) {
     }
 }
 
+/// The header the gateway gives the admin app the client's address in.
+pub const CLIENT_IP: &str = "x-catraca-client-ip";
+
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -248,11 +251,21 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        _s: &mut Session,
+        session: &mut Session,
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if ctx.admin.is_some() {
+            // the admin app throttles logins per client address: it gets the one this
+            // connection came from, never a value the client set
+            req.remove_header(CLIENT_IP);
+            if let Some(ip) = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip())
+            {
+                req.insert_header(CLIENT_IP, ip.to_string())?;
+            }
             // A pooled connection the admin app already closed fails a POST that Pingora does
             // not retry (seen as a rare 502 under test load); a fresh loopback connection per
             // dashboard call avoids the race for the cost of one local connect.

@@ -333,3 +333,50 @@ pub async fn update_profile(
     .await?;
     Ok(())
 }
+
+/// Failures counted for `key` in the window that is still open (`window_secs` long), if any.
+pub async fn throttle_failures(
+    db: impl PgExecutor<'_>,
+    key: &str,
+    window_secs: f64,
+) -> Result<Option<(i32, f64)>, sqlx::Error> {
+    // (failures, seconds until the window ends)
+    sqlx::query_as(
+        "SELECT failures, extract(epoch FROM window_start + make_interval(secs => $2) - now())::float8
+         FROM login_throttle WHERE key = $1 AND window_start > now() - make_interval(secs => $2)",
+    )
+    .bind(key)
+    .bind(window_secs)
+    .fetch_optional(db)
+    .await
+}
+
+/// Count one failure for `key` (a new window when the last one ended).
+pub async fn throttle_fail(
+    db: impl PgExecutor<'_>,
+    key: &str,
+    window_secs: f64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO login_throttle (key, failures, window_start) VALUES ($1, 1, now())
+         ON CONFLICT (key) DO UPDATE SET
+           failures = CASE WHEN login_throttle.window_start > now() - make_interval(secs => $2)
+                           THEN login_throttle.failures + 1 ELSE 1 END,
+           window_start = CASE WHEN login_throttle.window_start > now() - make_interval(secs => $2)
+                               THEN login_throttle.window_start ELSE now() END",
+    )
+    .bind(key)
+    .bind(window_secs)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Forget the failures of `key` (a successful login).
+pub async fn throttle_clear(db: impl PgExecutor<'_>, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+        .bind(key)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -76,8 +76,13 @@ pub struct LoginReq {
     totp: Option<String>,
 }
 
-pub async fn login(State(s): State<AdminState>, Body(r): Body<LoginReq>) -> Answer {
-    let (user, org) = accounts::login(&s.pool, &r.email, &r.password).await?;
+pub async fn login(
+    State(s): State<AdminState>,
+    headers: axum::http::HeaderMap,
+    Body(r): Body<LoginReq>,
+) -> Answer {
+    let ip = crate::admin::extract::client_ip(&headers);
+    let (user, org) = accounts::login(&s.pool, &r.email, &r.password, ip).await?;
     let session = accounts::start_session(&s.pool, &s.jwt, user, org).await?;
     Ok(Json(token_pair(&s, &session).await?))
 }

@@ -22,6 +22,7 @@ pub struct MaxError {
     status: StatusCode,
     error: &'static str,
     details: Option<String>,
+    retry_after: Option<u64>,
 }
 
 impl MaxError {
@@ -31,6 +32,7 @@ impl MaxError {
             status: StatusCode::BAD_REQUEST,
             error: "validation_error",
             details: Some(details.into()),
+            retry_after: None,
         }
     }
 
@@ -39,6 +41,7 @@ impl MaxError {
             status,
             error,
             details,
+            retry_after: None,
         }
     }
 }
@@ -49,7 +52,12 @@ impl IntoResponse for MaxError {
         if let Some(d) = self.details {
             body["details"] = Value::String(d);
         }
-        (self.status, Json(body)).into_response()
+        let mut r = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        r
     }
 }
 
@@ -74,6 +82,14 @@ impl From<DomainError> for MaxError {
             DomainError::MissingVariables(m) => {
                 MaxError::new(StatusCode::BAD_REQUEST, "missing_variable", Some(m))
             }
+            DomainError::Throttled { retry_after_secs } => MaxError {
+                retry_after: Some(retry_after_secs),
+                ..MaxError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    Some(e.to_string()),
+                )
+            },
             DomainError::Unavailable => MaxError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",

@@ -76,6 +76,11 @@ impl From<DomainError> for OpError {
             DomainError::Unauthorized(_) => {
                 OpError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
             }
+            DomainError::Throttled { .. } => OpError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                e.to_string(),
+            ),
             DomainError::MissingVariables(m) => {
                 OpError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", m.clone())
             }
