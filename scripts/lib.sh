@@ -34,10 +34,11 @@ need_cmake() {
   command -v cmake >/dev/null || apt_install cmake
 }
 
-# python3 with the openai SDK, for the SDK compatibility test. Prints the interpreter to use.
+# python3 with tests/sdk/requirements.txt (the openai SDK for the SDK compatibility test,
+# aiosmtpd for the mail tests' SMTP server). Prints the interpreter to use.
 need_python_sdk() {
   command -v python3 >/dev/null || apt_install python3 python3-venv
-  if python3 -c 'import openai' 2>/dev/null; then
+  if python3 -c 'import openai, aiosmtpd' 2>/dev/null; then
     command -v python3
     return
   fi
@@ -45,8 +46,8 @@ need_python_sdk() {
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
   fi
-  if ! "$venv/bin/python" -c 'import openai' 2>/dev/null; then
-    say "installing the openai SDK into $venv"
+  if ! "$venv/bin/python" -c 'import openai, aiosmtpd' 2>/dev/null; then
+    say "installing tests/sdk/requirements.txt into $venv"
     "$venv/bin/pip" install -q -r "$ROOT/tests/sdk/requirements.txt" >&2
   fi
   echo "$venv/bin/python"

@@ -16,7 +16,8 @@
 //! The management side, served by [`admin`] beside the gateway: [`domain`] (the core: every
 //! rule on accounts, keys, usage, money, templates, with one [`domain::DomainError`]),
 //! [`store`] (every SQL statement, named functions over named rows) and [`surfaces`] (one per
-//! contract: parse its shapes, call the domain, render its shapes; no SQL).
+//! contract: parse its shapes, call the domain, render its shapes; no SQL). Beside it,
+//! [`mail`] sends the queued mails (`outbox_email`) over SMTP.
 
 pub mod admin;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod funds;
 pub mod gateway;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod mock_upstream;
 pub mod pricing;

@@ -188,6 +188,13 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
                 gateway_url: config.listen.first().map(|l| format!("http://{l}")),
             },
         ));
+        server.add_service(background_service(
+            "mail sender",
+            crate::mail::MailService::new(
+                store::pg::LazyPool::new(&db.url, 2)?,
+                config.mail.clone(),
+            ),
+        ));
     }
     server.add_service(background_service(
         "metrics",

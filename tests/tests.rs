@@ -16,6 +16,7 @@ mod faults;
 mod funds;
 mod hostile;
 mod limits;
+mod mail;
 mod maxai;
 mod openapi;
 mod operator;

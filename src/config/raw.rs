@@ -75,6 +75,10 @@ pub struct RawConfig {
     /// Limiter back end (Redis) and its fallback.
     #[serde(default)]
     pub limits: Option<RawLimits>,
+    /// The mail sender of the `outbox_email` table (password reset and email verification
+    /// mails of the admin app). Absent (or no `smtp_url`) = mails stay queued.
+    #[serde(default)]
+    pub mail: Option<Spanned<RawMail>>,
     /// Upstream providers (OpenAI-compatible HTTP APIs).
     #[serde(default)]
     pub providers: Vec<Spanned<RawProvider>>,
@@ -332,4 +336,34 @@ pub struct RawLimits {
     /// Longest a request holds a concurrency slot when its node dies. Default 900.
     #[serde(default)]
     pub concurrency_lease_secs: Option<Spanned<u64>>,
+}
+
+/// `mail:` section: how the queued mails (`outbox_email`) are sent. Takes effect on restart.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    /// SMTP server: `smtp://host:port` (plain), `smtp://host:587?tls=required` (STARTTLS),
+    /// `smtps://user:pass@host:465` (TLS from the first byte); user and password
+    /// percent-encoded; a path (`smtp://host/mail.example.com`) is the name sent in `EHLO`
+    /// (default `localhost`). Env `CATRACA_SMTP_URL` overrides (keep the password out of this
+    /// file). Absent = no sender: mails stay queued.
+    #[serde(default)]
+    pub smtp_url: Option<Spanned<String>>,
+    /// Sender mailbox, `no-reply@example.com` or `Name <no-reply@example.com>`. Required with
+    /// `smtp_url`.
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    /// Attempts per mail, the first included; then it is failed for good. Default 5.
+    #[serde(default)]
+    pub max_attempts: Option<Spanned<u32>>,
+    /// How often due mails are looked for, ms. Default 1000.
+    #[serde(default)]
+    pub poll_ms: Option<Spanned<u64>>,
+    /// First retry delay, ms; the later ones are 6, 24, 120, 360 and 720 times it (with the
+    /// default: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, then hourly). Default 5000.
+    #[serde(default)]
+    pub retry_base_ms: Option<Spanned<u64>>,
+    /// Longest wait for the connection and each SMTP reply, ms. Default 30000.
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u64>>,
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
-use super::raw::{RawConfig, RawKey, RawModel};
+use super::raw::{RawConfig, RawKey, RawMail, RawModel};
 
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +113,8 @@ pub struct Config {
     pub reserve_output_tokens: u64,
     /// Limiter back end.
     pub limits: LimitsConfig,
+    /// The mail sender, when an SMTP URL is configured (`None`: mails stay queued).
+    pub mail: Option<MailConfig>,
     /// Providers, in file order.
     pub providers: Vec<Provider>,
     /// Deployments, in file order.
@@ -285,6 +287,43 @@ impl fmt::Debug for LimitsConfig {
             .field("fallback", &self.fallback)
             .field("redis_timeout", &self.redis_timeout)
             .finish()
+    }
+}
+
+/// The mail sender of `outbox_email` (see [`crate::mail`]).
+#[derive(Clone)]
+pub struct MailConfig {
+    /// `smtp://` or `smtps://` URL (may hold a password: never printed).
+    pub smtp_url: String,
+    /// Sender mailbox (`From:` and the envelope sender).
+    pub from: lettre::message::Mailbox,
+    /// Attempts per mail, the first included (>= 1).
+    pub max_attempts: u32,
+    /// How often due mails are looked for.
+    pub poll: Duration,
+    /// First retry delay; the schedule is [`crate::mail::backoff`].
+    pub retry_base: Duration,
+    /// Connect and per-reply SMTP timeout.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // scheme, host and port only: never the user name or the password
+        let server = url::Url::parse(&self.smtp_url)
+            .map(|u| {
+                let port = u.port().map_or_else(String::new, |p| format!(":{p}"));
+                format!("{}://{}{port}", u.scheme(), u.host_str().unwrap_or(""))
+            })
+            .unwrap_or_default();
+        f.debug_struct("MailConfig")
+            .field("server", &server)
+            .field("from", &self.from.to_string())
+            .field("max_attempts", &self.max_attempts)
+            .field("poll", &self.poll)
+            .field("retry_base", &self.retry_base)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -638,6 +677,8 @@ impl Resolver {
             }
         };
 
+        let mail = self.mail(raw.mail.as_ref(), env);
+
         let failover = {
             let f = raw.failover.as_ref();
             let max_attempts = match f.and_then(|f| f.max_attempts.as_ref()) {
@@ -919,6 +960,7 @@ impl Resolver {
             usage,
             database,
             limits,
+            mail,
             reserve_output_tokens,
             failover,
             fx_usd_brl_micros,
@@ -954,6 +996,111 @@ impl Resolver {
             }
             Some(s) => s.value,
             None => default,
+        }
+    }
+
+    /// The `mail:` section; `None` without an SMTP URL (the section's other fields are still
+    /// checked). Messages never repeat the URL: it may hold a password.
+    fn mail(
+        &mut self,
+        raw: Option<&Spanned<RawMail>>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<MailConfig> {
+        let m = raw.map(|m| &m.value);
+        let from_env = env("CATRACA_SMTP_URL").filter(|u| !u.is_empty());
+        let (url, url_at) = match (from_env, m.and_then(|m| m.smtp_url.as_ref())) {
+            (Some(u), _) => (Some(u), None),
+            (None, Some(u)) => (Some(u.value.clone()), Some(&u.referenced)),
+            (None, None) => (None, None),
+        };
+        let url_ok = match &url {
+            Some(u) => match check_smtp_url(u) {
+                Ok(()) => true,
+                Err(e) => {
+                    let message = format!("mail.smtp_url: {e}");
+                    match url_at {
+                        Some(at) => self.err(at, message),
+                        None => self.errors.push(ConfigError {
+                            file: "CATRACA_SMTP_URL".into(),
+                            line: 0,
+                            column: 0,
+                            message,
+                        }),
+                    }
+                    false
+                }
+            },
+            None => false,
+        };
+        let from = match m.and_then(|m| m.from.as_ref()) {
+            Some(f) => match f.value.parse::<lettre::message::Mailbox>() {
+                Ok(mb) => Some(mb),
+                Err(_) => {
+                    self.err(
+                        &f.referenced,
+                        format!(
+                            "mail.from: {:?} is not a mailbox (name@domain or Name <name@domain>)",
+                            f.value
+                        ),
+                    );
+                    None
+                }
+            },
+            None => {
+                if url.is_some() {
+                    let message = "mail.from: required when an SMTP URL is set".to_string();
+                    match raw {
+                        Some(r) => self.err(&r.referenced, message),
+                        None => self.errors.push(ConfigError {
+                            file: self.file.clone(),
+                            line: 0,
+                            column: 0,
+                            message,
+                        }),
+                    }
+                }
+                None
+            }
+        };
+        let max_attempts = match m.and_then(|m| m.max_attempts.as_ref()) {
+            Some(v) if v.value == 0 || v.value > 100 => {
+                self.err(
+                    &v.referenced,
+                    "mail.max_attempts: must be between 1 and 100".into(),
+                );
+                5
+            }
+            Some(v) => v.value,
+            None => 5,
+        };
+        let poll = self.bounded_u64(
+            m.and_then(|m| m.poll_ms.as_ref()),
+            "mail.poll_ms",
+            1000,
+            3_600_000,
+        );
+        let retry_base = self.bounded_u64(
+            m.and_then(|m| m.retry_base_ms.as_ref()),
+            "mail.retry_base_ms",
+            5000,
+            86_400_000,
+        );
+        let timeout = self.bounded_u64(
+            m.and_then(|m| m.timeout_ms.as_ref()),
+            "mail.timeout_ms",
+            30_000,
+            600_000,
+        );
+        match (url, from) {
+            (Some(smtp_url), Some(from)) if url_ok => Some(MailConfig {
+                smtp_url,
+                from,
+                max_attempts,
+                poll: Duration::from_millis(poll),
+                retry_base: Duration::from_millis(retry_base),
+                timeout: Duration::from_millis(timeout),
+            }),
+            _ => None,
         }
     }
 
@@ -1180,6 +1327,32 @@ fn decode_hash(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
+}
+
+/// An SMTP URL the sender can use: `smtp://` or `smtps://`, a host, `tls=required` or
+/// `tls=opportunistic` as its only parameter, and accepted by lettre. The error never repeats
+/// the URL (it may hold a password).
+fn check_smtp_url(s: &str) -> Result<(), String> {
+    let u = url::Url::parse(s).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(u.scheme(), "smtp" | "smtps") {
+        return Err("must start with smtp:// or smtps://".into());
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    for (k, v) in u.query_pairs() {
+        match (k.as_ref(), v.as_ref()) {
+            ("tls", "required" | "opportunistic") => {}
+            ("tls", _) => return Err("tls must be required or opportunistic".into()),
+            _ => return Err("the only parameter is tls".into()),
+        }
+    }
+    if u.password().is_some() && u.username().is_empty() {
+        return Err("a password needs a user name".into());
+    }
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(s)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Split an `http(s)://host[:port]/path` base URL.

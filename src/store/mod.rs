@@ -11,6 +11,7 @@ pub mod keys;
 pub mod ledger;
 pub mod models;
 pub mod orgs;
+pub mod outbox;
 pub mod pg;
 pub mod templates;
 pub mod usage;
