@@ -186,6 +186,7 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
                 addr: config.admin_listen,
                 jwt: Arc::new(crate::admin::jwt_from_env()),
                 gateway_url: config.listen.first().map(|l| format!("http://{l}")),
+                outbound: config.outbound,
             },
         ));
         server.add_service(background_service(
@@ -310,6 +311,7 @@ struct AdminService {
     addr: std::net::SocketAddr,
     jwt: Arc<crate::admin::auth::Jwt>,
     gateway_url: Option<String>,
+    outbound: crate::domain::outbound::Policy,
 }
 
 #[async_trait]
@@ -322,6 +324,7 @@ impl BackgroundService for AdminService {
             gateway_url: self.gateway_url.clone(),
             http: reqwest::Client::new(),
             secrets: crate::secrets::SecretBox::from_env().map(Arc::new),
+            outbound: self.outbound,
         };
         crate::admin::serve(self.addr, state, shutdown).await;
     }
@@ -349,6 +352,7 @@ pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
                 .or_else(|| config.listen.first().map(|l| format!("http://{l}"))),
             http: reqwest::Client::new(),
             secrets: crate::secrets::SecretBox::from_env().map(Arc::new),
+            outbound: config.outbound,
         };
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

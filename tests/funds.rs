@@ -558,8 +558,12 @@ async fn reaching_the_quota_delivers_usage_limit_reached_once_signed_and_retried
         .unwrap();
     }
     let db = db_url(&pool, None);
+    // the receivers run on this machine: loopback must be allowed for webhooks
     let gw = Gateway::start_with_env(
-        &priced(&mock.base(), None),
+        &format!(
+            "webhooks: {{allow_loopback: true}}\n{}",
+            priced(&mock.base(), None)
+        ),
         &[
             ("DATABASE_URL", db.as_str()),
             ("CATRACA_SECRET_KEY", secret_key.as_str()),

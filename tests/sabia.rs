@@ -1030,3 +1030,88 @@ async fn malformed_input_is_validated_before_any_lookup(pool: PgPool) {
     assert_error(&v, "VALIDATION_ERROR");
     assert_eq!(v["error"]["details"][0]["field"], "email");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn webhooks_never_reach_internal_addresses(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = Gateway::start_with_env(
+        &crate::common::single_model(&mock, "gpt-4o-mini", ""),
+        &[
+            ("DATABASE_URL", &db_url(&pool, None)),
+            (
+                "CATRACA_JWT_SECRET",
+                "test-secret-test-secret-test-secret-123",
+            ),
+            ("CATRACA_WEBHOOK_POLL_MS", "100"),
+        ],
+    )
+    .await;
+    let ta = register(&gw, "ana@exemplo.com").await;
+    let (_, v) = call(&gw, "GET", "/v1/teams", Some(&ta), None).await;
+    let team = v["data"][0]["id"].as_str().unwrap().to_string();
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:8080/hook",
+        "http://[::1]/hook",
+        "http://10.0.0.7/hook",
+        "http://192.168.1.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://0.0.0.0:80/",
+    ] {
+        let (s, v) = call(
+            &gw,
+            "POST",
+            &format!("/v1/teams/{team}/webhooks"),
+            Some(&ta),
+            Some(json!({"url": url, "events": ["usage_limit_reached"]})),
+        )
+        .await;
+        assert_eq!(s, 400, "{url}: {v}");
+        assert_error(&v, "VALIDATION_ERROR");
+        assert_eq!(v["error"]["details"][0]["field"], "url");
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "nothing stored");
+
+    // one written around the check (an older row, a name that resolves differently later) is
+    // checked again at delivery and not called
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = receiver.local_addr().unwrap();
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = receiver.accept().await {
+            h.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let team_id: uuid::Uuid = team.parse().unwrap();
+    let hook: uuid::Uuid = sqlx::query_scalar("INSERT INTO webhook (organization_id, url, events) VALUES ($1, $2, '{usage_limit_reached}') RETURNING webhook_id")
+        .bind(team_id).bind(format!("http://{addr}/hook")).fetch_one(&pool).await.unwrap();
+    sqlx::query("INSERT INTO webhook_delivery (webhook_id, event, dedup_key, payload) VALUES ($1, 'usage_limit_reached', 'x', '{}')")
+        .bind(hook).execute(&pool).await.unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        let err: Option<String> = sqlx::query_scalar("SELECT last_error FROM webhook_delivery")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if let Some(e) = err {
+            assert!(e.contains("not called") && e.contains("127.0.0.1"), "{e}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "delivery not attempted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "an internal address was called"
+    );
+}

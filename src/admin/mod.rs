@@ -39,6 +39,8 @@ pub struct AdminState {
     /// Encryption of stored secrets (webhook signing secrets); `None` without
     /// `CATRACA_SECRET_KEY`, and then no secret can be stored.
     pub secrets: Option<Arc<crate::secrets::SecretBox>>,
+    /// What webhook calls may reach.
+    pub outbound: crate::domain::outbound::Policy,
 }
 
 /// RFC 3339 text of a time, as every surface prints timestamps.

@@ -1487,12 +1487,24 @@ async fn create_webhook(
     {
         return Err(SabiaError::validation("url", "URL http(s) inválida"));
     }
-    if r.events.is_empty() {
+    if r.events.is_empty() || r.events.len() > WEBHOOK_EVENTS.len() {
         return Err(SabiaError::validation(
             "events",
             "Informe ao menos um evento",
         ));
     }
+    if r.secret
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > 256)
+    {
+        return Err(SabiaError::validation("secret", "De 1 a 256 caracteres"));
+    }
+    // never a webhook to this machine, the private network or a metadata service
+    crate::domain::outbound::check_at_creation(url, s.outbound)
+        .await
+        .map_err(|_| {
+            SabiaError::validation("url", "A URL aponta para um endereço interno ou privado")
+        })?;
     if let Some(bad) = r
         .events
         .iter()

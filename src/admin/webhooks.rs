@@ -8,7 +8,9 @@
 //! A 2xx answer marks it delivered and sets the webhook's `last_triggered_at`; anything else is
 //! retried after 2^attempts seconds (at most an hour), and after [`MAX_ATTEMPTS`] the row is
 //! `failed`. Delivery is at least once: a process that dies after the POST and before the
-//! update sends it again when the lease ends.
+//! update sends it again when the lease ends. A URL whose host is or resolves to a loopback,
+//! private, link-local or metadata address is not called (`domain::outbound`; loopback only
+//! with `webhooks.allow_loopback`), and no redirect is followed.
 
 use std::time::Duration;
 
@@ -70,8 +72,23 @@ pub async fn deliver_due(state: &AdminState) -> Result<usize, sqlx::Error> {
     let n = due.len();
     for (id, webhook, event, url, payload, sealed, attempts) in due {
         let body = payload.to_string();
-        let mut req = state
-            .http
+        // resolved and checked now, then called at exactly the addresses checked, no redirects
+        let client = match crate::domain::outbound::resolve(&url, state.outbound).await {
+            Ok((host, addrs)) => {
+                match crate::domain::outbound::pinned_client(&host, &addrs, TIMEOUT) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        fail(state, id, attempts, None, &e.without_url().to_string()).await?;
+                        continue;
+                    }
+                }
+            }
+            Err(refused) => {
+                fail(state, id, attempts, None, &format!("not called: {refused}")).await?;
+                continue;
+            }
+        };
+        let mut req = client
             .post(&url)
             .timeout(TIMEOUT)
             .header("content-type", "application/json")

@@ -79,6 +79,9 @@ pub struct RawConfig {
     /// mails of the admin app). Absent (or no `smtp_url`) = mails stay queued.
     #[serde(default)]
     pub mail: Option<Spanned<RawMail>>,
+    /// Webhook delivery.
+    #[serde(default)]
+    pub webhooks: Option<RawWebhooks>,
     /// Upstream providers (OpenAI-compatible HTTP APIs).
     #[serde(default)]
     pub providers: Vec<Spanned<RawProvider>>,
@@ -184,6 +187,16 @@ pub struct RawFailover {
     /// How long an open circuit keeps the deployment out of rotation, in ms. Default 30000.
     #[serde(default)]
     pub cooldown_ms: Option<Spanned<u64>>,
+}
+
+/// `webhooks:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhooks {
+    /// Let webhooks call loopback addresses (127.0.0.0/8, ::1). Private, link-local and
+    /// metadata addresses stay refused. For tests and single-box setups. Default false.
+    #[serde(default)]
+    pub allow_loopback: Option<Spanned<bool>>,
 }
 
 /// One entry of `providers:`.

@@ -115,6 +115,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The mail sender, when an SMTP URL is configured (`None`: mails stay queued).
     pub mail: Option<MailConfig>,
+    /// What webhook calls may reach (`webhooks.allow_loopback`).
+    pub outbound: crate::domain::outbound::Policy,
     /// Providers, in file order.
     pub providers: Vec<Provider>,
     /// Deployments, in file order.
@@ -935,6 +937,13 @@ impl Resolver {
             threads,
             work_stealing: raw.work_stealing.as_ref().is_some_and(|w| w.value),
             overhead_header: raw.overhead_header.as_ref().is_some_and(|o| o.value),
+            outbound: crate::domain::outbound::Policy {
+                allow_loopback: raw
+                    .webhooks
+                    .as_ref()
+                    .and_then(|w| w.allow_loopback.as_ref())
+                    .is_some_and(|v| v.value),
+            },
             upstream_keepalive_pool: match &raw.upstream_keepalive_pool {
                 Some(p) if p.value > 100_000 => {
                     self.err(

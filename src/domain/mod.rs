@@ -9,6 +9,7 @@ pub mod keys;
 pub mod models;
 pub mod money;
 pub mod orgs;
+pub mod outbound;
 pub mod templates;
 pub mod usage;
 
