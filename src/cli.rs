@@ -1,4 +1,6 @@
-//! Command line: `catraca serve | admin | migrate | check-config | ledger | mock-upstream`.
+//! Command line: `catraca serve | admin | migrate | check-config | ledger | org | key |
+//! mock-upstream`. `org` and `key` call the domain core on `DATABASE_URL` and print what the
+//! operator API (`/admin/v1`) answers, as JSON.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +63,24 @@ pub enum Command {
         #[command(subcommand)]
         action: LedgerAction,
     },
+    /// Organizations, as the operator API makes them; prints JSON.
+    Org {
+        /// PostgreSQL URL.
+        #[arg(long, env = "DATABASE_URL", global = true)]
+        database_url: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        action: OrgAction,
+    },
+    /// API keys, as the operator API makes them; prints JSON (a new key's plaintext once).
+    Key {
+        /// PostgreSQL URL.
+        #[arg(long, env = "DATABASE_URL", global = true)]
+        database_url: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Validate a config file; print every problem with file:line:col.
     CheckConfig {
         /// Config file.
@@ -119,5 +139,93 @@ pub enum LedgerAction {
         /// How many entries, newest first.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+    },
+}
+
+/// `catraca org …`
+#[derive(Debug, Subcommand)]
+pub enum OrgAction {
+    /// Create an organization.
+    Create {
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Unique slug (derived from the name when absent).
+        #[arg(long)]
+        slug: Option<String>,
+        /// `customer` (default), `team` or `project`.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Plan code.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Prepaid: a BRL balance, starting at zero, debited per request.
+        #[arg(long)]
+        prepaid: bool,
+    },
+    /// List organizations.
+    List {
+        /// Only of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Page, from 1.
+        #[arg(long, default_value_t = 1)]
+        page: i64,
+        /// Per page, 1 to 500.
+        #[arg(long, default_value_t = 50)]
+        per_page: i64,
+    },
+    /// One organization.
+    Get {
+        /// Organization id.
+        id: String,
+    },
+}
+
+/// `catraca key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Create a key for an organization; prints it with its plaintext (shown this once).
+    Create {
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// Literal start, e.g. `sk-tokia-` (default `sk-`).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Requests per second.
+        #[arg(long)]
+        rps: Option<i64>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<i64>,
+        /// Requests per day.
+        #[arg(long)]
+        rpd: Option<i64>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<i64>,
+        /// Requests at once.
+        #[arg(long)]
+        concurrency: Option<i64>,
+        /// Spend cap in USD (decimal).
+        #[arg(long)]
+        budget_usd: Option<String>,
+        /// A model the key may use (repeat; none = every model).
+        #[arg(long = "model")]
+        models: Vec<String>,
+    },
+    /// Revoke a key.
+    Revoke {
+        /// Key id.
+        id: String,
+    },
+    /// Rotate a key: a new plaintext with the same prefix, printed once.
+    Rotate {
+        /// Key id.
+        id: String,
     },
 }

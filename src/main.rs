@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use catraca::cli::{Cli, Command, LedgerAction};
+use catraca::cli::{Cli, Command, KeyAction, LedgerAction, OrgAction};
 
 /// mimalloc instead of glibc malloc: the proxy allocates and frees many small buffers per
 /// request across threads, where glibc's arenas showed up in profiles (see loadtests/README.md).
@@ -61,6 +61,117 @@ async fn ledger(url: &str, action: LedgerAction) -> anyhow::Result<serde_json::V
     }
 }
 
+/// `catraca org|key …`: the operator API's calls, made on the database directly.
+async fn operator(url: &str, cmd: OperatorCmd) -> anyhow::Result<serde_json::Value> {
+    use catraca::domain::{Entity, keys, money::Micros, orgs, usage::Page};
+    use catraca::surfaces::operator::wire;
+    let pool = sqlx::PgPool::connect(url).await?;
+    catraca::store::pg::migrate(&pool).await?;
+    let id = |raw: &str, what: Entity| -> anyhow::Result<uuid::Uuid> {
+        raw.parse()
+            .map_err(|_| anyhow::anyhow!("not a valid {} id: {raw}", what.as_str()))
+    };
+    Ok(match cmd {
+        OperatorCmd::Org(OrgAction::Create {
+            name,
+            slug,
+            kind,
+            plan,
+            prepaid,
+        }) => {
+            let o = orgs::create(
+                &pool,
+                orgs::NewOrg {
+                    name,
+                    slug,
+                    kind,
+                    plan,
+                    prepaid,
+                },
+            )
+            .await?;
+            wire::org(&o)
+        }
+        OperatorCmd::Org(OrgAction::List {
+            kind,
+            page,
+            per_page,
+        }) => {
+            let page = Page::new(page, per_page)?;
+            let (rows, total) = orgs::list(&pool, kind.as_deref(), page).await?;
+            serde_json::json!({"data": rows.iter().map(wire::org).collect::<Vec<_>>(),
+                "page": page.page, "per_page": page.per_page, "total": total})
+        }
+        OperatorCmd::Org(OrgAction::Get { id: raw }) => {
+            wire::org(&orgs::get(&pool, id(&raw, Entity::Organization)?).await?)
+        }
+        OperatorCmd::Key(KeyAction::Create {
+            org,
+            prefix,
+            name,
+            rps,
+            rpm,
+            rpd,
+            tpm,
+            concurrency,
+            budget_usd,
+            models,
+        }) => {
+            let budget = budget_usd
+                .as_deref()
+                .map(|b| catraca::config::resolve::parse_decimal_micros(b).map(Micros))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--budget-usd: {e}"))?;
+            let (k, plaintext) = keys::create_for_operator(
+                &pool,
+                keys::NewOperatorKey {
+                    organization_id: Some(id(&org, Entity::Organization)?),
+                    prefix,
+                    name,
+                    rps,
+                    rpm,
+                    rpd,
+                    tpm,
+                    concurrency,
+                    budget,
+                    models,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            let mut v = wire::key(&k);
+            v["key"] = serde_json::Value::String(plaintext);
+            v
+        }
+        OperatorCmd::Key(KeyAction::Revoke { id: raw }) => {
+            wire::key(&keys::revoke_any(&pool, id(&raw, Entity::Key)?).await?)
+        }
+        OperatorCmd::Key(KeyAction::Rotate { id: raw }) => {
+            let (k, plaintext) = keys::rotate(&pool, id(&raw, Entity::Key)?).await?;
+            serde_json::json!({"id": k.api_key_id.to_string(), "key": plaintext, "prefix": k.prefix})
+        }
+    })
+}
+
+/// The operator commands of the CLI.
+enum OperatorCmd {
+    Org(OrgAction),
+    Key(KeyAction),
+}
+
+fn print_operator(database_url: Option<String>, cmd: OperatorCmd) -> anyhow::Result<ExitCode> {
+    let Some(url) = database_url else {
+        anyhow::bail!("this command needs a database: set DATABASE_URL or --database-url");
+    };
+    let out = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(operator(&url, cmd))?;
+    use std::io::Write;
+    writeln!(std::io::stdout(), "{out:#}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config, upgrade } => {
@@ -95,6 +206,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(std::io::stdout(), "{out}")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Org {
+            database_url,
+            action,
+        } => print_operator(database_url, OperatorCmd::Org(action)),
+        Command::Key {
+            database_url,
+            action,
+        } => print_operator(database_url, OperatorCmd::Key(action)),
         Command::CheckConfig { path } => match catraca::config::load_file(&path) {
             Ok(c) => {
                 eprintln!(

@@ -393,3 +393,116 @@ async fn without_a_master_key_the_operator_api_is_off(pool: PgPool) {
         "{v}"
     );
 }
+
+fn cli(pool: &PgPool, args: &[&str]) -> (bool, Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_catraca"))
+        .args(args)
+        .env("DATABASE_URL", db_url(pool, None))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    (
+        out.status.success(),
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_cli_mirrors_the_api_from_an_empty_database_to_a_working_key(pool: PgPool) {
+    // three commands: an organization, its top-up, its key
+    let (ok, org, err) = cli(&pool, &["org", "create", "--name", "Padaria", "--prepaid"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        (org["slug"].as_str(), org["prepaid"].as_bool()),
+        (Some("padaria"), Some(true))
+    );
+    let org_id = org["id"].as_str().unwrap().to_string();
+    let (ok, _, err) = cli(
+        &pool,
+        &[
+            "ledger",
+            "post",
+            "--org",
+            &org_id,
+            "--kind",
+            "topup",
+            "--amount",
+            "10",
+            "--idempotency-key",
+            "pix-1",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, k, err) = cli(
+        &pool,
+        &[
+            "key",
+            "create",
+            "--org",
+            &org_id,
+            "--prefix",
+            "sk-tokia-",
+            "--rpm",
+            "600",
+            "--model",
+            "m",
+        ],
+    );
+    assert!(ok, "{err}");
+    let key = k["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("sk-tokia-"), "{k}");
+    assert_eq!(k["models"], json!(["m"]));
+
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    assert_eq!(chat(&gw, &key).await, 200);
+    // the same JSON as the API
+    let (_, api) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/organizations/{org_id}"),
+        None,
+        &[],
+    )
+    .await;
+    let (ok, got, _) = cli(&pool, &["org", "get", &org_id]);
+    assert!(ok);
+    assert_eq!(got["slug"], api["slug"]);
+    let (ok, list, _) = cli(&pool, &["org", "list", "--kind", "customer"]);
+    assert!(ok);
+    assert_eq!(list["total"], 1);
+
+    let key_id = k["id"].as_str().unwrap().to_string();
+    let (ok, r, err) = cli(&pool, &["key", "rotate", &key_id]);
+    assert!(ok, "{err}");
+    let new_key = r["key"].as_str().unwrap().to_string();
+    until("the old key refused after a CLI rotation", async || {
+        chat(&gw, &key).await == 401
+    })
+    .await;
+    assert_eq!(chat(&gw, &new_key).await, 200);
+    let (ok, _, err) = cli(&pool, &["key", "revoke", &key_id]);
+    assert!(ok, "{err}");
+    until("the key refused after a CLI revocation", async || {
+        chat(&gw, &new_key).await == 401
+    })
+    .await;
+
+    // bad input: a clear error, non-zero exit, nothing changed
+    for args in [
+        vec!["org", "get", "not-a-uuid"],
+        vec!["key", "create", "--org", &org_id, "--prefix", "BAD"],
+        vec!["org", "create", "--name", "Padaria"],
+        vec!["org", "list", "--page", "0"],
+    ] {
+        let (ok, _, err) = cli(&pool, &args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(!err.is_empty(), "{args:?}: no message");
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM organization")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}
