@@ -186,6 +186,46 @@ async fn empty_database_to_a_billed_rotated_and_revoked_key(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // a disabled organization's keys are refused at once, and work again when enabled
+    let (s, o) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/organizations/{org_id}/disable"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!((s, o["disabled"].as_bool()), (200, Some(true)), "{o}");
+    until("a disabled organization's key refused", async || {
+        chat(&gw, &key).await != 200
+    })
+    .await;
+    assert_eq!(chat(&gw, &key).await, 401, "a disabled key's answer");
+    let (s, _) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/organizations/{org_id}/enable"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200);
+    until("the key works again", async || chat(&gw, &key).await == 200).await;
+    let (s, list) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/organizations/{org_id}/keys"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    assert!(
+        list["data"][0].get("key").is_none(),
+        "a list never shows a plaintext"
+    );
+
     // rotation: the new key works, the old one is refused within a second
     let (s, r) = op(
         &gw,
@@ -224,23 +264,45 @@ async fn empty_database_to_a_billed_rotated_and_revoked_key(pool: PgPool) {
     .await;
     assert_eq!(s, 404, "revoked already");
 
-    // audit: one entry per change
-    let actions: Vec<String> =
-        sqlx::query_scalar("SELECT action FROM audit_log ORDER BY audit_log_id")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    // audit: one entry per change, readable through the API
+    let (s, audit) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/audit?organization_id={org_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{audit}");
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     for a in [
         "organization.create",
         "api_key.create",
+        "organization.disable",
+        "organization.enable",
         "api_key.rotate",
         "api_key.revoke",
     ] {
-        assert!(
-            actions.iter().any(|x| x == a),
-            "{a} not audited: {actions:?}"
-        );
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
     }
+    assert!(
+        !audit["data"].to_string().contains(&new_key),
+        "a plaintext in the audit log"
+    );
+    let (_, only) = op(
+        &gw,
+        "GET",
+        "/admin/v1/audit?action=api_key.rotate",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(only["data"].as_array().map(Vec::len), Some(1), "{only}");
 
     // the document lists the routes
     let (s, doc) = op(&gw, "GET", "/admin/v1/openapi.json", None, &[]).await;
@@ -307,6 +369,22 @@ async fn every_operator_route_refuses_other_credentials_and_changes_nothing(pool
         ),
         ("POST", format!("/admin/v1/keys/{key_id}/revoke"), None),
         ("POST", format!("/admin/v1/keys/{key_id}/rotate"), None),
+        (
+            "POST",
+            format!("/admin/v1/organizations/{org_id}/disable"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/admin/v1/organizations/{org_id}/enable"),
+            None,
+        ),
+        (
+            "GET",
+            format!("/admin/v1/organizations/{org_id}/keys"),
+            None,
+        ),
+        ("GET", "/admin/v1/audit".into(), None),
     ];
     for (method, path, body) in &routes {
         for (cred, want) in [

@@ -419,3 +419,11 @@ pub async fn rotate(pool: &PgPool, id: Uuid) -> Result<(OperatorKey, String), Do
     tx.commit().await?;
     Ok((row, minted.plaintext))
 }
+
+/// An organization's keys (never their plaintext), newest first.
+pub async fn of_org(pool: &PgPool, org: Uuid) -> Result<Vec<OperatorKey>, DomainError> {
+    if crate::store::orgs::get_org(pool, org).await?.is_none() {
+        return Err(DomainError::NotFound(Entity::Organization));
+    }
+    Ok(db::of_org(pool, org).await?)
+}

@@ -4,6 +4,7 @@
 //! (`crate::surfaces`) only parses its shapes, calls in here and renders the result.
 
 pub mod accounts;
+pub mod audit;
 pub mod error;
 pub mod keys;
 pub mod models;

@@ -124,7 +124,8 @@ impl PgKeys {
                     coalesce(o.max_concurrency, p.max_concurrency) AS org_concurrency,
                     o.balance_brl_micros IS NOT NULL AS prepaid,
                     k.budget_usd_micros IS NOT NULL AS budgeted,
-                    p.monthly_request_quota IS NOT NULL AS quota
+                    p.monthly_request_quota IS NOT NULL AS quota,
+                    o.disabled_at IS NOT NULL AS org_disabled
              FROM api_key k
              JOIN organization o ON o.organization_id = k.organization_id
              LEFT JOIN plan p ON p.plan_id = o.plan_id
@@ -137,7 +138,8 @@ impl PgKeys {
             Arc::new(KeyInfo::from_store(
                 *hash,
                 &r.name,
-                r.status != "active",
+                // a disabled organization's keys are refused like disabled keys
+                r.status != "active" || r.org_disabled,
                 r.expires_at,
                 r.allowed_models,
                 r.organization_id,
@@ -250,6 +252,7 @@ struct KeyRow {
     prepaid: bool,
     budgeted: bool,
     quota: bool,
+    org_disabled: bool,
 }
 
 /// A row's limit columns (NULL or non-positive = no limit).

@@ -257,3 +257,16 @@ pub async fn prefix_of(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Strin
         .fetch_optional(db)
         .await
 }
+
+/// An organization's keys, newest first (revoked ones too).
+pub async fn of_org(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+) -> Result<Vec<OperatorKeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {OPERATOR_COLUMNS} FROM api_key WHERE organization_id = $1 ORDER BY created_at DESC, api_key_id"
+    ))
+    .bind(org)
+    .fetch_all(db)
+    .await
+}

@@ -178,3 +178,28 @@ pub async fn list_orgs(
     .await?;
     Ok((rows, total))
 }
+
+/// Disable or enable an organization (its keys are refused while disabled); its row.
+pub async fn set_disabled(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    disabled: bool,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE organization SET disabled_at = CASE WHEN $2 THEN coalesce(disabled_at, now()) END
+         WHERE organization_id = $1",
+    )
+    .bind(org)
+    .bind(disabled)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every gateway drops its cached keys (an organization-wide change).
+pub async fn notify_all_keys(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify('catraca_api_key', '*')")
+        .execute(db)
+        .await?;
+    Ok(())
+}

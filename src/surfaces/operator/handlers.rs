@@ -240,3 +240,80 @@ pub async fn rotate_key(
         json!({"id": k.api_key_id.to_string(), "key": plaintext, "prefix": k.prefix}),
     ))
 }
+
+pub async fn disable_org(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpError> {
+    let id = wire::uuid(&id, Entity::Organization)?;
+    Ok(Json(wire::org(
+        &orgs::set_disabled(&s.pool, id, true).await?,
+    )))
+}
+
+pub async fn enable_org(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpError> {
+    let id = wire::uuid(&id, Entity::Organization)?;
+    Ok(Json(wire::org(
+        &orgs::set_disabled(&s.pool, id, false).await?,
+    )))
+}
+
+pub async fn org_keys(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpError> {
+    let id = wire::uuid(&id, Entity::Organization)?;
+    let rows = keys::of_org(&s.pool, id).await?;
+    Ok(Json(
+        json!({"data": rows.iter().map(wire::key).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQ {
+    #[serde(default)]
+    organization_id: Option<String>,
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default = "one")]
+    page: i64,
+    #[serde(default = "fifty")]
+    per_page: i64,
+}
+
+pub async fn audit(
+    State(s): State<AdminState>,
+    _: Operator,
+    Query(q): Query<AuditQ>,
+) -> Result<Json<Value>, OpError> {
+    let org = q
+        .organization_id
+        .as_deref()
+        .map(|o| wire::uuid(o, Entity::Organization))
+        .transpose()?;
+    let page = Page::new(q.page, q.per_page)?;
+    let rows = crate::domain::audit::list(&s.pool, org, q.action.as_deref(), page).await?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.audit_log_id.to_string(),
+                "organization_id": e.organization_id.map(|o| o.to_string()),
+                "actor": e.user_id.map_or_else(|| "operator".to_string(), |u| u.to_string()),
+                "action": e.action,
+                "target": e.target,
+                "at": crate::admin::rfc3339(e.created_at),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"data": data, "page": page.page, "per_page": page.per_page}),
+    ))
+}

@@ -3,9 +3,9 @@
 //! master key (`CATRACA_MASTER_KEY`, or its SHA-256 in `CATRACA_MASTER_KEY_SHA256`). Errors are
 //! `{"error":{"code","message","details"}}`; ids are strings; money is exact decimal text.
 //!
-//! Mounted so far: organizations (create, list, get), their ledger (top-up, refund,
-//! adjustment, idempotent by `Idempotency-Key`), API keys (create with a prefix and limits,
-//! revoke, rotate), and `/admin/v1/openapi.json`.
+//! Mounted so far: organizations (create, list, get, disable, enable, their keys), their
+//! ledger (top-up, refund, adjustment, idempotent by `Idempotency-Key`), API keys (create with
+//! a prefix and limits, revoke, rotate), the audit log, and `/admin/v1/openapi.json`.
 
 pub mod handlers;
 pub mod wire;
@@ -46,6 +46,34 @@ pub fn api() -> Api<AdminState> {
             "Post a top-up, refund or adjustment (Idempotency-Key header)",
             true,
             post(post_ledger),
+        )
+        .route(
+            "POST",
+            "/admin/v1/organizations/{id}/disable",
+            "Disable an organization (its keys refused at once)",
+            true,
+            post(disable_org),
+        )
+        .route(
+            "POST",
+            "/admin/v1/organizations/{id}/enable",
+            "Enable an organization again",
+            true,
+            post(enable_org),
+        )
+        .route(
+            "GET",
+            "/admin/v1/organizations/{id}/keys",
+            "An organization's API keys",
+            true,
+            get(org_keys),
+        )
+        .route(
+            "GET",
+            "/admin/v1/audit",
+            "The audit log, filtered",
+            true,
+            get(audit),
         )
         .route(
             "POST",
