@@ -235,21 +235,6 @@ pub async fn list(
     Ok(db::list_orgs(pool, kind, page.per_page, (page.page - 1) * page.per_page).await?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs_from_names() {
-        assert_eq!(slugify("Padaria São João Ltda."), "padaria-sao-joao-ltda");
-        assert_eq!(slugify("  --ACME--  "), "acme");
-        assert_eq!(slugify("!!!"), "");
-        assert!(
-            valid_slug("acme-2") && !valid_slug("-acme") && !valid_slug("Acme") && !valid_slug("")
-        );
-    }
-}
-
 /// Disable (`true`) or enable an organization, audited: while disabled its keys are refused by
 /// every gateway, within milliseconds (the key caches are dropped in the same transaction).
 pub async fn set_disabled(
@@ -273,4 +258,19 @@ pub async fn set_disabled(
         .ok_or(DomainError::Internal)?;
     tx.commit().await?;
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_from_names() {
+        assert_eq!(slugify("Padaria São João Ltda."), "padaria-sao-joao-ltda");
+        assert_eq!(slugify("  --ACME--  "), "acme");
+        assert_eq!(slugify("!!!"), "");
+        assert!(
+            valid_slug("acme-2") && !valid_slug("-acme") && !valid_slug("Acme") && !valid_slug("")
+        );
+    }
 }
