@@ -385,6 +385,16 @@ async fn every_operator_route_refuses_other_credentials_and_changes_nothing(pool
             None,
         ),
         ("GET", "/admin/v1/audit".into(), None),
+        (
+            "POST",
+            "/admin/v1/users".into(),
+            Some(json!({"email": "z@example.com", "name": "Z", "organization_id": org_id})),
+        ),
+        (
+            "GET",
+            format!("/admin/v1/organizations/{org_id}/members"),
+            None,
+        ),
     ];
     for (method, path, body) in &routes {
         for (cred, want) in [
@@ -583,4 +593,131 @@ async fn the_cli_mirrors_the_api_from_an_empty_database_to_a_working_key(pool: P
         .await
         .unwrap();
     assert_eq!(n, 1);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn users_are_created_invited_listed_and_disabled(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = Gateway::start_with_env(
+        &config(&mock),
+        &[
+            ("DATABASE_URL", &db_url(&pool, None)),
+            ("CATRACA_MASTER_KEY", MASTER),
+            (
+                "CATRACA_JWT_SECRET",
+                "test-secret-test-secret-test-secret-123",
+            ),
+        ],
+    )
+    .await;
+    let (_, org) = op(
+        &gw,
+        "POST",
+        "/admin/v1/organizations",
+        Some(json!({"name": "Time", "kind": "team"})),
+        &[],
+    )
+    .await;
+    let org_id = org["id"].as_str().unwrap().to_string();
+    // with a password: logs in at once (SabIA's login here)
+    let (s, u) = op(&gw, "POST", "/admin/v1/users", Some(json!({"email": "ana@exemplo.com", "name": "Ana", "password": "senha-forte-1", "organization_id": org_id, "role": "admin"})), &[]).await;
+    assert_eq!(s, 201, "{u}");
+    assert_eq!(u["memberships"][0]["role"], "admin");
+    let login = |email: &'static str, password: &'static str| {
+        let gw = &gw;
+        async move {
+            call(
+                gw,
+                "POST",
+                "/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await
+        }
+    };
+    let (s, v) = login("ana@exemplo.com", "senha-forte-1").await;
+    assert_eq!(s, 200, "{v}");
+    let token = v["data"]["token"].as_str().unwrap().to_string();
+    let (s, _) = call(&gw, "GET", "/v1/teams", Some(&token), None).await;
+    assert_eq!(s, 200);
+    // without one: an invitation mail whose code sets the password
+    let (s, b) = op(
+        &gw,
+        "POST",
+        "/admin/v1/users",
+        Some(json!({"email": "bia@exemplo.com", "name": "Bia", "organization_id": org_id})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, b["memberships"][0]["role"].as_str()),
+        (201, Some("member")),
+        "{b}"
+    );
+    let body: String = sqlx::query_scalar("SELECT body FROM outbox_email WHERE to_address = 'bia@exemplo.com' AND subject = 'Convite'")
+        .fetch_one(&pool).await.unwrap();
+    let code = body.rsplit(' ').next().unwrap().to_string();
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/v1/auth/reset-password",
+        None,
+        Some(json!({"token": code, "newPassword": "minha-senha-1"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(login("bia@exemplo.com", "minha-senha-1").await.0, 200);
+    // listed, and refused twice and malformed without a change
+    let (s, m) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/organizations/{org_id}/members"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, m["data"].as_array().map(Vec::len)),
+        (200, Some(2)),
+        "{m}"
+    );
+    let (s, v) = op(
+        &gw,
+        "POST",
+        "/admin/v1/users",
+        Some(json!({"email": "ANA@exemplo.com", "name": "Outra", "organization_id": org_id})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
+    for bad in [
+        json!({"email": "nope", "name": "X", "organization_id": org_id}),
+        json!({"email": "x@exemplo.com", "name": "X", "organization_id": org_id, "role": "god"}),
+        json!({"email": "x@exemplo.com", "name": "X", "organization_id": org_id, "password": "curta"}),
+        json!({"email": "x@exemplo.com", "name": "X", "organization_id": "not-a-uuid"}),
+    ] {
+        let (s, v) = op(&gw, "POST", "/admin/v1/users", Some(bad.clone()), &[]).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    // disabled: the session ends at once and logins are refused
+    let ana = u["id"].as_str().unwrap().to_string();
+    let (s, d) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/users/{ana}/disable"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!((s, d["disabled"].as_bool()), (200, Some(true)), "{d}");
+    let (s, _) = call(&gw, "GET", "/v1/teams", Some(&token), None).await;
+    assert_eq!(s, 401, "a disabled user's session still works");
+    assert_eq!(login("ana@exemplo.com", "senha-forte-1").await.0, 401);
+    let (s, g) = op(&gw, "GET", &format!("/admin/v1/users/{ana}"), None, &[]).await;
+    assert_eq!((s, g["disabled"].as_bool()), (200, Some(true)));
 }

@@ -544,6 +544,123 @@ pub async fn update_profile(
     profile(pool, who.user_id, who.organization_id).await
 }
 
+/// A user the operator creates in an organization.
+#[derive(Debug)]
+pub struct NewUser {
+    /// Email.
+    pub email: String,
+    /// Name, 1 to 200 characters.
+    pub name: String,
+    /// Password; without one the user gets an invitation mail to set it.
+    pub password: Option<String>,
+    /// The organization they join.
+    pub organization_id: Uuid,
+    /// `owner`, `admin`, `member` or `viewer`.
+    pub role: String,
+}
+
+pub use crate::store::accounts::UserRow as UserView;
+
+/// Create a user in an organization (audited as the operator's). Without a password an
+/// invitation is queued as mail: a single-use token, valid 7 days, that SabIA's
+/// `reset-password` route accepts to set the password.
+pub async fn create_user(pool: &PgPool, new: NewUser) -> Result<Vec<UserView>, DomainError> {
+    let email = Email::parse(&new.email)?;
+    let name = new.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(DomainError::invalid("name", "1 to 200 characters"));
+    }
+    if !matches!(new.role.as_str(), "owner" | "admin" | "member" | "viewer") {
+        return Err(DomainError::invalid(
+            "role",
+            "owner, admin, member or viewer",
+        ));
+    }
+    let password = new.password.as_deref().map(Password::parse).transpose()?;
+    // no password: an unusable random one until the invitation is used
+    let secret = match &password {
+        Some(p) => p.as_str().to_string(),
+        None => random_token(),
+    };
+    let phc = hash_password(&secret)?;
+    let mut tx = pool.begin().await?;
+    if crate::store::orgs::get_org(&mut *tx, new.organization_id)
+        .await?
+        .is_none()
+    {
+        return Err(DomainError::NotFound(super::error::Entity::Organization));
+    }
+    let user = match db::insert_user(&mut *tx, email.as_str(), name, &phc).await {
+        Ok(u) => u,
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some(db::USER_EMAIL_KEY) => {
+            return Err(Conflict::EmailTaken.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    db::insert_membership(&mut *tx, new.organization_id, user, &new.role).await?;
+    crate::store::audit::insert(
+        &mut *tx,
+        new.organization_id,
+        None,
+        "user.create",
+        Some(&user.to_string()),
+    )
+    .await?;
+    if password.is_none() {
+        let token = random_token();
+        db::insert_one_time(
+            &mut *tx,
+            &token_hash(&token),
+            user,
+            Purpose::ResetPassword.as_str(),
+            Purpose::VerifyEmail.ttl().as_secs() as f64,
+        )
+        .await?;
+        db::queue_email(
+            &mut *tx,
+            email.as_str(),
+            "Convite",
+            &format!("Você foi convidado. Defina sua senha com o código: {token}"),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(db::user_rows(pool, user).await?)
+}
+
+/// A user and their memberships.
+pub async fn get_user(pool: &PgPool, user: Uuid) -> Result<Vec<UserView>, DomainError> {
+    let rows = db::user_rows(pool, user).await?;
+    if rows.is_empty() {
+        return Err(DomainError::NotFound(super::error::Entity::User));
+    }
+    Ok(rows)
+}
+
+/// An organization's members.
+pub async fn members(pool: &PgPool, org: Uuid) -> Result<Vec<UserView>, DomainError> {
+    if crate::store::orgs::get_org(pool, org).await?.is_none() {
+        return Err(DomainError::NotFound(super::error::Entity::Organization));
+    }
+    Ok(db::members(pool, org).await?)
+}
+
+/// Disable a user: logins refused and every session ended at once (audited).
+pub async fn disable_user(pool: &PgPool, user: Uuid) -> Result<Vec<UserView>, DomainError> {
+    let mut tx = pool.begin().await?;
+    if !db::disable_user(&mut *tx, user).await? {
+        return Err(DomainError::NotFound(super::error::Entity::User));
+    }
+    db::revoke_user_sessions(&mut *tx, user).await?;
+    tx.commit().await?;
+    let rows = db::user_rows(pool, user).await?;
+    for org in rows.iter().filter_map(|r| r.organization_id) {
+        crate::store::audit::insert(pool, org, None, "user.disable", Some(&user.to_string()))
+            .await?;
+    }
+    Ok(rows)
+}
+
 /// A valid argon2id hash of a random password, verified against for unknown emails.
 const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$7z9QdXtpbC7BGDbcRvbvl6tU1XCGQ2M3kXOfsjvZ7bA";
 

@@ -198,7 +198,7 @@ pub async fn login_row(
         "SELECT u.user_id, u.password_hash,
                 (SELECT organization_id FROM membership m WHERE m.user_id = u.user_id ORDER BY created_at LIMIT 1)
                 AS organization_id
-         FROM app_user u WHERE lower(u.email) = lower($1)",
+         FROM app_user u WHERE lower(u.email) = lower($1) AND u.disabled_at IS NULL",
     )
     .bind(email)
     .fetch_optional(db)
@@ -213,7 +213,7 @@ pub async fn session_check(
 ) -> Result<Option<SessionCheck>, sqlx::Error> {
     sqlx::query_as(
         "SELECT m.role, u.token_generation FROM membership m JOIN app_user u USING (user_id)
-         WHERE m.user_id = $1 AND m.organization_id = $2",
+         WHERE m.user_id = $1 AND m.organization_id = $2 AND u.disabled_at IS NULL",
     )
     .bind(user)
     .bind(org)
@@ -379,4 +379,60 @@ pub async fn throttle_clear(db: impl PgExecutor<'_>, key: &str) -> Result<(), sq
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// A user as the operator sees them, with one membership.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UserRow {
+    /// Id.
+    pub user_id: Uuid,
+    /// Email.
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Organization of this membership (`None`: member of none).
+    pub organization_id: Option<Uuid>,
+    /// Role there.
+    pub role: Option<String>,
+    /// When disabled, if they are.
+    pub disabled_at: Option<time::OffsetDateTime>,
+    /// Registered.
+    pub created_at: time::OffsetDateTime,
+}
+
+/// A user and their memberships (one row per membership, at least one row).
+pub async fn user_rows(db: impl PgExecutor<'_>, user: Uuid) -> Result<Vec<UserRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.user_id, u.email, u.name, m.organization_id, m.role, u.disabled_at, u.created_at
+         FROM app_user u LEFT JOIN membership m USING (user_id)
+         WHERE u.user_id = $1 ORDER BY m.created_at",
+    )
+    .bind(user)
+    .fetch_all(db)
+    .await
+}
+
+/// The members of an organization.
+pub async fn members(db: impl PgExecutor<'_>, org: Uuid) -> Result<Vec<UserRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.user_id, u.email, u.name, m.organization_id, m.role, u.disabled_at, u.created_at
+         FROM membership m JOIN app_user u USING (user_id)
+         WHERE m.organization_id = $1 ORDER BY m.created_at, u.user_id",
+    )
+    .bind(org)
+    .fetch_all(db)
+    .await
+}
+
+/// Disable a user and end their sessions; whether they exist.
+pub async fn disable_user(db: impl PgExecutor<'_>, user: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE app_user SET disabled_at = coalesce(disabled_at, now()),
+                token_generation = token_generation + 1
+         WHERE user_id = $1",
+    )
+    .bind(user)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

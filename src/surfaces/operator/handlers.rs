@@ -317,3 +317,76 @@ pub async fn audit(
         json!({"data": data, "page": page.page, "per_page": page.per_page}),
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserReq {
+    email: String,
+    name: String,
+    #[serde(default)]
+    password: Option<String>,
+    organization_id: String,
+    #[serde(default = "member")]
+    role: String,
+}
+
+fn member() -> String {
+    "member".into()
+}
+
+/// A user in an organization; without a password an invitation mail is queued.
+pub async fn create_user(
+    State(s): State<AdminState>,
+    _: Operator,
+    Body(r): Body<UserReq>,
+) -> Created {
+    let org = wire::uuid(&r.organization_id, Entity::Organization)?;
+    let rows = crate::domain::accounts::create_user(
+        &s.pool,
+        crate::domain::accounts::NewUser {
+            email: r.email,
+            name: r.name,
+            password: r.password,
+            organization_id: org,
+            role: r.role,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(wire::user(&rows))))
+}
+
+pub async fn get_user(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpError> {
+    let id = wire::uuid(&id, Entity::User)?;
+    Ok(Json(wire::user(
+        &crate::domain::accounts::get_user(&s.pool, id).await?,
+    )))
+}
+
+pub async fn disable_user(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpError> {
+    let id = wire::uuid(&id, Entity::User)?;
+    Ok(Json(wire::user(
+        &crate::domain::accounts::disable_user(&s.pool, id).await?,
+    )))
+}
+
+pub async fn org_members(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpError> {
+    let id = wire::uuid(&id, Entity::Organization)?;
+    let rows = crate::domain::accounts::members(&s.pool, id).await?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| wire::user(std::slice::from_ref(r)))
+        .collect();
+    Ok(Json(json!({"data": data})))
+}

@@ -3,7 +3,8 @@
 //! master key (`CATRACA_MASTER_KEY`, or its SHA-256 in `CATRACA_MASTER_KEY_SHA256`). Errors are
 //! `{"error":{"code","message","details"}}`; ids are strings; money is exact decimal text.
 //!
-//! Mounted so far: organizations (create, list, get, disable, enable, their keys), their
+//! Mounted so far: users (create with a password or an invitation mail, get, disable),
+//! organizations (create, list, get, disable, enable, their keys and members), their
 //! ledger (top-up, refund, adjustment, idempotent by `Idempotency-Key`), API keys (create with
 //! a prefix and limits, revoke, rotate), the audit log, and `/admin/v1/openapi.json`.
 
@@ -74,6 +75,34 @@ pub fn api() -> Api<AdminState> {
             "The audit log, filtered",
             true,
             get(audit),
+        )
+        .route(
+            "POST",
+            "/admin/v1/users",
+            "Create a user in an organization",
+            true,
+            post(create_user),
+        )
+        .route(
+            "GET",
+            "/admin/v1/users/{id}",
+            "A user and their memberships",
+            true,
+            get(get_user),
+        )
+        .route(
+            "POST",
+            "/admin/v1/users/{id}/disable",
+            "Disable a user (logins refused, sessions ended)",
+            true,
+            post(disable_user),
+        )
+        .route(
+            "GET",
+            "/admin/v1/organizations/{id}/members",
+            "An organization's members",
+            true,
+            get(org_members),
         )
         .route(
             "POST",

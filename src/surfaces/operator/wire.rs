@@ -221,3 +221,21 @@ pub fn key(k: &OperatorKey) -> Value {
         "created_at": rfc3339(k.created_at),
     })
 }
+
+/// A user and their memberships.
+pub fn user(rows: &[crate::domain::accounts::UserView]) -> Value {
+    let Some(u) = rows.first() else {
+        return Value::Null;
+    };
+    json!({
+        "id": u.user_id.to_string(),
+        "email": u.email,
+        "name": u.name,
+        "disabled": u.disabled_at.is_some(),
+        "created_at": rfc3339(u.created_at),
+        "memberships": rows
+            .iter()
+            .filter_map(|r| Some(json!({"organization_id": r.organization_id?.to_string(), "role": r.role})))
+            .collect::<Vec<_>>(),
+    })
+}
