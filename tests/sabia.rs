@@ -599,6 +599,22 @@ async fn team_keys_lifecycle_at_the_gateway(pool: PgPool) {
         assert!(t0.elapsed() < Duration::from_secs(1));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // the deleted key's usage still says which key it was
+    let (s, v) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/usage-logs"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let logs = v["data"]["logs"].as_array().cloned().unwrap_or_default();
+    let mine: Vec<&Value> = logs.iter().filter(|l| l["status"] == "success").collect();
+    assert!(!mine.is_empty(), "{v}");
+    for l in mine {
+        assert_eq!(l["apiKey"], format!("{}...", &key[..7]), "{l}");
+    }
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -977,7 +977,7 @@ async fn list_keys(
 ) -> Result<Json<Value>, SabiaError> {
     let (team, _) = role_in(&s, &u, &team).await?;
     let rows: Vec<KeyRow> = sqlx::query_as(&format!(
-        "SELECT {KEY_COLUMNS} FROM api_key WHERE organization_id = $1 ORDER BY serial_id"
+        "SELECT {KEY_COLUMNS} FROM api_key WHERE organization_id = $1 AND deleted_at IS NULL ORDER BY serial_id"
     ))
     .bind(team)
     .fetch_all(&s.pool)
@@ -1045,7 +1045,7 @@ async fn update_key(
     }
     let row: Option<KeyRow> = sqlx::query_as(&format!(
         "UPDATE api_key SET name = coalesce($3, name), description = coalesce($4, description)
-         WHERE organization_id = $1 AND serial_id = $2 RETURNING {KEY_COLUMNS}"
+         WHERE organization_id = $1 AND serial_id = $2 AND deleted_at IS NULL RETURNING {KEY_COLUMNS}"
     ))
     .bind(team)
     .bind(id)
@@ -1100,7 +1100,11 @@ async fn delete_key(
 ) -> Result<Json<Value>, SabiaError> {
     let team = admin_of(&s, &u, &team).await?;
     let id = key_id(&key)?;
-    let done = sqlx::query("DELETE FROM api_key WHERE organization_id = $1 AND serial_id = $2")
+    // a tombstone, not a DELETE: refused everywhere and hidden, while its usage keeps its name
+    let done = sqlx::query(
+        "UPDATE api_key SET status = 'revoked', revoked_at = coalesce(revoked_at, now()), deleted_at = now()
+         WHERE organization_id = $1 AND serial_id = $2 AND deleted_at IS NULL",
+    )
         .bind(team)
         .bind(id)
         .execute(&s.pool)

@@ -106,7 +106,7 @@ pub async fn set_status(
     sqlx::query_scalar(
         "UPDATE api_key SET status = $3,
                 revoked_at = CASE WHEN $3 = 'revoked' THEN coalesce(revoked_at, now()) END
-         WHERE organization_id = $1 AND serial_id = $2 RETURNING updated_at",
+         WHERE organization_id = $1 AND serial_id = $2 AND deleted_at IS NULL RETURNING updated_at",
     )
     .bind(org)
     .bind(serial)
@@ -241,7 +241,7 @@ pub async fn rehash(
 ) -> Result<Option<OperatorKeyRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE api_key SET key_hash = $2, prefix = $3
-         WHERE api_key_id = $1 AND status <> 'revoked' RETURNING {OPERATOR_COLUMNS}"
+         WHERE api_key_id = $1 AND status <> 'revoked' AND deleted_at IS NULL RETURNING {OPERATOR_COLUMNS}"
     ))
     .bind(id)
     .bind(key_hash)
@@ -264,7 +264,8 @@ pub async fn of_org(
     org: Uuid,
 ) -> Result<Vec<OperatorKeyRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {OPERATOR_COLUMNS} FROM api_key WHERE organization_id = $1 ORDER BY created_at DESC, api_key_id"
+        "SELECT {OPERATOR_COLUMNS} FROM api_key WHERE organization_id = $1 AND deleted_at IS NULL
+         ORDER BY created_at DESC, api_key_id"
     ))
     .bind(org)
     .fetch_all(db)
