@@ -159,16 +159,21 @@ enum OperatorCmd {
     Key(KeyAction),
 }
 
-fn print_operator(database_url: Option<String>, cmd: OperatorCmd) -> anyhow::Result<ExitCode> {
+/// Run a database command on `database_url` and print its JSON result (the command's output).
+fn print_json<F: std::future::Future<Output = anyhow::Result<serde_json::Value>>>(
+    database_url: Option<String>,
+    what: &str,
+    command: impl FnOnce(String) -> F,
+) -> anyhow::Result<ExitCode> {
     let Some(url) = database_url else {
-        anyhow::bail!("this command needs a database: set DATABASE_URL or --database-url");
+        anyhow::bail!("{what} needs a database: set DATABASE_URL or --database-url");
     };
     let out = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(operator(&url, cmd))?;
+        .block_on(command(url))?;
     use std::io::Write;
-    writeln!(std::io::stdout(), "{out:#}")?;
+    writeln!(std::io::stdout(), "{out}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -193,27 +198,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger {
             database_url,
             action,
-        } => {
-            let Some(url) = database_url else {
-                anyhow::bail!("the ledger needs a database: set DATABASE_URL or --database-url");
-            };
-            let out = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(ledger(&url, action))?;
-            // the command's result is its output
-            use std::io::Write;
-            writeln!(std::io::stdout(), "{out}")?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => print_json(database_url, "the ledger", |url| async move {
+            ledger(&url, action).await
+        }),
         Command::Org {
             database_url,
             action,
-        } => print_operator(database_url, OperatorCmd::Org(action)),
+        } => print_json(database_url, "this command", |url| async move {
+            operator(&url, OperatorCmd::Org(action)).await
+        }),
         Command::Key {
             database_url,
             action,
-        } => print_operator(database_url, OperatorCmd::Key(action)),
+        } => print_json(database_url, "this command", |url| async move {
+            operator(&url, OperatorCmd::Key(action)).await
+        }),
         Command::CheckConfig { path } => match catraca::config::load_file(&path) {
             Ok(c) => {
                 eprintln!(

@@ -24,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::extract::AuthUser;
@@ -1003,23 +1002,21 @@ async fn create_key(
     if name.len() > 200 || r.description.as_ref().is_some_and(|d| d.len() > 2000) {
         return Err(SabiaError::validation("name", "Texto muito longo"));
     }
-    let mut b = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    let plaintext = format!("sk-{}", hex::encode(b));
+    let minted = crate::domain::keys::KeyFormat::SABIA.mint();
     let row: KeyRow = sqlx::query_as(&format!(
         "INSERT INTO api_key (organization_id, created_by, key_hash, prefix, name, description)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
     ))
     .bind(team)
     .bind(u.user_id)
-    .bind(Sha256::digest(plaintext.as_bytes()).to_vec())
-    .bind(&plaintext[..7])
+    .bind(&minted.hash)
+    .bind(&minted.shown)
     .bind(name)
     .bind(&r.description)
     .fetch_one(&s.pool)
     .await?;
     let mut v = key_json(&row);
-    v["key"] = Value::String(plaintext);
+    v["key"] = Value::String(minted.plaintext);
     Ok((
         StatusCode::CREATED,
         ok(Some("API Key criada com sucesso"), v),

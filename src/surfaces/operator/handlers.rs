@@ -246,10 +246,7 @@ pub async fn disable_org(
     _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, OpError> {
-    let id = wire::uuid(&id, Entity::Organization)?;
-    Ok(Json(wire::org(
-        &orgs::set_disabled(&s.pool, id, true).await?,
-    )))
+    set_disabled(&s, &id, true).await
 }
 
 pub async fn enable_org(
@@ -257,9 +254,13 @@ pub async fn enable_org(
     _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, OpError> {
-    let id = wire::uuid(&id, Entity::Organization)?;
+    set_disabled(&s, &id, false).await
+}
+
+async fn set_disabled(s: &AdminState, id: &str, disabled: bool) -> Result<Json<Value>, OpError> {
+    let id = wire::uuid(id, Entity::Organization)?;
     Ok(Json(wire::org(
-        &orgs::set_disabled(&s.pool, id, false).await?,
+        &orgs::set_disabled(&s.pool, id, disabled).await?,
     )))
 }
 
