@@ -3,14 +3,15 @@
 //! AI traffic here, so a client sees one host.
 //!
 //! Rules live in the domain core (`crate::domain`), statements in `crate::store`; each seed
-//! contract is a surface mounted at that contract's paths with its JSON shapes: MaxAI in
-//! `crate::surfaces::maxai`; SabIA still here in [`sabia`], with its own statements, until it
-//! moves the same way.
+//! contract is a surface mounted at that contract's paths with its JSON shapes
+//! (`crate::surfaces`). This module is the app itself: its state, the shared extractors, the
+//! generated OpenAPI, and serving.
 
 pub mod extract;
 pub mod openapi;
-pub mod sabia;
-pub mod webhooks;
+
+/// Webhooks moved to the domain core; the old path stays for callers outside the crate.
+pub use crate::domain::webhooks;
 
 /// Accounts moved to the domain core; the old path stays for the surfaces not yet moved.
 pub use crate::domain::accounts as auth;
@@ -41,6 +42,17 @@ pub struct AdminState {
     pub secrets: Option<Arc<crate::secrets::SecretBox>>,
     /// What webhook calls may reach.
     pub outbound: crate::domain::outbound::Policy,
+}
+
+impl AdminState {
+    /// What the webhook sender needs from this state.
+    pub fn webhook_sender(&self) -> webhooks::Sender {
+        webhooks::Sender {
+            pool: self.pool.clone(),
+            secrets: self.secrets.clone(),
+            outbound: self.outbound,
+        }
+    }
 }
 
 /// RFC 3339 text of a time, as every surface prints timestamps.
@@ -80,7 +92,7 @@ pub fn api() -> openapi::Api<AdminState> {
     openapi::Api::new("catraca")
         .merge(crate::surfaces::maxai::api())
         .merge(crate::surfaces::operator::api())
-        .merge(sabia::api())
+        .merge(crate::surfaces::sabia::api())
 }
 
 /// The JWT secret: `CATRACA_JWT_SECRET` (32 bytes or more), or a random one for this process
@@ -122,7 +134,7 @@ pub async fn serve(addr: SocketAddr, state: AdminState, mut shutdown: watch::Rec
     };
     tracing::info!(%addr, "admin app listening");
     tokio::spawn(webhooks::run(
-        state.clone(),
+        state.webhook_sender(),
         webhook_poll(),
         shutdown.clone(),
     ));

@@ -664,6 +664,69 @@ pub async fn disable_user(pool: &PgPool, user: Uuid) -> Result<Vec<UserView>, Do
 /// A valid argon2id hash of a random password, verified against for unknown emails.
 const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$7z9QdXtpbC7BGDbcRvbvl6tU1XCGQ2M3kXOfsjvZ7bA";
 
+pub use crate::store::accounts::CardRow as Card;
+
+/// A user as the dashboards show them.
+pub async fn card(pool: &PgPool, user: Uuid) -> Result<Card, DomainError> {
+    db::card(pool, user)
+        .await?
+        .ok_or(DomainError::NotFound(super::error::Entity::User))
+}
+
+/// Mark the email of the user a verification code belongs to as verified.
+pub async fn verify_email(pool: &PgPool, code: &str) -> Result<(), DomainError> {
+    let user = consume_one_time(pool, code, Purpose::VerifyEmail).await?;
+    db::mark_email_verified(pool, user).await?;
+    Ok(())
+}
+
+/// Mail a password reset code to the account with `email`, if there is one. Says nothing
+/// either way, so the caller answers the same whether or not the email is registered.
+pub async fn forgot_password(
+    pool: &PgPool,
+    email: &str,
+    subject: &str,
+    body_prefix: &str,
+) -> Result<(), DomainError> {
+    if let Some(u) = db::card_by_email(pool, email).await? {
+        send_one_time(
+            pool,
+            u.user_id,
+            Purpose::ResetPassword,
+            &u.email,
+            subject,
+            body_prefix,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Phone at most 32 bytes, company at most 200.
+pub fn check_contact(phone: Option<&str>, company: Option<&str>) -> Result<(), DomainError> {
+    if company.is_some_and(|c| c.len() > 200) {
+        return Err(DomainError::invalid("company", "at most 200 characters"));
+    }
+    if phone.is_some_and(|p| p.len() > 32) {
+        return Err(DomainError::invalid("phone", "at most 32 characters"));
+    }
+    Ok(())
+}
+
+/// Set a new user's phone and company, as registration forms give them ([`check_contact`]).
+pub async fn set_contact(
+    pool: &PgPool,
+    user: Uuid,
+    phone: Option<&str>,
+    company: Option<&str>,
+) -> Result<(), DomainError> {
+    check_contact(phone, company)?;
+    if phone.is_some() || company.is_some() {
+        db::update_profile(pool, user, None, company, phone).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,9 @@ pub enum DomainError {
     /// A template's variables do not fill it.
     #[error("{0}")]
     MissingVariables(String),
+    /// A feature the operator has not configured (a surface answers 503 and names it).
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
     /// The database cannot be reached (a surface answers 503).
     #[error("the database is unavailable")]
     Unavailable,
@@ -80,6 +83,9 @@ pub enum Conflict {
     /// Another organization has the slug.
     #[error("slug already taken")]
     SlugTaken,
+    /// The user is a member already.
+    #[error("already a member")]
+    AlreadyMember,
     /// The idempotency key was used before for a different entry.
     #[error("idempotency key already used for a different entry")]
     IdempotencyReused,

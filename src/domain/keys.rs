@@ -427,3 +427,170 @@ pub async fn of_org(pool: &PgPool, org: Uuid) -> Result<Vec<OperatorKey>, Domain
     }
     Ok(db::of_org(pool, org).await?)
 }
+
+pub use db::TeamKeyRow as TeamKey;
+
+/// Longest key description.
+pub const MAX_DESCRIPTION: usize = 2000;
+
+/// A team's keys (deleted ones hidden), oldest first.
+pub async fn of_team(pool: &PgPool, org: Uuid) -> Result<Vec<TeamKey>, DomainError> {
+    Ok(db::of_team(pool, org).await?)
+}
+
+fn check_description(d: Option<&str>) -> Result<(), DomainError> {
+    if d.is_some_and(|d| d.len() > MAX_DESCRIPTION) {
+        return Err(DomainError::invalid(
+            "description",
+            "at most 2000 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Create a key of `format` for team `org` (the caller's rights checked by the caller),
+/// audited; the key and its plaintext.
+pub async fn create_team_key(
+    pool: &PgPool,
+    who: &AuthUser,
+    org: Uuid,
+    format: KeyFormat,
+    name: &str,
+    description: Option<&str>,
+) -> Result<(TeamKey, String), DomainError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(DomainError::invalid("name", "1 to 200 characters"));
+    }
+    check_description(description)?;
+    let minted = format.mint();
+    let mut tx = pool.begin().await?;
+    let row = db::insert_team_key(
+        &mut *tx,
+        &db::NewTeamKey {
+            organization_id: org,
+            created_by: who.user_id,
+            key_hash: &minted.hash,
+            prefix: &minted.shown,
+            name,
+            description,
+        },
+    )
+    .await?;
+    crate::store::audit::insert(
+        &mut *tx,
+        org,
+        Some(who.user_id),
+        "api_key.create",
+        Some(&row.serial_id.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((row, minted.plaintext))
+}
+
+/// Rename or describe a team key (`None` keeps a field), audited.
+pub async fn update_team_key(
+    pool: &PgPool,
+    who: &AuthUser,
+    org: Uuid,
+    serial: i64,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> Result<TeamKey, DomainError> {
+    let name = name.map(str::trim);
+    if name.is_some_and(|n| n.is_empty() || n.len() > 200) {
+        return Err(DomainError::invalid("name", "1 to 200 characters"));
+    }
+    check_description(description)?;
+    let mut tx = pool.begin().await?;
+    let row = db::update_team_key(&mut *tx, org, serial, name, description)
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Key))?;
+    crate::store::audit::insert(
+        &mut *tx,
+        org,
+        Some(who.user_id),
+        "api_key.update",
+        Some(&serial.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// A key's status as a team sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Accepted by the gateway.
+    Active,
+    /// Refused until activated again.
+    Disabled,
+    /// Refused; may still be activated again (SabIA's route goes both ways).
+    Revoked,
+}
+
+impl KeyStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Disabled => "disabled",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// Set a team key's status in one statement (no window between reading and writing it),
+/// audited; when it changed.
+pub async fn set_team_key_status(
+    pool: &PgPool,
+    who: &AuthUser,
+    org: Uuid,
+    serial: i64,
+    status: KeyStatus,
+) -> Result<time::OffsetDateTime, DomainError> {
+    let mut tx = pool.begin().await?;
+    let at = db::set_status(&mut *tx, org, serial, status.as_str())
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Key))?;
+    crate::store::audit::insert(
+        &mut *tx,
+        org,
+        Some(who.user_id),
+        "api_key.status",
+        Some(&format!("{serial}:{}", status.as_str())),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(at)
+}
+
+/// Delete a team key: a revoked tombstone, hidden from every list and refused everywhere,
+/// while its usage keeps showing which key it was. Audited.
+pub async fn delete_team_key(
+    pool: &PgPool,
+    who: &AuthUser,
+    org: Uuid,
+    serial: i64,
+) -> Result<(), DomainError> {
+    let mut tx = pool.begin().await?;
+    if !db::tombstone(&mut *tx, org, serial).await? {
+        return Err(DomainError::NotFound(Entity::Key));
+    }
+    crate::store::audit::insert(
+        &mut *tx,
+        org,
+        Some(who.user_id),
+        "api_key.delete",
+        Some(&serial.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How many of `org`'s keys are active.
+pub async fn active_count(pool: &PgPool, org: Uuid) -> Result<i64, DomainError> {
+    Ok(db::active_count(pool, org).await?)
+}

@@ -11,7 +11,10 @@ pub mod models;
 pub mod money;
 pub mod orgs;
 pub mod outbound;
+pub mod plans;
+pub mod roles;
 pub mod templates;
 pub mod usage;
+pub mod webhooks;
 
 pub use error::{Conflict, DomainError, Entity, Unauthorized};

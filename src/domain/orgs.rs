@@ -260,6 +260,116 @@ pub async fn set_disabled(
     Ok(o)
 }
 
+use super::roles::{Action, Role};
+pub use crate::store::orgs::{MemberRow as Member, TeamRow as Team};
+
+/// The caller's role in `org` if it allows `action`: not found when the caller is not a member
+/// (whether the organization exists is not revealed), forbidden when the role does not allow it.
+pub async fn authorize(
+    pool: &PgPool,
+    who: &AuthUser,
+    org: Uuid,
+    action: Action,
+) -> Result<Role, DomainError> {
+    let role = db::role_of(pool, org, who.user_id)
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Organization))?;
+    let role = Role::parse(&role).map_err(|_| DomainError::Internal)?;
+    if !super::roles::allows(role, action) {
+        return Err(DomainError::Forbidden("role"));
+    }
+    Ok(role)
+}
+
+/// The organizations `user` belongs to, oldest first.
+pub async fn teams_of(pool: &PgPool, user: Uuid) -> Result<Vec<Team>, DomainError> {
+    Ok(db::teams_of(pool, user).await?)
+}
+
+/// Longest organization name.
+pub const MAX_NAME: usize = 200;
+
+/// A new team on plan `plan` (a code, case-insensitive) with the caller as owner, audited; its
+/// id and creation time.
+pub async fn create_team(
+    pool: &PgPool,
+    who: &AuthUser,
+    name: &str,
+    plan: &str,
+) -> Result<(Uuid, time::OffsetDateTime), DomainError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(DomainError::invalid("name", "1 to 200 characters"));
+    }
+    let mut tx = pool.begin().await?;
+    let plan = db::plan_id(&mut *tx, plan)
+        .await?
+        .ok_or(DomainError::invalid("plan", "no such plan"))?;
+    let (id, created) = db::insert_team(&mut *tx, name, plan).await?;
+    db::add_membership(&mut *tx, id, who.user_id, Role::Owner.as_str()).await?;
+    crate::store::audit::insert(&mut *tx, id, Some(who.user_id), "team.create", None).await?;
+    tx.commit().await?;
+    Ok((id, created))
+}
+
+/// An organization with its members, in the order they joined.
+pub struct TeamDetail {
+    /// The organization.
+    pub org: Organization,
+    /// Its members.
+    pub members: Vec<Member>,
+}
+
+/// `org` with its members.
+pub async fn detail(pool: &PgPool, org: Uuid) -> Result<TeamDetail, DomainError> {
+    Ok(TeamDetail {
+        org: get(pool, org).await?,
+        members: db::team_members(pool, org).await?,
+    })
+}
+
+/// Add the user with `email` to `org` as `role` (not owner: ownership is not given this way),
+/// audited. Not found when no user has that email; a conflict when already a member.
+pub async fn add_member(
+    pool: &PgPool,
+    who: &AuthUser,
+    org: Uuid,
+    email: &super::accounts::Email,
+    role: Role,
+) -> Result<Member, DomainError> {
+    if role == Role::Owner {
+        return Err(DomainError::invalid("role", "admin, member or viewer"));
+    }
+    let user = crate::store::accounts::card_by_email(pool, email.as_str())
+        .await?
+        .ok_or(DomainError::NotFound(Entity::User))?;
+    let mut tx = pool.begin().await?;
+    if !db::add_membership(&mut *tx, org, user.user_id, role.as_str()).await? {
+        return Err(DomainError::Conflict(super::error::Conflict::AlreadyMember));
+    }
+    crate::store::audit::insert(
+        &mut *tx,
+        org,
+        Some(who.user_id),
+        "membership.add",
+        Some(&user.user_id.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Member {
+        user_id: user.user_id,
+        name: user.name,
+        email: user.email,
+        role: role.as_str().to_string(),
+        avatar_url: user.avatar_url,
+    })
+}
+
+/// How many members `org` has.
+pub async fn member_count(pool: &PgPool, org: Uuid) -> Result<i64, DomainError> {
+    Ok(db::member_count(pool, org).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,3 +156,75 @@ mod tests {
         assert!(Window::parse("2d").is_err());
     }
 }
+
+pub use crate::store::usage::{LogFilter, LogRow, ServiceBucket};
+
+/// How a series is bucketed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Per UTC day.
+    Day,
+    /// Per ISO week.
+    Week,
+    /// Per calendar month.
+    Month,
+}
+
+impl Unit {
+    /// Parse `day`, `week`, `month`.
+    pub fn parse(s: &str) -> Result<Unit, DomainError> {
+        match s {
+            "day" => Ok(Unit::Day),
+            "week" => Ok(Unit::Week),
+            "month" => Ok(Unit::Month),
+            _ => Err(DomainError::invalid("groupBy", "day, week or month")),
+        }
+    }
+
+    /// Name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Day => "day",
+            Unit::Week => "week",
+            Unit::Month => "month",
+        }
+    }
+}
+
+/// Per bucket and service (the model's catalog category) over `days`. Every request counts,
+/// answered or failed, in its service and in the total alike (one rule for both).
+pub async fn per_service(
+    pool: &PgPool,
+    org: Uuid,
+    days: Days,
+    unit: Unit,
+) -> Result<Vec<ServiceBucket>, DomainError> {
+    Ok(crate::store::usage::per_service(pool, org, days.get(), unit.as_str()).await?)
+}
+
+/// The newest `n` (at most 100) events of `org`.
+pub async fn latest(pool: &PgPool, org: Uuid, n: i64) -> Result<Vec<LogRow>, DomainError> {
+    Ok(crate::store::usage::latest(pool, org, n.clamp(1, 100)).await?)
+}
+
+/// A page of `org`'s events matching `filter`, newest first, and how many match.
+pub async fn logs(
+    pool: &PgPool,
+    org: Uuid,
+    filter: &LogFilter<'_>,
+    page: Page,
+) -> Result<(Vec<LogRow>, i64), DomainError> {
+    if let (Some(s), Some(e)) = (filter.start, filter.end)
+        && s > e
+    {
+        return Err(DomainError::invalid("startDate", "after endDate"));
+    }
+    Ok(crate::store::usage::logs(
+        pool,
+        org,
+        filter,
+        page.per_page,
+        (page.page - 1) * page.per_page,
+    )
+    .await?)
+}

@@ -436,3 +436,61 @@ pub async fn disable_user(db: impl PgExecutor<'_>, user: Uuid) -> Result<bool, s
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// A user as the dashboards show them.
+#[derive(Debug, sqlx::FromRow)]
+pub struct CardRow {
+    /// User.
+    pub user_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Email as registered.
+    pub email: String,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Registered.
+    pub created_at: time::OffsetDateTime,
+    /// Whether the email was verified.
+    pub email_verified: bool,
+}
+
+const CARD_COLUMNS: &str = "user_id, name, email, phone, company, avatar_url, created_at,
+     email_verified_at IS NOT NULL AS email_verified";
+
+/// A user by id.
+pub async fn card(db: impl PgExecutor<'_>, user: Uuid) -> Result<Option<CardRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CARD_COLUMNS} FROM app_user WHERE user_id = $1"
+    ))
+    .bind(user)
+    .fetch_optional(db)
+    .await
+}
+
+/// A user by email (case-insensitive).
+pub async fn card_by_email(
+    db: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<Option<CardRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CARD_COLUMNS} FROM app_user WHERE lower(email) = lower($1)"
+    ))
+    .bind(email)
+    .fetch_optional(db)
+    .await
+}
+
+/// Mark the user's email verified (the first time only).
+pub async fn mark_email_verified(db: impl PgExecutor<'_>, user: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE app_user SET email_verified_at = coalesce(email_verified_at, now()) WHERE user_id = $1",
+    )
+    .bind(user)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -271,3 +271,118 @@ pub async fn of_org(
     .fetch_all(db)
     .await
 }
+
+/// A key as a team's dashboard lists it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TeamKeyRow {
+    /// Per-organization serial id.
+    pub serial_id: i64,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Status.
+    pub status: String,
+    /// Created.
+    pub created_at: time::OffsetDateTime,
+    /// Last request.
+    pub last_used_at: Option<time::OffsetDateTime>,
+    /// Display prefix.
+    pub prefix: String,
+}
+
+const TEAM_KEY_COLUMNS: &str =
+    "serial_id, name, description, status, created_at, last_used_at, prefix";
+
+/// The team's keys (deleted ones hidden), oldest first.
+pub async fn of_team(db: impl PgExecutor<'_>, org: Uuid) -> Result<Vec<TeamKeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {TEAM_KEY_COLUMNS} FROM api_key WHERE organization_id = $1 AND deleted_at IS NULL ORDER BY serial_id"
+    ))
+    .bind(org)
+    .fetch_all(db)
+    .await
+}
+
+/// Columns of a new team key.
+pub struct NewTeamKey<'a> {
+    /// Owner organization.
+    pub organization_id: Uuid,
+    /// Creator.
+    pub created_by: Uuid,
+    /// SHA-256 of the plaintext.
+    pub key_hash: &'a [u8],
+    /// Display prefix.
+    pub prefix: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// Description.
+    pub description: Option<&'a str>,
+}
+
+/// Insert a team key; the stored row.
+pub async fn insert_team_key(
+    db: impl PgExecutor<'_>,
+    k: &NewTeamKey<'_>,
+) -> Result<TeamKeyRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO api_key (organization_id, created_by, key_hash, prefix, name, description)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {TEAM_KEY_COLUMNS}"
+    ))
+    .bind(k.organization_id)
+    .bind(k.created_by)
+    .bind(k.key_hash)
+    .bind(k.prefix)
+    .bind(k.name)
+    .bind(k.description)
+    .fetch_one(db)
+    .await
+}
+
+/// Rename or describe a team key (`None` keeps a field); the row, `None` when absent.
+pub async fn update_team_key(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    serial: i64,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> Result<Option<TeamKeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE api_key SET name = coalesce($3, name), description = coalesce($4, description)
+         WHERE organization_id = $1 AND serial_id = $2 AND deleted_at IS NULL RETURNING {TEAM_KEY_COLUMNS}"
+    ))
+    .bind(org)
+    .bind(serial)
+    .bind(name)
+    .bind(description)
+    .fetch_optional(db)
+    .await
+}
+
+/// Delete a key as a tombstone: revoked, hidden from every list, its usage keeping its name.
+/// Whether there was one.
+pub async fn tombstone(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    serial: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE api_key SET status = 'revoked', revoked_at = coalesce(revoked_at, now()), deleted_at = now()
+         WHERE organization_id = $1 AND serial_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(org)
+    .bind(serial)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The organization's active keys.
+pub async fn active_count(db: impl PgExecutor<'_>, org: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM api_key WHERE organization_id = $1 AND status = 'active'",
+    )
+    .bind(org)
+    .fetch_one(db)
+    .await
+}

@@ -13,5 +13,7 @@ pub mod models;
 pub mod orgs;
 pub mod outbox;
 pub mod pg;
+pub mod plans;
 pub mod templates;
 pub mod usage;
+pub mod webhooks;

@@ -203,3 +203,110 @@ pub async fn notify_all_keys(db: impl PgExecutor<'_>) -> Result<(), sqlx::Error>
         .await?;
     Ok(())
 }
+
+/// A team as its member sees it in a list.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TeamRow {
+    /// Id.
+    pub organization_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Plan name, if any.
+    pub plan: Option<String>,
+    /// Logo URL.
+    pub logo_url: Option<String>,
+    /// The member's role.
+    pub role: String,
+    /// Created.
+    pub created_at: time::OffsetDateTime,
+}
+
+/// The organizations `user` belongs to, oldest first.
+pub async fn teams_of(db: impl PgExecutor<'_>, user: Uuid) -> Result<Vec<TeamRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.organization_id, o.name, p.name AS plan, o.logo_url, m.role, o.created_at
+         FROM membership m JOIN organization o USING (organization_id) LEFT JOIN plan p USING (plan_id)
+         WHERE m.user_id = $1 ORDER BY o.created_at",
+    )
+    .bind(user)
+    .fetch_all(db)
+    .await
+}
+
+/// A new team on `plan`; its id and creation time.
+pub async fn insert_team(
+    db: impl PgExecutor<'_>,
+    name: &str,
+    plan: Uuid,
+) -> Result<(Uuid, time::OffsetDateTime), sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Created {
+        organization_id: Uuid,
+        created_at: time::OffsetDateTime,
+    }
+    let c: Created = sqlx::query_as(
+        "INSERT INTO organization (name, kind, plan_id) VALUES ($1, 'team', $2)
+         RETURNING organization_id, created_at",
+    )
+    .bind(name)
+    .bind(plan)
+    .fetch_one(db)
+    .await?;
+    Ok((c.organization_id, c.created_at))
+}
+
+/// Add a membership unless there is one; whether it was added.
+pub async fn add_membership(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    user: Uuid,
+    role: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO membership (organization_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(org)
+    .bind(user)
+    .bind(role)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A member of a team.
+#[derive(Debug, sqlx::FromRow)]
+pub struct MemberRow {
+    /// User.
+    pub user_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// Role.
+    pub role: String,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+}
+
+/// The team's members, in the order they joined.
+pub async fn team_members(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+) -> Result<Vec<MemberRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.user_id, u.name, u.email, m.role, u.avatar_url
+         FROM membership m JOIN app_user u USING (user_id)
+         WHERE m.organization_id = $1 ORDER BY m.created_at",
+    )
+    .bind(org)
+    .fetch_all(db)
+    .await
+}
+
+/// How many members the organization has.
+pub async fn member_count(db: impl PgExecutor<'_>, org: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM membership WHERE organization_id = $1")
+        .bind(org)
+        .fetch_one(db)
+        .await
+}

@@ -235,3 +235,137 @@ pub async fn model_metrics(
     .fetch_all(pool)
     .await
 }
+
+/// Successful requests of the organization this UTC month (what its plan's quota counts, the
+/// same statement the gateway enforces with).
+pub async fn month_successful(pool: &PgPool, org: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(crate::funds::MONTH_USED_SQL)
+        .bind(org)
+        .fetch_one(pool)
+        .await
+}
+
+/// One bucket of one service (the catalog category of the model; `other` when unknown).
+#[derive(Debug, sqlx::FromRow)]
+pub struct ServiceBucket {
+    /// Bucket start, `YYYY-MM-DD`.
+    pub bucket: String,
+    /// Service.
+    pub service: String,
+    /// Requests, answered or not.
+    pub requests: i64,
+    /// Sum of latencies, ms.
+    pub latency_ms_sum: i64,
+    /// Billed amount, micro-BRL.
+    pub billed_brl_micros: i64,
+}
+
+/// Per `unit` (`day`, `week`, `month`) and service over the last `days` days.
+pub async fn per_service(
+    pool: &PgPool,
+    org: Uuid,
+    days: i32,
+    unit: &str,
+) -> Result<Vec<ServiceBucket>, sqlx::Error> {
+    let unit = match unit {
+        "week" => "week",
+        "month" => "month",
+        _ => "day",
+    };
+    sqlx::query_as(
+        "SELECT to_char(date_trunc($3, d.day), 'YYYY-MM-DD') AS bucket,
+                coalesce(m.category, 'other') AS service,
+                sum(d.requests)::int8 AS requests, sum(d.latency_ms_sum)::int8 AS latency_ms_sum,
+                sum(d.cost_billed_brl_micros)::int8 AS billed_brl_micros
+         FROM usage_daily d LEFT JOIN model m ON m.name = d.model
+         WHERE d.organization_id = $1 AND d.day > (now() AT TIME ZONE 'UTC')::date - $2
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(org)
+    .bind(days)
+    .bind(unit)
+    .fetch_all(pool)
+    .await
+}
+
+/// One event as an activity feed or a usage log shows it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LogRow {
+    /// Event id.
+    pub usage_event_id: i64,
+    /// When.
+    pub created_at: time::OffsetDateTime,
+    /// Route.
+    pub route: String,
+    /// Key name at the time.
+    pub key_name: Option<String>,
+    /// Key display prefix.
+    pub key_prefix: Option<String>,
+    /// Latency, ms.
+    pub latency_ms: i32,
+    /// HTTP status.
+    pub status: i16,
+}
+
+/// Which events a log page shows.
+#[derive(Debug, Default)]
+pub struct LogFilter<'a> {
+    /// From this time on.
+    pub start: Option<time::OffsetDateTime>,
+    /// Up to this time.
+    pub end: Option<time::OffsetDateTime>,
+    /// Only this route.
+    pub route: Option<&'a str>,
+}
+
+const LOG_FILTER: &str =
+    "u.organization_id = $1 AND ($2::timestamptz IS NULL OR u.created_at >= $2)
+     AND ($3::timestamptz IS NULL OR u.created_at <= $3) AND ($4::text IS NULL OR u.route = $4)";
+
+/// A page of the organization's events matching `f`, newest first, and how many match.
+pub async fn logs(
+    pool: &PgPool,
+    org: Uuid,
+    f: &LogFilter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<LogRow>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT u.usage_event_id, u.created_at, u.route, u.key_name,
+                (SELECT k.prefix FROM api_key k WHERE k.api_key_id = u.api_key_id) AS key_prefix,
+                u.latency_ms, u.status
+         FROM usage_event u WHERE {LOG_FILTER} ORDER BY u.created_at DESC LIMIT $5 OFFSET $6"
+    ))
+    .bind(org)
+    .bind(f.start)
+    .bind(f.end)
+    .bind(f.route)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM usage_event u WHERE {LOG_FILTER}"
+    ))
+    .bind(org)
+    .bind(f.start)
+    .bind(f.end)
+    .bind(f.route)
+    .fetch_one(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+/// The organization's newest `n` events.
+pub async fn latest(pool: &PgPool, org: Uuid, n: i64) -> Result<Vec<LogRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.usage_event_id, u.created_at, u.route, u.key_name,
+                (SELECT k.prefix FROM api_key k WHERE k.api_key_id = u.api_key_id) AS key_prefix,
+                u.latency_ms, u.status
+         FROM usage_event u WHERE u.organization_id = $1 ORDER BY u.created_at DESC LIMIT $2",
+    )
+    .bind(org)
+    .bind(n)
+    .fetch_all(pool)
+    .await
+}

@@ -90,6 +90,11 @@ impl From<DomainError> for MaxError {
                     Some(e.to_string()),
                 )
             },
+            DomainError::NotConfigured(what) => MaxError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                Some(format!("{what} is not configured on this server")),
+            ),
             DomainError::Unavailable => MaxError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",

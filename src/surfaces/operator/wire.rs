@@ -84,6 +84,11 @@ impl From<DomainError> for OpError {
             DomainError::MissingVariables(m) => {
                 OpError::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", m.clone())
             }
+            DomainError::NotConfigured(what) => OpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                format!("{what} is not configured on this server"),
+            ),
             DomainError::Unavailable => OpError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

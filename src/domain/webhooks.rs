@@ -1,0 +1,243 @@
+//! Webhooks: creation rules, and delivery: the admin app sends the rows of `webhook_delivery` (written by the usage
+//! writer in the statement that crosses a plan's quota) to their webhooks' URLs.
+//!
+//! Each process claims due rows with `FOR UPDATE SKIP LOCKED` and a lease, so several admin
+//! processes never send one row twice at once. A delivery is a `POST` of the JSON payload with
+//! `X-Catraca-Event`, `X-Catraca-Delivery` (the row id, for the receiver's de-duplication) and,
+//! when the webhook has a secret, `X-Catraca-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+//! A 2xx answer marks it delivered and sets the webhook's `last_triggered_at`; anything else is
+//! retried after 2^attempts seconds (at most an hour), and after [`MAX_ATTEMPTS`] the row is
+//! `failed`. Delivery is at least once: a process that dies after the POST and before the
+//! update sends it again when the lease ends. A URL whose host is or resolves to a loopback,
+//! private, link-local or metadata address is not called (`domain::outbound`; loopback only
+//! with `webhooks.allow_loopback`), and no redirect is followed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::accounts::AuthUser;
+use super::error::DomainError;
+use super::outbound::{self, Policy};
+use crate::secrets::SecretBox;
+use crate::store::webhooks as db;
+
+pub use db::WebhookRow as Webhook;
+
+/// Attempts before a delivery is given up.
+pub const MAX_ATTEMPTS: i32 = 8;
+/// How long a claimed row is held by one process.
+const LEASE: Duration = Duration::from_secs(60);
+/// Per-delivery timeout.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest webhook URL.
+pub const MAX_URL: usize = 2000;
+/// Signing secrets: 1 to this many bytes.
+pub const MAX_SECRET: usize = 256;
+
+/// Events a webhook may subscribe to.
+pub const EVENTS: &[&str] = &[
+    "usage_limit_reached",
+    "payment_failed",
+    "plan_changed",
+    "api_key_created",
+    "api_key_revoked",
+];
+
+/// What a webhook sender needs: the database, the box that opens signing secrets, and what
+/// calls may reach.
+#[derive(Clone)]
+pub struct Sender {
+    /// Database.
+    pub pool: PgPool,
+    /// Opens sealed signing secrets.
+    pub secrets: Option<Arc<SecretBox>>,
+    /// Where calls may go.
+    pub outbound: Policy,
+}
+
+/// A webhook to create.
+#[derive(Debug)]
+pub struct NewWebhook {
+    /// `http(s)://` URL with a host, at most [`MAX_URL`] bytes, not internal.
+    pub url: String,
+    /// One or more of [`EVENTS`], each once.
+    pub events: Vec<String>,
+    /// Signing secret, 1 to [`MAX_SECRET`] bytes.
+    pub secret: Option<String>,
+}
+
+/// Create a webhook for `org` (the caller's rights are checked by the caller), audited. Its
+/// secret is sealed at rest; without `CATRACA_SECRET_KEY` a secret cannot be stored
+/// ([`DomainError::NotConfigured`]).
+pub async fn create(
+    s: &Sender,
+    who: &AuthUser,
+    org: Uuid,
+    new: NewWebhook,
+) -> Result<Webhook, DomainError> {
+    let parsed: Option<http::Uri> = new.url.parse().ok();
+    if new.url.len() > MAX_URL
+        || !parsed
+            .as_ref()
+            .is_some_and(|p| matches!(p.scheme_str(), Some("http" | "https")) && p.host().is_some())
+    {
+        return Err(DomainError::invalid("url", "an http(s) URL with a host"));
+    }
+    if new.events.is_empty() || new.events.len() > EVENTS.len() {
+        return Err(DomainError::invalid("events", "at least one event"));
+    }
+    if new
+        .secret
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > MAX_SECRET)
+    {
+        return Err(DomainError::invalid("secret", "1 to 256 characters"));
+    }
+    // never a webhook to this machine, the private network or a metadata service
+    outbound::check_at_creation(&new.url, s.outbound)
+        .await
+        .map_err(|_| DomainError::invalid("url", "points to an internal or private address"))?;
+    if let Some(bad) = new.events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
+        return Err(DomainError::invalid(
+            "events",
+            format!("unknown event: {bad}"),
+        ));
+    }
+    let sealed = match (&new.secret, &s.secrets) {
+        (None, _) => None,
+        (Some(sec), Some(b)) => Some(b.seal(sec.as_bytes()).ok_or(DomainError::Internal)?),
+        (Some(_), None) => {
+            tracing::error!("webhook secret refused: CATRACA_SECRET_KEY is not configured");
+            return Err(DomainError::NotConfigured("secret storage"));
+        }
+    };
+    let mut tx = s.pool.begin().await?;
+    let row = db::insert(&mut *tx, org, &new.url, &new.events, sealed.as_deref()).await?;
+    crate::store::audit::insert(
+        &mut *tx,
+        org,
+        Some(who.user_id),
+        "webhook.create",
+        Some(&row.webhook_id.to_string()),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The organization's webhooks.
+pub async fn list(pool: &PgPool, org: Uuid) -> Result<Vec<Webhook>, DomainError> {
+    Ok(db::of_org(pool, org).await?)
+}
+
+/// Send due deliveries until shutdown (polls every `every`).
+pub async fn run(s: Sender, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match deliver_due(&s).await {
+            Ok(n) if n > 0 => continue, // more may be due
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "webhook delivery: database error"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Claim and send up to 20 due deliveries; returns how many were attempted.
+pub async fn deliver_due(s: &Sender) -> Result<usize, sqlx::Error> {
+    let due = db::claim_due(&s.pool, 20, LEASE.as_secs_f64()).await?;
+    let n = due.len();
+    for d in due {
+        let id = d.webhook_delivery_id;
+        let attempts = d.attempts;
+        let body = d.payload.to_string();
+        // resolved and checked now, then called at exactly the addresses checked, no redirects
+        let client = match outbound::resolve(&d.url, s.outbound).await {
+            Ok((host, addrs)) => match outbound::pinned_client(&host, &addrs, TIMEOUT) {
+                Ok(c) => c,
+                Err(e) => {
+                    fail(s, id, attempts, None, &e.without_url().to_string()).await?;
+                    continue;
+                }
+            },
+            Err(refused) => {
+                fail(s, id, attempts, None, &format!("not called: {refused}")).await?;
+                continue;
+            }
+        };
+        let mut req = client
+            .post(&d.url)
+            .timeout(TIMEOUT)
+            .header("content-type", "application/json")
+            .header("x-catraca-event", &d.event)
+            .header("x-catraca-delivery", id.to_string());
+        if let Some(sealed) = &d.secret_sealed {
+            let Some(secret) = s.secrets.as_ref().and_then(|b| b.open(sealed)) else {
+                // never send unsigned what the subscriber expects signed
+                fail(s, id, attempts, None, "the signing secret cannot be opened").await?;
+                continue;
+            };
+            req = req.header("x-catraca-signature", signature(&secret, body.as_bytes()));
+        }
+        match req.body(body).send().await {
+            Ok(r) if r.status().is_success() => {
+                db::mark_delivered(&s.pool, id, d.webhook_id, r.status().as_u16()).await?;
+            }
+            Ok(r) => {
+                let status = r.status().as_u16();
+                fail(s, id, attempts, Some(status), "non-2xx answer").await?;
+            }
+            // the URL is the subscriber's; its host and path may be logged, never the secret
+            Err(e) => fail(s, id, attempts, None, &e.without_url().to_string()).await?,
+        }
+    }
+    Ok(n)
+}
+
+async fn fail(
+    s: &Sender,
+    id: i64,
+    attempts: i32,
+    status: Option<u16>,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    let attempts = attempts + 1;
+    let backoff = 2f64.powi(attempts.min(12)).min(3600.0);
+    tracing::info!(
+        delivery = id,
+        attempts,
+        ?status,
+        error,
+        "webhook delivery failed"
+    );
+    db::mark_attempt_failed(&s.pool, id, attempts, status, error, MAX_ATTEMPTS, backoff).await
+}
+
+/// `sha256=<hex>` of HMAC-SHA256(secret, body).
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return String::new(); // HMAC takes keys of any length
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signature_matches_rfc_4231_case_2() {
+        // key "Jefe", data "what do ya want for nothing?"
+        assert_eq!(
+            super::signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
