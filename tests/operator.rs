@@ -313,6 +313,13 @@ async fn empty_database_to_a_billed_rotated_and_revoked_key(pool: PgPool) {
     );
 }
 
+/// What an operator call can change, to compare before and after a refused one.
+type State = (i64, i64, i64, i64, i64, i64, Option<String>, Option<String>);
+const STATE: &str = "SELECT (SELECT count(*) FROM organization), (SELECT count(*) FROM api_key WHERE status = 'active'),
+    (SELECT count(*) FROM ledger_entry), (SELECT count(*) FROM plan), (SELECT count(*) FROM membership),
+    (SELECT count(*) FROM webhook), (SELECT string_agg(name || coalesce(rate_limit_rpm::text, ''), ',' ORDER BY name) FROM organization),
+    (SELECT string_agg(name || coalesce(monthly_request_quota::text, ''), ',' ORDER BY code) FROM plan)";
+
 #[sqlx::test(migrations = "./migrations")]
 async fn every_operator_route_refuses_other_credentials_and_changes_nothing(pool: PgPool) {
     let mock = Mock::start().await;
@@ -347,8 +354,7 @@ async fn every_operator_route_refuses_other_credentials_and_changes_nothing(pool
     .await;
     assert_eq!(s, 201, "{v}");
     let jwt = v["access_token"].as_str().unwrap().to_string();
-    let before: (i64, i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM organization), (SELECT count(*) FROM api_key WHERE status = 'active'), (SELECT count(*) FROM ledger_entry)")
-        .fetch_one(&pool).await.unwrap();
+    let before: State = sqlx::query_as(STATE).fetch_one(&pool).await.unwrap();
     let routes: Vec<(&str, String, Option<Value>)> = vec![
         (
             "POST",
@@ -395,6 +401,62 @@ async fn every_operator_route_refuses_other_credentials_and_changes_nothing(pool
             format!("/admin/v1/organizations/{org_id}/members"),
             None,
         ),
+        (
+            "PATCH",
+            format!("/admin/v1/organizations/{org_id}"),
+            Some(json!({"name": "Renamed", "limits": {"rpm": 1}})),
+        ),
+        (
+            "POST",
+            "/admin/v1/plans".into(),
+            Some(json!({"code": "zz"})),
+        ),
+        ("GET", "/admin/v1/plans".into(), None),
+        ("GET", "/admin/v1/plans/sandbox".into(), None),
+        (
+            "PATCH",
+            "/admin/v1/plans/sandbox".into(),
+            Some(json!({"monthly_request_quota": 1})),
+        ),
+        ("GET", "/admin/v1/users".into(), None),
+        (
+            "POST",
+            format!("/admin/v1/organizations/{org_id}/members"),
+            Some(json!({"user_id": uuid::Uuid::new_v4().to_string(), "role": "admin"})),
+        ),
+        (
+            "PATCH",
+            format!(
+                "/admin/v1/organizations/{org_id}/members/{}",
+                uuid::Uuid::new_v4()
+            ),
+            Some(json!({"role": "admin"})),
+        ),
+        (
+            "DELETE",
+            format!(
+                "/admin/v1/organizations/{org_id}/members/{}",
+                uuid::Uuid::new_v4()
+            ),
+            None,
+        ),
+        (
+            "GET",
+            "/admin/v1/usage?from=2026-01-01&to=2026-01-02".into(),
+            None,
+        ),
+        (
+            "POST",
+            "/admin/v1/webhooks".into(),
+            Some(
+                json!({"organization_id": org_id, "url": "https://example.com/h", "events": ["api_key_created"]}),
+            ),
+        ),
+        (
+            "GET",
+            format!("/admin/v1/webhooks?organization_id={org_id}"),
+            None,
+        ),
     ];
     for (method, path, body) in &routes {
         for (cred, want) in [
@@ -424,8 +486,7 @@ async fn every_operator_route_refuses_other_credentials_and_changes_nothing(pool
             );
         }
     }
-    let after: (i64, i64, i64) = sqlx::query_as("SELECT (SELECT count(*) FROM organization), (SELECT count(*) FROM api_key WHERE status = 'active'), (SELECT count(*) FROM ledger_entry)")
-        .fetch_one(&pool).await.unwrap();
+    let after: State = sqlx::query_as(STATE).fetch_one(&pool).await.unwrap();
     assert_eq!(before, after, "a refused call changed something");
     // malformed ids and bodies are the operator's 400, before any lookup
     for (method, path, body) in [
@@ -720,4 +781,492 @@ async fn users_are_created_invited_listed_and_disabled(pool: PgPool) {
     assert_eq!(login("ana@exemplo.com", "senha-forte-1").await.0, 401);
     let (s, g) = op(&gw, "GET", &format!("/admin/v1/users/{ana}"), None, &[]).await;
     assert_eq!((s, g["disabled"].as_bool()), (200, Some(true)));
+}
+
+/// The rest of the operator's API: organization changes seen by the gateway, plans, users,
+/// memberships (never losing the last owner), usage reports in JSON and CSV, webhooks; every
+/// change audited as the operator's, from the client's address, with a redacted before/after.
+#[sqlx::test(migrations = "./migrations")]
+async fn organizations_plans_members_usage_and_webhooks(pool: PgPool) {
+    let mock = Mock::start().await;
+    let sealing = "0f".repeat(32);
+    let gw = Gateway::start_with_env(
+        &format!("webhooks: {{allow_loopback: true}}\n{}", config(&mock)),
+        &[
+            ("DATABASE_URL", &db_url(&pool, None)),
+            ("CATRACA_MASTER_KEY", MASTER),
+            ("CATRACA_SECRET_KEY", &sealing),
+        ],
+    )
+    .await;
+
+    // a plan, refused when malformed, then created and changed
+    for bad in [
+        json!({"code": "Bad Code"}),
+        json!({"code": "p", "price_brl": "abc"}),
+        json!({"code": "p", "limits": {"rpm": 0}}),
+        json!({"code": "p", "limits": {"rpm": 4294967296i64}}),
+        json!({"code": "p", "monthly_request_quota": -1}),
+        json!({"code": "p", "features": [""]}),
+        json!({"code": "p", "surprise": 1}),
+    ] {
+        let (s, v) = op(&gw, "POST", "/admin/v1/plans", Some(bad.clone()), &[]).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{bad}: {v}"
+        );
+    }
+    let (s, p) = op(
+        &gw,
+        "POST",
+        "/admin/v1/plans",
+        Some(json!({"code": "growth", "name": "Growth", "price_brl": "199.90", "monthly_request_quota": 1000,
+                    "limits": {"rpm": 100}, "features": ["SLA"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(
+        (p["price_brl"].as_str(), p["limits"]["rpm"].as_i64()),
+        (Some("199.9"), Some(100))
+    );
+    let (s, v) = op(
+        &gw,
+        "POST",
+        "/admin/v1/plans",
+        Some(json!({"code": "growth"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
+    let (s, p) = op(
+        &gw,
+        "PATCH",
+        "/admin/v1/plans/growth",
+        Some(json!({"monthly_request_quota": null, "limits": {"rpm": null, "rps": 50}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(p["monthly_request_quota"], Value::Null);
+    assert_eq!(
+        (p["limits"]["rpm"].clone(), p["limits"]["rps"].clone()),
+        (Value::Null, json!(50))
+    );
+    assert_eq!(p["name"], "Growth", "an absent field is kept");
+    let (s, _) = op(
+        &gw,
+        "PATCH",
+        "/admin/v1/plans/nope",
+        Some(json!({"name": "x"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (_, all) = op(&gw, "GET", "/admin/v1/plans", None, &[]).await;
+    assert!(
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["code"] == "growth"),
+        "{all}"
+    );
+
+    // an organization on it; its own limit reaches the gateway at once
+    let (_, org) = op(
+        &gw,
+        "POST",
+        "/admin/v1/organizations",
+        Some(json!({"name": "Loja", "plan": "growth"})),
+        &[("x-forwarded-for", "203.0.113.9")],
+    )
+    .await;
+    let org_id = org["id"].as_str().unwrap().to_string();
+    let (_, k) = op(
+        &gw,
+        "POST",
+        "/admin/v1/keys",
+        Some(json!({"organization_id": org_id, "prefix": "sk-tokia-"})),
+        &[],
+    )
+    .await;
+    let key = k["key"].as_str().unwrap().to_string();
+    let key_id = k["id"].as_str().unwrap().to_string();
+    assert_eq!(chat(&gw, &key).await, 200);
+    let (mut sent, mut answered) = (1i64, 1i64);
+    let (s, o) = op(
+        &gw,
+        "PATCH",
+        &format!("/admin/v1/organizations/{org_id}"),
+        Some(json!({"name": "Loja Nova", "limits": {"rpm": 1}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(
+        (
+            o["name"].as_str(),
+            o["plan"].as_str(),
+            o["limits"]["rpm"].as_i64()
+        ),
+        (Some("Loja Nova"), Some("growth"), Some(1))
+    );
+    // within a second the key is held to one request a minute (one already made)
+    let t0 = Instant::now();
+    loop {
+        sent += 1;
+        let s = chat(&gw, &key).await;
+        answered += i64::from(s == 200);
+        if s == 429 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "the organization's rpm: not within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (s, o) = op(
+        &gw,
+        "PATCH",
+        &format!("/admin/v1/organizations/{org_id}"),
+        Some(json!({"limits": {"rpm": null}, "plan": null})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(
+        (
+            o["plan"].clone(),
+            o["limits"]["rpm"].clone(),
+            o["name"].as_str()
+        ),
+        (Value::Null, Value::Null, Some("Loja Nova"))
+    );
+    let t0 = Instant::now();
+    loop {
+        sent += 1;
+        let s = chat(&gw, &key).await;
+        answered += i64::from(s == 200);
+        if s == 200 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "the limit lifted: not within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for bad in [
+        json!({"plan": "nope"}),
+        json!({"limits": {"tpm": -5}}),
+        json!({"name": ""}),
+        json!({"limits": {"x": 1}}),
+    ] {
+        let (s, v) = op(
+            &gw,
+            "PATCH",
+            &format!("/admin/v1/organizations/{org_id}"),
+            Some(bad.clone()),
+            &[],
+        )
+        .await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+
+    // users and memberships; the last owner is never lost
+    let (_, owner) = op(
+        &gw,
+        "POST",
+        "/admin/v1/users",
+        Some(json!({"email": "dona@loja.com", "name": "Dona", "password": "senha-forte-1", "organization_id": org_id, "role": "owner"})),
+        &[],
+    )
+    .await;
+    let owner_id = owner["id"].as_str().unwrap().to_string();
+    let (_, other) = op(
+        &gw,
+        "POST",
+        "/admin/v1/organizations",
+        Some(json!({"name": "Outra"})),
+        &[],
+    )
+    .await;
+    let other_id = other["id"].as_str().unwrap().to_string();
+    let (s, v) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/organizations/{other_id}/members"),
+        Some(json!({"user_id": owner_id, "role": "viewer"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, _) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/organizations/{other_id}/members"),
+        Some(json!({"user_id": owner_id, "role": "viewer"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 409, "already a member");
+    let (s, _) = op(
+        &gw,
+        "POST",
+        &format!("/admin/v1/organizations/{other_id}/members"),
+        Some(json!({"user_id": owner_id, "role": "root"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400, "unknown role");
+    let (s, v) = op(
+        &gw,
+        "PATCH",
+        &format!("/admin/v1/organizations/{org_id}/members/{owner_id}"),
+        Some(json!({"role": "member"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("last_owner")),
+        "{v}"
+    );
+    let (s, _) = op(
+        &gw,
+        "DELETE",
+        &format!("/admin/v1/organizations/{org_id}/members/{owner_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 409, "the last owner cannot be removed");
+    let (s, v) = op(
+        &gw,
+        "PATCH",
+        &format!("/admin/v1/organizations/{other_id}/members/{owner_id}"),
+        Some(json!({"role": "admin"})),
+        &[],
+    )
+    .await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("admin")), "{v}");
+    let (s, users) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/users?organization_id={other_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{users}");
+    assert_eq!(users["total"], 1, "{users}");
+    assert_eq!(
+        users["data"][0]["memberships"].as_array().unwrap().len(),
+        2,
+        "{users}"
+    );
+    let (_, users) = op(&gw, "GET", "/admin/v1/users?email=LOJA.COM", None, &[]).await;
+    assert_eq!(users["total"], 1, "{users}");
+    let (s, _) = op(
+        &gw,
+        "DELETE",
+        &format!("/admin/v1/organizations/{other_id}/members/{owner_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _) = op(
+        &gw,
+        "DELETE",
+        &format!("/admin/v1/organizations/{other_id}/members/{owner_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 404, "no longer a member");
+
+    // usage per day: every request of the key, the answered ones priced exactly (R$ 0.05 each)
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let q = format!("from={today}&to={today}&organization_id={org_id}");
+    let mut report = Value::Null;
+    let t0 = Instant::now();
+    while report["data"][0]["requests"].as_i64() != Some(sent) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "sent {sent}, answered {answered}: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        report = op(
+            &gw,
+            "GET",
+            &format!("/admin/v1/usage?group_by=key&{q}"),
+            None,
+            &[],
+        )
+        .await
+        .1;
+    }
+    let row = &report["data"][0];
+    assert_eq!(
+        (row["id"].as_str(), row["day"].as_str()),
+        (Some(key_id.as_str()), Some(today.as_str())),
+        "{report}"
+    );
+    assert_eq!(
+        (
+            row["successful"].as_i64(),
+            row["cost_usd"].as_str(),
+            row["billed_brl"].as_str()
+        ),
+        (
+            Some(answered),
+            Some(
+                catraca::domain::money::Micros(answered * 10_000)
+                    .decimal()
+                    .as_str()
+            ),
+            Some(
+                catraca::domain::money::Micros(answered * 50_000)
+                    .decimal()
+                    .as_str()
+            )
+        ),
+        "{report}"
+    );
+    assert!(
+        row["label"].as_str().unwrap().starts_with("sk-tokia-"),
+        "{report}"
+    );
+    let r = reqwest::Client::new()
+        .get(gw.url(&format!("/admin/v1/usage?group_by=model&format=csv&{q}")))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.unwrap();
+    assert_eq!(
+        csv,
+        format!(
+            "day,group_by,id,label,requests,successful,prompt_tokens,completion_tokens,cost_usd,billed_brl\r\n{today},model,m,m,{sent},{answered},{},{},{},{}\r\n",
+            row["prompt_tokens"],
+            row["completion_tokens"],
+            row["cost_usd"].as_str().unwrap(),
+            row["billed_brl"].as_str().unwrap()
+        )
+    );
+    for bad in [
+        format!("group_by=team&{q}"),
+        format!("from={today}&to=2020-01-01"),
+        "from=2024-01-01&to=2026-01-01".to_string(),
+        format!("from=yesterday&to={today}"),
+        format!("{q}&format=xml"),
+    ] {
+        let (s, v) = op(&gw, "GET", &format!("/admin/v1/usage?{bad}"), None, &[]).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+
+    // webhooks: the secret answered once, never listed, never audited
+    let (s, w) = op(
+        &gw,
+        "POST",
+        "/admin/v1/webhooks",
+        Some(json!({"organization_id": org_id, "url": format!("{}/hook", mock.base()), "events": ["api_key_created"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{w}");
+    let secret = w["secret"].as_str().unwrap().to_string();
+    assert!(secret.len() >= 32);
+    let (_, list) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/webhooks?organization_id={org_id}"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(list["data"][0].get("secret").is_none(), "{list}");
+    let (s, _) = op(
+        &gw,
+        "POST",
+        "/admin/v1/webhooks",
+        Some(json!({"organization_id": org_id, "url": "http://169.254.169.254/latest", "events": ["api_key_created"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400, "a metadata address");
+
+    // the audit log: each change as the operator's, from the client's address, before/after
+    let (_, audit) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/audit?organization_id={org_id}&actor=operator"),
+        None,
+        &[],
+    )
+    .await;
+    let entries = audit["data"].as_array().unwrap();
+    let find = |action: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("{action} not audited: {audit}"))
+    };
+    let update = find("organization.update");
+    assert_eq!(update["actor"], "operator");
+    assert!(update["source_ip"].is_string(), "{update}");
+    assert_eq!(update["before"]["name"], "Loja Nova");
+    assert_eq!(
+        (
+            update["before"]["rpm"].clone(),
+            update["after"]["rpm"].clone()
+        ),
+        (json!(1), Value::Null)
+    );
+    let created = find("organization.create");
+    // the connection's address as the gateway saw it; a header the client set is not believed
+    assert_eq!(created["source_ip"], "127.0.0.1", "{created}");
+    let (_, other_audit) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/audit?organization_id={other_id}&action=membership.role"),
+        None,
+        &[],
+    )
+    .await;
+    let role = &other_audit["data"][0];
+    assert_eq!(
+        (
+            role["before"]["role"].as_str(),
+            role["after"]["role"].as_str()
+        ),
+        (Some("viewer"), Some("admin")),
+        "{other_audit}"
+    );
+    let hook = find("webhook.create");
+    assert_eq!(hook["after"]["signed"], true, "{hook}");
+    assert!(
+        !audit.to_string().contains(&secret),
+        "a webhook secret in the audit log"
+    );
+    let (_, plan_audit) = op(&gw, "GET", "/admin/v1/audit?action=plan.update", None, &[]).await;
+    assert_eq!(plan_audit["data"][0]["before"]["rpm"], 100, "{plan_audit}");
+    let (s, _) = op(&gw, "GET", "/admin/v1/audit?actor=robot", None, &[]).await;
+    assert_eq!(s, 400);
 }

@@ -84,7 +84,32 @@ pub fn router(state: AdminState) -> Router {
                 axum::Json(serde_json::json!({"error": "not_found", "details": "no such route"})),
             )
         })
+        .layer(axum::middleware::from_fn(audit_context))
         .with_state(state)
+}
+
+/// Every request runs in an audit context: the operator API acts as `operator`, the rest as
+/// the logged-in user; the source address is the client's as the gateway saw it, else the
+/// connection's peer.
+async fn audit_context(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ctx = crate::domain::audit::Context {
+        actor: req
+            .uri()
+            .path()
+            .starts_with("/admin/v1/")
+            .then_some("operator"),
+        source_ip: extract::client_ip(req.headers())
+            .or(peer)
+            .map(|ip| ip.to_string()),
+    };
+    crate::domain::audit::scoped(ctx, next.run(req)).await
 }
 
 /// Every contract surface, as mounted.
@@ -138,7 +163,8 @@ pub async fn serve(addr: SocketAddr, state: AdminState, mut shutdown: watch::Rec
         webhook_poll(),
         shutdown.clone(),
     ));
-    let _ = axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
         })

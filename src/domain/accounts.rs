@@ -727,6 +727,29 @@ pub async fn set_contact(
     Ok(())
 }
 
+pub use crate::store::accounts::UserListRow as UserListed;
+
+/// A page of users, optionally of one organization and whose email contains `email`; and
+/// how many match.
+pub async fn list_users(
+    pool: &PgPool,
+    org: Option<Uuid>,
+    email: Option<&str>,
+    page: super::usage::Page,
+) -> Result<(Vec<UserListed>, i64), DomainError> {
+    if email.is_some_and(|e| e.is_empty() || e.len() > 254) {
+        return Err(DomainError::invalid("email", "1 to 254 characters"));
+    }
+    Ok(db::list_users(
+        pool,
+        org,
+        email,
+        page.per_page,
+        (page.page - 1) * page.per_page,
+    )
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

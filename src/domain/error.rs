@@ -59,6 +59,8 @@ pub enum Entity {
     Template,
     /// A catalog model.
     Model,
+    /// A plan.
+    Plan,
 }
 
 impl Entity {
@@ -70,6 +72,7 @@ impl Entity {
             Entity::Key => "key",
             Entity::Template => "template",
             Entity::Model => "model",
+            Entity::Plan => "plan",
         }
     }
 }
@@ -83,6 +86,9 @@ pub enum Conflict {
     /// Another organization has the slug.
     #[error("slug already taken")]
     SlugTaken,
+    /// Another plan has the code.
+    #[error("code already taken")]
+    CodeTaken,
     /// The user is a member already.
     #[error("already a member")]
     AlreadyMember,

@@ -504,15 +504,20 @@ pub async fn update_team_key(
     }
     check_description(description)?;
     let mut tx = pool.begin().await?;
+    let old = db::lock_team_key(&mut *tx, org, serial)
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Key))?;
     let row = db::update_team_key(&mut *tx, org, serial, name, description)
         .await?
         .ok_or(DomainError::NotFound(Entity::Key))?;
-    crate::store::audit::insert(
+    super::audit::change(
         &mut *tx,
         org,
         Some(who.user_id),
         "api_key.update",
-        Some(&serial.to_string()),
+        &serial.to_string(),
+        Some(serde_json::json!({"name": old.name, "description": old.description})),
+        Some(serde_json::json!({"name": row.name, "description": row.description})),
     )
     .await?;
     tx.commit().await?;
@@ -551,19 +556,21 @@ pub async fn set_team_key_status(
     status: KeyStatus,
 ) -> Result<time::OffsetDateTime, DomainError> {
     let mut tx = pool.begin().await?;
-    let at = db::set_status(&mut *tx, org, serial, status.as_str())
+    let change = db::set_status(&mut *tx, org, serial, status.as_str())
         .await?
         .ok_or(DomainError::NotFound(Entity::Key))?;
-    crate::store::audit::insert(
+    super::audit::change(
         &mut *tx,
         org,
         Some(who.user_id),
         "api_key.status",
-        Some(&format!("{serial}:{}", status.as_str())),
+        &serial.to_string(),
+        Some(serde_json::json!({"status": change.before})),
+        Some(serde_json::json!({"status": status.as_str()})),
     )
     .await?;
     tx.commit().await?;
-    Ok(at)
+    Ok(change.updated_at)
 }
 
 /// Delete a team key: a revoked tombstone, hidden from every list and refused everywhere,

@@ -25,7 +25,7 @@ pub enum Removal {
 /// other at the same moment cannot leave the team with none.
 pub async fn remove_member(
     pool: &PgPool,
-    who: &AuthUser,
+    actor: Option<Uuid>,
     org: Uuid,
     target: Uuid,
 ) -> Result<Removal, DomainError> {
@@ -40,12 +40,14 @@ pub async fn remove_member(
         return Ok(Removal::LastOwner);
     }
     db::delete_membership(&mut *tx, org, target).await?;
-    crate::store::audit::insert(
+    super::audit::change(
         &mut *tx,
         org,
-        Some(who.user_id),
+        actor,
         "membership.remove",
-        Some(&target.to_string()),
+        &target.to_string(),
+        Some(serde_json::json!({"user_id": target, "role": role})),
+        None,
     )
     .await?;
     tx.commit().await?;
@@ -116,8 +118,16 @@ pub async fn change_plan(
     }
     let old = db::plan_code(&mut *tx, org).await?;
     let started = db::set_plan(&mut *tx, org, plan, cycle.as_str()).await?;
-    crate::store::audit::insert(&mut *tx, org, Some(who.user_id), "plan.change", Some(code))
-        .await?;
+    super::audit::change(
+        &mut *tx,
+        org,
+        Some(who.user_id),
+        "plan.change",
+        code,
+        Some(serde_json::json!({"plan": old})),
+        Some(serde_json::json!({"plan": code, "billing_cycle": cycle.as_str()})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Some(PlanChanged { old, started }))
 }
@@ -347,12 +357,14 @@ pub async fn add_member(
     if !db::add_membership(&mut *tx, org, user.user_id, role.as_str()).await? {
         return Err(DomainError::Conflict(super::error::Conflict::AlreadyMember));
     }
-    crate::store::audit::insert(
+    super::audit::change(
         &mut *tx,
         org,
         Some(who.user_id),
         "membership.add",
-        Some(&user.user_id.to_string()),
+        &user.user_id.to_string(),
+        None,
+        Some(serde_json::json!({"user_id": user.user_id, "role": role.as_str()})),
     )
     .await?;
     tx.commit().await?;
@@ -368,6 +380,150 @@ pub async fn add_member(
 /// How many members `org` has.
 pub async fn member_count(pool: &PgPool, org: Uuid) -> Result<i64, DomainError> {
     Ok(db::member_count(pool, org).await?)
+}
+
+/// What an operator may change on an organization; `None` keeps a field.
+#[derive(Debug, Default)]
+pub struct OrgUpdate {
+    /// New name, 1 to 200 characters.
+    pub name: Option<String>,
+    /// New plan code, or `Some(None)` for none.
+    pub plan: db::Patch<String>,
+    /// Its own limits (over its plan's); `Some(None)` falls back to the plan's.
+    pub limits: db::LimitsPatch,
+}
+
+/// Check a limit patch: every value set is positive.
+pub fn check_limits(l: &db::LimitsPatch) -> Result<(), DomainError> {
+    for (v, field) in [
+        (l.rps, "rps"),
+        (l.rpm, "rpm"),
+        (l.rpd, "rpd"),
+        (l.tpm, "tpm"),
+        (l.concurrency, "concurrency"),
+    ] {
+        if v.flatten().is_some_and(|n| n <= 0) {
+            return Err(DomainError::invalid(
+                field,
+                "a positive integer, or null for none",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn org_json(o: &Organization) -> serde_json::Value {
+    serde_json::json!({
+        "name": o.name, "plan": o.plan, "rps": o.rate_limit_rps, "rpm": o.rate_limit_rpm,
+        "rpd": o.rate_limit_rpd, "tpm": o.rate_limit_tpm, "concurrency": o.max_concurrency,
+    })
+}
+
+/// Change an organization (as the operator), audited with before and after, under its row
+/// lock; every gateway reloads its keys' limits at once (the database triggers notify them).
+pub async fn update(pool: &PgPool, org: Uuid, u: OrgUpdate) -> Result<Organization, DomainError> {
+    let name = u.name.as_deref().map(str::trim);
+    if name.is_some_and(|n| n.is_empty() || n.len() > MAX_NAME) {
+        return Err(DomainError::invalid("name", "1 to 200 characters"));
+    }
+    check_limits(&u.limits)?;
+    let mut tx = pool.begin().await?;
+    let plan = match &u.plan {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(code)) => {
+            Some(Some(db::plan_id(&mut *tx, code).await?.ok_or_else(
+                || DomainError::invalid("plan", format!("no plan {code:?}")),
+            )?))
+        }
+    };
+    let before = db::lock_org(&mut tx, org)
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Organization))?;
+    db::update_org(&mut *tx, org, name, plan, &u.limits).await?;
+    let after = db::get_org(&mut *tx, org)
+        .await?
+        .ok_or(DomainError::Internal)?;
+    super::audit::change(
+        &mut *tx,
+        org,
+        None,
+        "organization.update",
+        &org.to_string(),
+        Some(org_json(&before)),
+        Some(org_json(&after)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Add `user` to `org` as `role` (as the operator), audited; a conflict when a member already.
+pub async fn add_member_by_id(
+    pool: &PgPool,
+    org: Uuid,
+    user: Uuid,
+    role: Role,
+) -> Result<(), DomainError> {
+    let mut tx = pool.begin().await?;
+    if !db::lock(&mut tx, org).await? {
+        return Err(DomainError::NotFound(Entity::Organization));
+    }
+    if crate::store::accounts::card(&mut *tx, user)
+        .await?
+        .is_none()
+    {
+        return Err(DomainError::NotFound(Entity::User));
+    }
+    if !db::add_membership(&mut *tx, org, user, role.as_str()).await? {
+        return Err(DomainError::Conflict(super::error::Conflict::AlreadyMember));
+    }
+    super::audit::change(
+        &mut *tx,
+        org,
+        None,
+        "membership.add",
+        &user.to_string(),
+        None,
+        Some(serde_json::json!({"user_id": user, "role": role.as_str()})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Change a member's role, audited, under the organization's row lock: the last owner cannot
+/// be demoted ([`Removal::LastOwner`]), a non-member is [`Removal::NotMember`].
+pub async fn set_role(
+    pool: &PgPool,
+    actor: Option<Uuid>,
+    org: Uuid,
+    user: Uuid,
+    role: Role,
+) -> Result<Removal, DomainError> {
+    let mut tx = pool.begin().await?;
+    if !db::lock(&mut tx, org).await? {
+        return Err(DomainError::NotFound(Entity::Organization));
+    }
+    let Some(old) = db::role_of(&mut *tx, org, user).await? else {
+        return Ok(Removal::NotMember);
+    };
+    if old == "owner" && role != Role::Owner && db::other_owners(&mut *tx, org, user).await? == 0 {
+        return Ok(Removal::LastOwner);
+    }
+    db::set_role(&mut *tx, org, user, role.as_str()).await?;
+    super::audit::change(
+        &mut *tx,
+        org,
+        actor,
+        "membership.role",
+        &user.to_string(),
+        Some(serde_json::json!({"user_id": user, "role": old})),
+        Some(serde_json::json!({"user_id": user, "role": role.as_str()})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Removal::Done)
 }
 
 #[cfg(test)]

@@ -228,3 +228,74 @@ pub async fn logs(
     )
     .await?)
 }
+
+pub use crate::store::usage::ReportRow;
+
+/// What a usage report is grouped by (besides the day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// Per organization.
+    Organization,
+    /// Per API key.
+    Key,
+    /// Per model.
+    Model,
+}
+
+impl GroupBy {
+    /// Parse `organization`, `key`, `model`.
+    pub fn parse(s: &str) -> Result<GroupBy, DomainError> {
+        match s {
+            "organization" => Ok(GroupBy::Organization),
+            "key" => Ok(GroupBy::Key),
+            "model" => Ok(GroupBy::Model),
+            _ => Err(DomainError::invalid(
+                "group_by",
+                "organization, key or model",
+            )),
+        }
+    }
+
+    /// Name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Organization => "organization",
+            GroupBy::Key => "key",
+            GroupBy::Model => "model",
+        }
+    }
+}
+
+/// A usage report's question.
+#[derive(Debug)]
+pub struct ReportQuery<'a> {
+    /// Grouping.
+    pub group: GroupBy,
+    /// First UTC day.
+    pub from: time::Date,
+    /// Last UTC day (inclusive), at most 366 days after `from`.
+    pub to: time::Date,
+    /// Only this organization.
+    pub org: Option<Uuid>,
+    /// Only this key.
+    pub key: Option<Uuid>,
+    /// Only this model.
+    pub model: Option<&'a str>,
+}
+
+/// Usage per UTC day and group, exact integers (micro-USD upstream cost, micro-BRL billed).
+pub async fn report(pool: &PgPool, q: &ReportQuery<'_>) -> Result<Vec<ReportRow>, DomainError> {
+    if q.from > q.to {
+        return Err(DomainError::invalid("from", "after to"));
+    }
+    if (q.to - q.from).whole_days() > 366 {
+        return Err(DomainError::invalid("to", "at most 366 days after from"));
+    }
+    if q.model.is_some_and(|m| m.is_empty() || m.len() > 200) {
+        return Err(DomainError::invalid("model", "1 to 200 characters"));
+    }
+    Ok(
+        crate::store::usage::report(pool, q.group.as_str(), q.from, q.to, q.org, q.key, q.model)
+            .await?,
+    )
+}

@@ -21,7 +21,6 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::accounts::AuthUser;
 use super::error::DomainError;
 use super::outbound::{self, Policy};
 use crate::secrets::SecretBox;
@@ -77,7 +76,7 @@ pub struct NewWebhook {
 /// ([`DomainError::NotConfigured`]).
 pub async fn create(
     s: &Sender,
-    who: &AuthUser,
+    actor: Option<Uuid>,
     org: Uuid,
     new: NewWebhook,
 ) -> Result<Webhook, DomainError> {
@@ -119,12 +118,14 @@ pub async fn create(
     };
     let mut tx = s.pool.begin().await?;
     let row = db::insert(&mut *tx, org, &new.url, &new.events, sealed.as_deref()).await?;
-    crate::store::audit::insert(
+    super::audit::change(
         &mut *tx,
         org,
-        Some(who.user_id),
+        actor,
         "webhook.create",
-        Some(&row.webhook_id.to_string()),
+        &row.webhook_id.to_string(),
+        None,
+        Some(serde_json::json!({"url": row.url, "events": row.events, "signed": new.secret.is_some()})),
     )
     .await?;
     tx.commit().await?;

@@ -494,3 +494,53 @@ pub async fn mark_email_verified(db: impl PgExecutor<'_>, user: Uuid) -> Result<
     .await?;
     Ok(())
 }
+
+/// A user in the operator's list, with every membership.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UserListRow {
+    /// Id.
+    pub user_id: Uuid,
+    /// Email.
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// When disabled, if they are.
+    pub disabled_at: Option<time::OffsetDateTime>,
+    /// Registered.
+    pub created_at: time::OffsetDateTime,
+    /// `[{organization_id, role}]`.
+    pub memberships: serde_json::Value,
+}
+
+/// A page of users, oldest first, optionally only members of `org` and those whose email
+/// contains `email` (case-insensitive); and how many match.
+pub async fn list_users(
+    pool: &PgPool,
+    org: Option<Uuid>,
+    email: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<UserListRow>, i64), sqlx::Error> {
+    const FILTER: &str = "($1::uuid IS NULL OR EXISTS (SELECT 1 FROM membership x WHERE x.user_id = u.user_id AND x.organization_id = $1))
+         AND ($2::text IS NULL OR strpos(lower(u.email), lower($2)) > 0)";
+    let rows = sqlx::query_as(&format!(
+        "SELECT u.user_id, u.email, u.name, u.disabled_at, u.created_at,
+                coalesce((SELECT json_agg(json_build_object('organization_id', m.organization_id, 'role', m.role)
+                                          ORDER BY m.created_at)
+                          FROM membership m WHERE m.user_id = u.user_id), '[]'::json) AS memberships
+         FROM app_user u WHERE {FILTER}
+         ORDER BY u.created_at, u.user_id LIMIT $3 OFFSET $4"
+    ))
+    .bind(org)
+    .bind(email)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar(&format!("SELECT count(*) FROM app_user u WHERE {FILTER}"))
+        .bind(org)
+        .bind(email)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}

@@ -95,18 +95,32 @@ pub async fn revoke(db: impl PgExecutor<'_>, org: Uuid, serial: i64) -> Result<b
     Ok(done.rows_affected() == 1)
 }
 
-/// Set a key's status in one statement (`revoked_at` kept while revoked, cleared otherwise);
-/// when it changed, `None` when the organization has no such key.
+/// A status change: when, and the status it replaced.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StatusChange {
+    /// When the row changed.
+    pub updated_at: time::OffsetDateTime,
+    /// The status before.
+    pub before: String,
+}
+
+/// Set a key's status in one statement (`revoked_at` kept while revoked, cleared otherwise; the
+/// row locked between reading the old status and writing the new); `None` when the
+/// organization has no such key.
 pub async fn set_status(
     db: impl PgExecutor<'_>,
     org: Uuid,
     serial: i64,
     status: &str,
-) -> Result<Option<time::OffsetDateTime>, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE api_key SET status = $3,
-                revoked_at = CASE WHEN $3 = 'revoked' THEN coalesce(revoked_at, now()) END
-         WHERE organization_id = $1 AND serial_id = $2 AND deleted_at IS NULL RETURNING updated_at",
+) -> Result<Option<StatusChange>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH old AS (
+             SELECT api_key_id, status FROM api_key
+             WHERE organization_id = $1 AND serial_id = $2 AND deleted_at IS NULL FOR UPDATE)
+         UPDATE api_key k SET status = $3,
+                revoked_at = CASE WHEN $3 = 'revoked' THEN coalesce(k.revoked_at, now()) END
+         FROM old WHERE k.api_key_id = old.api_key_id
+         RETURNING k.updated_at, old.status AS before",
     )
     .bind(org)
     .bind(serial)
@@ -336,6 +350,22 @@ pub async fn insert_team_key(
     .bind(k.name)
     .bind(k.description)
     .fetch_one(db)
+    .await
+}
+
+/// A team key, locked until the transaction ends (to record what a change replaced).
+pub async fn lock_team_key(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    serial: i64,
+) -> Result<Option<TeamKeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {TEAM_KEY_COLUMNS} FROM api_key
+         WHERE organization_id = $1 AND serial_id = $2 AND deleted_at IS NULL FOR UPDATE"
+    ))
+    .bind(org)
+    .bind(serial)
+    .fetch_optional(db)
     .await
 }
 

@@ -111,13 +111,24 @@ pub struct OrgRow {
     pub balance_brl_micros: Option<i64>,
     /// When disabled, if it is.
     pub disabled_at: Option<time::OffsetDateTime>,
+    /// Requests per second (`None`: the plan's, else none).
+    pub rate_limit_rps: Option<i32>,
+    /// Requests per minute.
+    pub rate_limit_rpm: Option<i32>,
+    /// Requests per day.
+    pub rate_limit_rpd: Option<i32>,
+    /// Tokens per minute.
+    pub rate_limit_tpm: Option<i32>,
+    /// Requests in flight.
+    pub max_concurrency: Option<i32>,
     /// Created.
     pub created_at: time::OffsetDateTime,
 }
 
 const ORG_COLUMNS: &str =
     "o.organization_id, o.slug, o.name, o.kind, p.code AS plan, o.balance_brl_micros,
-     o.disabled_at, o.created_at";
+     o.disabled_at, o.rate_limit_rps, o.rate_limit_rpm, o.rate_limit_rpd, o.rate_limit_tpm,
+     o.max_concurrency, o.created_at";
 
 /// The unique constraint on `organization.slug`.
 pub const ORG_SLUG_KEY: &str = "organization_slug_key";
@@ -309,4 +320,92 @@ pub async fn member_count(db: impl PgExecutor<'_>, org: Uuid) -> Result<i64, sql
         .bind(org)
         .fetch_one(db)
         .await
+}
+
+/// One organization, locked until the transaction ends.
+pub async fn lock_org(
+    tx: &mut Transaction<'_, Postgres>,
+    org: Uuid,
+) -> Result<Option<OrgRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ORG_COLUMNS} FROM organization o LEFT JOIN plan p USING (plan_id)
+         WHERE o.organization_id = $1 FOR UPDATE OF o"
+    ))
+    .bind(org)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// A change to one nullable column: `None` keeps it, `Some(None)` clears it.
+pub type Patch<T> = Option<Option<T>>;
+
+/// Request limits; each `None` keeps the column, `Some(None)` clears it (unlimited).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LimitsPatch {
+    /// Requests per second.
+    pub rps: Patch<i32>,
+    /// Requests per minute.
+    pub rpm: Patch<i32>,
+    /// Requests per day.
+    pub rpd: Patch<i32>,
+    /// Tokens per minute.
+    pub tpm: Patch<i32>,
+    /// Requests in flight.
+    pub concurrency: Patch<i32>,
+}
+
+/// Change an organization's name, plan and limits (each kept when `None`).
+pub async fn update_org(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    name: Option<&str>,
+    plan: Patch<Uuid>,
+    l: &LimitsPatch,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE organization SET name = coalesce($2, name),
+                plan_id = CASE WHEN $3 THEN $4 ELSE plan_id END,
+                rate_limit_rps = CASE WHEN $5 THEN $6 ELSE rate_limit_rps END,
+                rate_limit_rpm = CASE WHEN $7 THEN $8 ELSE rate_limit_rpm END,
+                rate_limit_rpd = CASE WHEN $9 THEN $10 ELSE rate_limit_rpd END,
+                rate_limit_tpm = CASE WHEN $11 THEN $12 ELSE rate_limit_tpm END,
+                max_concurrency = CASE WHEN $13 THEN $14 ELSE max_concurrency END
+         WHERE organization_id = $1",
+    )
+    .bind(org)
+    .bind(name)
+    .bind(plan.is_some())
+    .bind(plan.flatten())
+    .bind(l.rps.is_some())
+    .bind(l.rps.flatten())
+    .bind(l.rpm.is_some())
+    .bind(l.rpm.flatten())
+    .bind(l.rpd.is_some())
+    .bind(l.rpd.flatten())
+    .bind(l.tpm.is_some())
+    .bind(l.tpm.flatten())
+    .bind(l.concurrency.is_some())
+    .bind(l.concurrency.flatten())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Change a member's role in one statement; the role it replaced, `None` when not a member.
+pub async fn set_role(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    user: Uuid,
+    role: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH old AS (SELECT role FROM membership WHERE organization_id = $1 AND user_id = $2 FOR UPDATE)
+         UPDATE membership m SET role = $3 FROM old
+         WHERE m.organization_id = $1 AND m.user_id = $2 RETURNING old.role",
+    )
+    .bind(org)
+    .bind(user)
+    .bind(role)
+    .fetch_optional(db)
+    .await
 }

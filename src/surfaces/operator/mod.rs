@@ -11,7 +11,7 @@
 pub mod handlers;
 pub mod wire;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 
 use crate::admin::AdminState;
 use crate::admin::openapi::Api;
@@ -124,5 +124,89 @@ pub fn api() -> Api<AdminState> {
             "Rotate an API key (new plaintext once; the old one refused within a second)",
             true,
             post(rotate_key),
+        )
+        .route(
+            "PATCH",
+            "/admin/v1/organizations/{id}",
+            "Change an organization's name, plan and limits (absent kept, null cleared)",
+            true,
+            patch(update_org),
+        )
+        .route(
+            "POST",
+            "/admin/v1/organizations/{id}/members",
+            "Add a user to an organization with a role",
+            true,
+            post(add_member),
+        )
+        .route(
+            "PATCH",
+            "/admin/v1/organizations/{id}/members/{user_id}",
+            "Change a member's role (the last owner keeps theirs)",
+            true,
+            patch(set_member_role),
+        )
+        .route(
+            "DELETE",
+            "/admin/v1/organizations/{id}/members/{user_id}",
+            "Remove a member (never the last owner)",
+            true,
+            delete(remove_member),
+        )
+        .route(
+            "GET",
+            "/admin/v1/users",
+            "List users (by organization, by email substring)",
+            true,
+            get(list_users),
+        )
+        .route(
+            "POST",
+            "/admin/v1/plans",
+            "Create a plan",
+            true,
+            post(create_plan),
+        )
+        .route(
+            "GET",
+            "/admin/v1/plans",
+            "List plans",
+            true,
+            get(list_plans),
+        )
+        .route(
+            "GET",
+            "/admin/v1/plans/{code}",
+            "One plan",
+            true,
+            get(get_plan),
+        )
+        .route(
+            "PATCH",
+            "/admin/v1/plans/{code}",
+            "Change a plan's price, quota, limits or features (organizations on it follow at once)",
+            true,
+            patch(update_plan),
+        )
+        .route(
+            "GET",
+            "/admin/v1/usage",
+            "Usage per UTC day and organization, key or model (JSON, or CSV with format=csv)",
+            true,
+            get(usage_report),
+        )
+        .route(
+            "POST",
+            "/admin/v1/webhooks",
+            "Create a webhook for an organization (its signing secret answered once)",
+            true,
+            post(create_webhook),
+        )
+        .route(
+            "GET",
+            "/admin/v1/webhooks",
+            "An organization's webhooks",
+            true,
+            get(list_webhooks),
         )
 }

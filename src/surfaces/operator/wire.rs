@@ -201,8 +201,162 @@ pub fn org(o: &Organization) -> Value {
         "prepaid": o.balance_brl_micros.is_some(),
         "balance_brl": o.balance_brl_micros.map(|b| Micros(b).decimal()),
         "disabled": o.disabled_at.is_some(),
+        "limits": {"rps": o.rate_limit_rps, "rpm": o.rate_limit_rpm, "rpd": o.rate_limit_rpd,
+                   "tpm": o.rate_limit_tpm, "concurrency": o.max_concurrency},
         "created_at": rfc3339(o.created_at),
     })
+}
+
+/// A field that may be absent (kept), `null` (cleared) or a value: `#[serde(default,
+/// deserialize_with = "wire::patch")]` on an `Option<Option<T>>`.
+pub fn patch<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// Limits as JSON gives them (absent: kept; null: none; a positive integer).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsReq {
+    #[serde(default, deserialize_with = "patch")]
+    rps: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "patch")]
+    rpm: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "patch")]
+    rpd: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "patch")]
+    tpm: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "patch")]
+    concurrency: Option<Option<i64>>,
+}
+
+impl LimitsReq {
+    /// The domain's patch; values beyond 32 bits are refused naming the field.
+    pub fn patch(&self) -> Result<crate::domain::plans::LimitsPatch, OpError> {
+        fn one(v: Option<Option<i64>>, field: &str) -> Result<Option<Option<i32>>, OpError> {
+            match v {
+                Some(Some(n)) => i32::try_from(n)
+                    .map(|n| Some(Some(n)))
+                    .map_err(|_| OpError::invalid(field, "a positive 32-bit integer")),
+                Some(None) => Ok(Some(None)),
+                None => Ok(None),
+            }
+        }
+        Ok(crate::domain::plans::LimitsPatch {
+            rps: one(self.rps, "rps")?,
+            rpm: one(self.rpm, "rpm")?,
+            rpd: one(self.rpd, "rpd")?,
+            tpm: one(self.tpm, "tpm")?,
+            concurrency: one(self.concurrency, "concurrency")?,
+        })
+    }
+}
+
+/// A plan.
+pub fn plan(p: &crate::domain::plans::Plan) -> Value {
+    json!({
+        "code": p.code,
+        "name": p.name,
+        "price_brl": Micros(p.price_brl_micros).decimal(),
+        "annual_price_brl": Micros(p.annual_price_brl_micros).decimal(),
+        "monthly_request_quota": p.monthly_request_quota,
+        "limits": {"rps": p.rate_limit_rps, "rpm": p.rate_limit_rpm, "rpd": p.rate_limit_rpd,
+                   "tpm": p.rate_limit_tpm, "concurrency": p.max_concurrency},
+        "features": p.features,
+        "popular": p.popular,
+    })
+}
+
+/// A user from the list, with every membership.
+pub fn listed_user(u: &crate::domain::accounts::UserListed) -> Value {
+    json!({
+        "id": u.user_id.to_string(),
+        "email": u.email,
+        "name": u.name,
+        "disabled": u.disabled_at.is_some(),
+        "created_at": rfc3339(u.created_at),
+        "memberships": u.memberships,
+    })
+}
+
+/// One row of a usage report.
+pub fn report_row(r: &crate::domain::usage::ReportRow) -> Value {
+    json!({
+        "day": r.day,
+        "id": r.group_id,
+        "label": r.label,
+        "requests": r.requests,
+        "successful": r.successful,
+        "prompt_tokens": r.prompt_tokens,
+        "completion_tokens": r.completion_tokens,
+        "cost_usd": Micros(r.cost_usd_micros).decimal(),
+        "billed_brl": Micros(r.billed_brl_micros).decimal(),
+    })
+}
+
+/// The CSV header of a usage report.
+pub const REPORT_CSV_HEADER: &str = "day,group_by,id,label,requests,successful,prompt_tokens,completion_tokens,cost_usd,billed_brl\r\n";
+
+/// One CSV cell per RFC 4180 (quoted when it holds a comma, quote or line break), and a
+/// leading `=`, `+`, `-` or `@` defused with `'` so a spreadsheet never runs it.
+pub fn csv_cell(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    if v.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// One row of a usage report as a CSV line (CRLF).
+pub fn report_csv(group: &str, r: &crate::domain::usage::ReportRow) -> String {
+    let cells = [
+        r.day.clone(),
+        group.to_string(),
+        r.group_id.clone(),
+        r.label.clone().unwrap_or_default(),
+        r.requests.to_string(),
+        r.successful.to_string(),
+        r.prompt_tokens.to_string(),
+        r.completion_tokens.to_string(),
+        Micros(r.cost_usd_micros).decimal(),
+        Micros(r.billed_brl_micros).decimal(),
+    ];
+    let mut line = cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// A webhook; `secret` only in the answer to its creation.
+pub fn webhook(
+    w: &crate::domain::webhooks::Webhook,
+    org: uuid::Uuid,
+    secret: Option<&str>,
+) -> Value {
+    let mut v = json!({
+        "id": w.webhook_id.to_string(),
+        "organization_id": org.to_string(),
+        "url": w.url,
+        "events": w.events,
+        "status": w.status,
+        "last_triggered_at": w.last_triggered_at.map(rfc3339),
+        "created_at": rfc3339(w.created_at),
+    });
+    if let Some(s) = secret {
+        v["secret"] = Value::String(s.to_string());
+    }
+    v
 }
 
 /// A key (never its plaintext).
@@ -243,4 +397,19 @@ pub fn user(rows: &[crate::domain::accounts::UserView]) -> Value {
             .filter_map(|r| Some(json!({"organization_id": r.organization_id?.to_string(), "role": r.role})))
             .collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::csv_cell;
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_cell("gpt-4o"), "gpt-4o");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=cmd()"), "'=cmd()");
+        assert_eq!(csv_cell("-1"), "'-1");
+        assert_eq!(csv_cell("@x,y"), "\"'@x,y\"");
+    }
 }

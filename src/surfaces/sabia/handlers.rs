@@ -279,7 +279,7 @@ pub async fn remove_member(
         Action::ManageMembers
     };
     orgs::authorize(&s.pool, &u, team, action).await?;
-    match orgs::remove_member(&s.pool, &u, team, target).await? {
+    match orgs::remove_member(&s.pool, Some(u.user_id), team, target).await? {
         Removal::Done => Ok(done("Membro removido com sucesso")),
         Removal::NotMember => Err(SabiaError::user_not_found()),
         Removal::LastOwner => Err(SabiaError::validation(
@@ -707,7 +707,7 @@ pub async fn create_webhook(
     let url = required(&r.url, "url")?.to_string();
     let w = webhooks::create(
         &s.webhook_sender(),
-        &u,
+        Some(u.user_id),
         team,
         webhooks::NewWebhook {
             url,
