@@ -1131,3 +1131,126 @@ async fn webhooks_never_reach_internal_addresses(pool: PgPool) {
         "an internal address was called"
     );
 }
+
+/// Every change made through the dashboards is audited once: the acting user, the client's
+/// address, and what the object was before and after (never a key or a password).
+#[sqlx::test(migrations = "./migrations")]
+async fn dashboard_changes_are_audited_with_before_and_after(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = start(&pool, &mock).await;
+    let token = register(&gw, "dono@exemplo.com").await;
+    let (_, v) = call(
+        &gw,
+        "POST",
+        "/v1/teams",
+        Some(&token),
+        Some(json!({"name": "Time", "plan": "starter"})),
+    )
+    .await;
+    let team = v["data"]["id"].as_str().unwrap().to_string();
+    let (_, v) = call(
+        &gw,
+        "POST",
+        &format!("/v1/teams/{team}/api-keys"),
+        Some(&token),
+        Some(json!({"name": "k1"})),
+    )
+    .await;
+    let key = v["data"]["key"].as_str().unwrap().to_string();
+    let id = v["data"]["id"].as_i64().unwrap();
+    let (s, _) = call(
+        &gw,
+        "PUT",
+        &format!("/v1/teams/{team}/api-keys/{id}"),
+        Some(&token),
+        Some(json!({"name": "k2", "description": "d"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &gw,
+        "PATCH",
+        &format!("/v1/teams/{team}/api-keys/{id}/status"),
+        Some(&token),
+        Some(json!({"status": "inactive"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &gw,
+        "PUT",
+        &format!("/v1/teams/{team}/plan"),
+        Some(&token),
+        Some(json!({"plan": "pro"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // a refused change writes nothing
+    let (s, _) = call(
+        &gw,
+        "PATCH",
+        &format!("/v1/teams/{team}/api-keys/{id}/status"),
+        Some(&token),
+        Some(json!({"status": "nope"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    let rows: Vec<(String, String, Option<String>, Option<Value>, Option<Value>)> = sqlx::query_as(
+        "SELECT action, actor, source_ip, before, after FROM audit_log WHERE organization_id = $1::uuid ORDER BY audit_log_id",
+    )
+    .bind(&team)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "team.create",
+            "api_key.create",
+            "api_key.update",
+            "api_key.status",
+            "plan.change"
+        ]
+    );
+    for (action, actor, ip, ..) in &rows {
+        assert_eq!(
+            (actor.as_str(), ip.as_deref()),
+            ("user", Some("127.0.0.1")),
+            "{action}"
+        );
+    }
+    let update = &rows[2];
+    assert_eq!(
+        (
+            update.3.as_ref().unwrap()["name"].as_str(),
+            update.4.as_ref().unwrap()["name"].as_str()
+        ),
+        (Some("k1"), Some("k2"))
+    );
+    let status = &rows[3];
+    assert_eq!(
+        (
+            status.3.as_ref().unwrap()["status"].as_str(),
+            status.4.as_ref().unwrap()["status"].as_str()
+        ),
+        (Some("active"), Some("disabled"))
+    );
+    let plan = &rows[4];
+    assert_eq!(
+        (
+            plan.3.as_ref().unwrap()["plan"].as_str(),
+            plan.4.as_ref().unwrap()["plan"].as_str()
+        ),
+        (Some("starter"), Some("pro"))
+    );
+    let all: String = sqlx::query_scalar("SELECT coalesce(string_agg(coalesce(before::text, '') || coalesce(after::text, '') || coalesce(target, ''), ' '), '') FROM audit_log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        !all.contains(&key) && !all.contains("senha-forte-1"),
+        "a secret in the audit log"
+    );
+}

@@ -349,6 +349,17 @@ pub async fn set_password(
     let mut tx = pool.begin().await?;
     db::set_password_hash(&mut *tx, user, &phc).await?;
     db::revoke_user_sessions(&mut *tx, user).await?;
+    // the password itself never reaches the log, not even hashed
+    crate::store::audit::insert_change(
+        &mut *tx,
+        None,
+        Some(user),
+        "user.password",
+        Some(&user.to_string()),
+        None,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -533,6 +544,7 @@ pub async fn update_profile(
     if change.phone.as_ref().is_some_and(|p| p.len() > 32) {
         return Err(DomainError::invalid("phone", "at most 32 characters"));
     }
+    let before = profile(pool, who.user_id, who.organization_id).await?;
     db::update_profile(
         pool,
         who.user_id,
@@ -541,7 +553,20 @@ pub async fn update_profile(
         change.phone.as_deref(),
     )
     .await?;
-    profile(pool, who.user_id, who.organization_id).await
+    let after = profile(pool, who.user_id, who.organization_id).await?;
+    let view =
+        |p: &Profile| serde_json::json!({"name": p.name, "company": p.company, "phone": p.phone});
+    super::audit::change(
+        pool,
+        who.organization_id,
+        Some(who.user_id),
+        "user.profile",
+        &who.user_id.to_string(),
+        Some(view(&before)),
+        Some(view(&after)),
+    )
+    .await?;
+    Ok(after)
 }
 
 /// A user the operator creates in an organization.
@@ -677,6 +702,16 @@ pub async fn card(pool: &PgPool, user: Uuid) -> Result<Card, DomainError> {
 pub async fn verify_email(pool: &PgPool, code: &str) -> Result<(), DomainError> {
     let user = consume_one_time(pool, code, Purpose::VerifyEmail).await?;
     db::mark_email_verified(pool, user).await?;
+    crate::store::audit::insert_change(
+        pool,
+        None,
+        Some(user),
+        "user.verify_email",
+        Some(&user.to_string()),
+        None,
+        None,
+    )
+    .await?;
     Ok(())
 }
 
