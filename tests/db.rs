@@ -169,3 +169,92 @@ async fn revocation_reaches_every_gateway_node(pool: PgPool) {
         t0.elapsed()
     );
 }
+
+/// With Postgres unreachable, every dashboard and operator route answers 503 in its own
+/// contract's shape (never 500), within the pool's acquire timeout, and serves again once it
+/// is back.
+#[sqlx::test(migrations = "./migrations")]
+async fn admin_routes_answer_503_in_their_contracts_shape_while_postgres_is_down(pool: PgPool) {
+    let mock = Mock::start().await;
+    let pg = pool.connect_options();
+    let target = tokio::net::lookup_host(format!("{}:{}", pg.get_host(), pg.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let cut = TcpCut::start(target).await;
+    let master = "operator-master-key-0123456789";
+    let gw = Gateway::start_with_env(
+        &body(&mock),
+        &[
+            ("DATABASE_URL", &db_url(&pool, Some(cut.port))),
+            ("CATRACA_MASTER_KEY", master),
+        ],
+    )
+    .await;
+    // a SabIA session, taken while the database is up
+    let (s, v) = crate::common::call(&gw, "POST", "/v1/auth/register", None,
+        Some(serde_json::json!({"name": "Ana", "email": "ana@exemplo.com", "password": "senha-forte-1"}))).await;
+    assert_eq!(s, 201, "{v}");
+    let token = v["data"]["token"].as_str().unwrap().to_string();
+
+    cut.cut();
+    let t0 = Instant::now();
+    let sabia = crate::common::call(&gw, "GET", "/v1/teams", Some(&token), None).await;
+    let sabia_login = crate::common::call(
+        &gw,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(serde_json::json!({"email": "ana@exemplo.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    let maxai = crate::common::call(
+        &gw,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(serde_json::json!({"email": "ana@exemplo.com", "password": "senha-forte-1"})),
+    )
+    .await;
+    let operator =
+        crate::common::call(&gw, "GET", "/admin/v1/organizations", Some(master), None).await;
+    let elapsed = t0.elapsed();
+    for (s, v) in [&sabia, &sabia_login] {
+        assert_eq!(
+            (*s, v["success"].as_bool(), v["error"]["code"].as_str()),
+            (503, Some(false), Some("SERVICE_UNAVAILABLE")),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        (maxai.0, maxai.1["error"].as_str()),
+        (503, Some("service_unavailable")),
+        "{}",
+        maxai.1
+    );
+    assert_eq!(
+        (operator.0, operator.1["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{}",
+        operator.1
+    );
+    assert!(
+        elapsed < Duration::from_secs(12),
+        "four calls took {elapsed:?}"
+    );
+
+    cut.restore();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, _) = crate::common::call(&gw, "GET", "/v1/teams", Some(&token), None).await;
+        if s == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {s} after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
