@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use catraca::cli::{Cli, Command, KeyAction, LedgerAction, OrgAction};
+use catraca::cli::{
+    Cli, Command, KeyAction, LedgerAction, OrgAction, PlanAction, UsageAction, UserAction,
+};
 
 /// mimalloc instead of glibc malloc: the proxy allocates and frees many small buffers per
 /// request across threads, where glibc's arenas showed up in profiles (see loadtests/README.md).
@@ -23,11 +25,41 @@ fn main() -> ExitCode {
     }
 }
 
-async fn ledger(url: &str, action: LedgerAction) -> anyhow::Result<serde_json::Value> {
-    use catraca::store::ledger;
+/// What a database command prints: JSON, or text as it is (a CSV report).
+enum Output {
+    Json(serde_json::Value),
+    Text(String),
+}
+
+impl From<serde_json::Value> for Output {
+    fn from(v: serde_json::Value) -> Self {
+        Output::Json(v)
+    }
+}
+
+/// The database at `url`, migrated.
+async fn connect(url: &str) -> anyhow::Result<sqlx::PgPool> {
     let pool = sqlx::PgPool::connect(url).await?;
     catraca::store::pg::migrate(&pool).await?;
-    match action {
+    Ok(pool)
+}
+
+/// A UUID given on the command line, or a clear error naming what it should be.
+fn id(raw: &str, what: catraca::domain::Entity) -> anyhow::Result<uuid::Uuid> {
+    raw.parse()
+        .map_err(|_| anyhow::anyhow!("not a valid {} id: {raw:?}", what.as_str()))
+}
+
+/// `{"data": [...]}`, as the operator API lists.
+fn data(rows: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({ "data": rows })
+}
+
+/// `catraca ledger …`: amounts as exact decimals (`Micros::decimal`).
+async fn ledger(url: &str, action: LedgerAction) -> anyhow::Result<Output> {
+    use catraca::domain::{ledger, money::Micros};
+    let pool = connect(url).await?;
+    Ok(match action {
         LedgerAction::Post {
             org,
             kind,
@@ -35,50 +67,66 @@ async fn ledger(url: &str, action: LedgerAction) -> anyhow::Result<serde_json::V
             idempotency_key,
             description,
         } => {
-            let (sign, digits) = match amount.trim().strip_prefix('-') {
-                Some(rest) => (-1, rest),
-                None => (1, amount.trim()),
-            };
-            let micros = catraca::config::resolve::parse_decimal_micros(digits)
-                .map_err(|e| anyhow::anyhow!("--amount: {e}"))?;
+            let amount = ledger::parse_amount(&amount)?;
             let e = ledger::post(
                 &pool,
                 org,
                 &kind,
-                sign * micros,
+                amount,
                 &idempotency_key,
                 description.as_deref(),
             )
             .await?;
-            Ok(serde_json::json!({
+            serde_json::json!({
                 "ledger_entry_id": e.ledger_entry_id,
                 "kind": e.kind,
-                "amount_brl": ledger::brl(e.amount_brl_micros),
-                "balance_after_brl": ledger::brl(e.balance_after_brl_micros),
-            }))
+                "amount_brl": Micros(e.amount_brl_micros).decimal(),
+                "balance_after_brl": Micros(e.balance_after_brl_micros).decimal(),
+            })
         }
-        LedgerAction::Show { org, limit } => Ok(ledger::statement(&pool, org, limit).await?),
+        LedgerAction::Show { org, limit } => {
+            let st = ledger::statement(&pool, org, limit).await?;
+            let entries: Vec<serde_json::Value> = st
+                .entries
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "ledger_entry_id": e.ledger_entry_id,
+                        "kind": e.kind,
+                        "amount_brl": Micros(e.amount_brl_micros).decimal(),
+                        "balance_after_brl": Micros(e.balance_after_brl_micros).decimal(),
+                        "request_id": e.request_id,
+                        "idempotency_key": e.idempotency_key,
+                        "description": e.description,
+                        "created_at": catraca::admin::rfc3339(e.created_at),
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "organization_id": org,
+                "prepaid": st.balance.is_some(),
+                "balance_brl": st.balance.map(|b| Micros(b).decimal()),
+                "entries": entries,
+            })
+        }
     }
+    .into())
 }
 
-/// `catraca org|key …`: the operator API's calls, made on the database directly.
-async fn operator(url: &str, cmd: OperatorCmd) -> anyhow::Result<serde_json::Value> {
-    use catraca::domain::{Entity, keys, money::Micros, orgs, usage::Page};
+/// `catraca org …`: the operator API's calls, made on the database directly.
+async fn org(url: &str, action: OrgAction) -> anyhow::Result<Output> {
+    use catraca::domain::{Entity, accounts, orgs, roles::Role, usage::Page};
     use catraca::surfaces::operator::wire;
-    let pool = sqlx::PgPool::connect(url).await?;
-    catraca::store::pg::migrate(&pool).await?;
-    let id = |raw: &str, what: Entity| -> anyhow::Result<uuid::Uuid> {
-        raw.parse()
-            .map_err(|_| anyhow::anyhow!("not a valid {} id: {raw}", what.as_str()))
-    };
-    Ok(match cmd {
-        OperatorCmd::Org(OrgAction::Create {
+    let pool = connect(url).await?;
+    let org_id = |raw: &str| id(raw, Entity::Organization);
+    Ok(match action {
+        OrgAction::Create {
             name,
             slug,
             kind,
             plan,
             prepaid,
-        }) => {
+        } => {
             let o = orgs::create(
                 &pool,
                 orgs::NewOrg {
@@ -92,20 +140,243 @@ async fn operator(url: &str, cmd: OperatorCmd) -> anyhow::Result<serde_json::Val
             .await?;
             wire::org(&o)
         }
-        OperatorCmd::Org(OrgAction::List {
+        OrgAction::List {
             kind,
             page,
             per_page,
-        }) => {
+        } => {
             let page = Page::new(page, per_page)?;
             let (rows, total) = orgs::list(&pool, kind.as_deref(), page).await?;
             serde_json::json!({"data": rows.iter().map(wire::org).collect::<Vec<_>>(),
                 "page": page.page, "per_page": page.per_page, "total": total})
         }
-        OperatorCmd::Org(OrgAction::Get { id: raw }) => {
-            wire::org(&orgs::get(&pool, id(&raw, Entity::Organization)?).await?)
+        OrgAction::Get { id: raw } => wire::org(&orgs::get(&pool, org_id(&raw)?).await?),
+        OrgAction::Update {
+            id: raw,
+            name,
+            plan,
+            no_plan,
+            limits,
+        } => {
+            let org = org_id(&raw)?;
+            let plan = match (plan, no_plan) {
+                (Some(code), _) => Some(Some(code)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            let update = orgs::OrgUpdate {
+                name,
+                plan,
+                limits: limits.patch(),
+            };
+            wire::org(&orgs::update(&pool, org, update).await?)
         }
-        OperatorCmd::Key(KeyAction::Create {
+        OrgAction::Disable { id: raw } => {
+            wire::org(&orgs::set_disabled(&pool, org_id(&raw)?, true).await?)
+        }
+        OrgAction::Enable { id: raw } => {
+            wire::org(&orgs::set_disabled(&pool, org_id(&raw)?, false).await?)
+        }
+        OrgAction::Members { id: raw } => {
+            let rows = accounts::members(&pool, org_id(&raw)?).await?;
+            data(
+                rows.iter()
+                    .map(|r| wire::user(std::slice::from_ref(r)))
+                    .collect(),
+            )
+        }
+        OrgAction::AddMember { org, user, role } => {
+            let (org, user, role) = (org_id(&org)?, id(&user, Entity::User)?, Role::parse(&role)?);
+            orgs::add_member_by_id(&pool, org, user, role).await?;
+            member(org, user, role)
+        }
+        OrgAction::SetRole { org, user, role } => {
+            let (org, user, role) = (org_id(&org)?, id(&user, Entity::User)?, Role::parse(&role)?);
+            refused(orgs::set_role(&pool, None, org, user, role).await?, org, user)?;
+            member(org, user, role)
+        }
+        OrgAction::RemoveMember { org, user } => {
+            let (org, user) = (org_id(&org)?, id(&user, Entity::User)?);
+            refused(orgs::remove_member(&pool, None, org, user).await?, org, user)?;
+            serde_json::json!({"organization_id": org.to_string(), "user_id": user.to_string(), "removed": true})
+        }
+    }
+    .into())
+}
+
+/// A membership as the operator API answers its change.
+fn member(
+    org: uuid::Uuid,
+    user: uuid::Uuid,
+    role: catraca::domain::roles::Role,
+) -> serde_json::Value {
+    serde_json::json!({"organization_id": org.to_string(), "user_id": user.to_string(), "role": role.as_str()})
+}
+
+/// A membership change refused: a clear error.
+fn refused(
+    r: catraca::domain::orgs::Removal,
+    org: uuid::Uuid,
+    user: uuid::Uuid,
+) -> anyhow::Result<()> {
+    use catraca::domain::orgs::Removal;
+    match r {
+        Removal::Done => Ok(()),
+        Removal::NotMember => anyhow::bail!("user {user} is not a member of organization {org}"),
+        Removal::LastOwner => anyhow::bail!(
+            "user {user} is the last owner of organization {org}: make another member owner first"
+        ),
+    }
+}
+
+/// `catraca user …`
+async fn user(url: &str, action: UserAction) -> anyhow::Result<Output> {
+    use catraca::domain::{Entity, accounts, usage::Page};
+    use catraca::surfaces::operator::wire;
+    Ok(match action {
+        UserAction::Create {
+            email,
+            name,
+            org,
+            role,
+            password_stdin,
+        } => {
+            let org = id(&org, Entity::Organization)?;
+            let password = if password_stdin {
+                let text = std::io::read_to_string(std::io::stdin())?;
+                let line = text.lines().next().unwrap_or_default().to_string();
+                Some(line)
+            } else {
+                None
+            };
+            let pool = connect(url).await?;
+            let rows = accounts::create_user(
+                &pool,
+                accounts::NewUser {
+                    email,
+                    name,
+                    password,
+                    organization_id: org,
+                    role,
+                },
+            )
+            .await?;
+            wire::user(&rows)
+        }
+        UserAction::List {
+            org,
+            email,
+            page,
+            per_page,
+        } => {
+            let org = org
+                .as_deref()
+                .map(|o| id(o, Entity::Organization))
+                .transpose()?;
+            let page = Page::new(page, per_page)?;
+            let pool = connect(url).await?;
+            let (rows, total) = accounts::list_users(&pool, org, email.as_deref(), page).await?;
+            serde_json::json!({"data": rows.iter().map(wire::listed_user).collect::<Vec<_>>(),
+                "page": page.page, "per_page": page.per_page, "total": total})
+        }
+        UserAction::Get { id: raw } => {
+            let user = id(&raw, Entity::User)?;
+            let pool = connect(url).await?;
+            wire::user(&accounts::get_user(&pool, user).await?)
+        }
+        UserAction::Disable { id: raw } => {
+            let user = id(&raw, Entity::User)?;
+            let pool = connect(url).await?;
+            wire::user(&accounts::disable_user(&pool, user).await?)
+        }
+    }
+    .into())
+}
+
+/// `catraca plan …`
+async fn plan(url: &str, action: PlanAction) -> anyhow::Result<Output> {
+    use catraca::domain::plans;
+    use catraca::surfaces::operator::wire;
+    Ok(match action {
+        PlanAction::Create { code, fields } => {
+            let input = fields.input()?;
+            let pool = connect(url).await?;
+            wire::plan(&plans::create(&pool, &code, input).await?)
+        }
+        PlanAction::List => {
+            let pool = connect(url).await?;
+            data(plans::list(&pool).await?.iter().map(wire::plan).collect())
+        }
+        PlanAction::Get { code } => {
+            let pool = connect(url).await?;
+            wire::plan(&plans::get(&pool, &code).await?)
+        }
+        PlanAction::Update { code, fields } => {
+            let input = fields.input()?;
+            let pool = connect(url).await?;
+            wire::plan(&plans::update(&pool, &code, input).await?)
+        }
+    }
+    .into())
+}
+
+/// `catraca usage …`
+async fn usage(url: &str, action: UsageAction) -> anyhow::Result<Output> {
+    use catraca::domain::{DomainError, Entity, usage};
+    use catraca::surfaces::operator::wire;
+    let UsageAction::Report {
+        group_by,
+        from,
+        to,
+        org,
+        key,
+        model,
+        csv,
+    } = action;
+    let day = |raw: &str, field: &'static str| {
+        time::Date::parse(
+            raw,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| DomainError::invalid(field, format!("{raw:?} is not a YYYY-MM-DD day")))
+    };
+    let query = usage::ReportQuery {
+        group: usage::GroupBy::parse(&group_by)?,
+        from: day(&from, "from")?,
+        to: day(&to, "to")?,
+        org: org
+            .as_deref()
+            .map(|o| id(o, Entity::Organization))
+            .transpose()?,
+        key: key.as_deref().map(|k| id(k, Entity::Key)).transpose()?,
+        model: model.as_deref(),
+    };
+    let pool = connect(url).await?;
+    let rows = usage::report(&pool, &query).await?;
+    let group = query.group.as_str();
+    if csv {
+        let mut out = String::from(wire::REPORT_CSV_HEADER);
+        for r in &rows {
+            out.push_str(&wire::report_csv(group, r));
+        }
+        return Ok(Output::Text(out));
+    }
+    Ok(serde_json::json!({
+        "group_by": group,
+        "from": from,
+        "to": to,
+        "data": rows.iter().map(wire::report_row).collect::<Vec<_>>(),
+    })
+    .into())
+}
+
+/// `catraca key …`
+async fn key(url: &str, action: KeyAction) -> anyhow::Result<Output> {
+    use catraca::domain::{Entity, keys, money::Micros};
+    use catraca::surfaces::operator::wire;
+    let pool = connect(url).await?;
+    Ok(match action {
+        KeyAction::Create {
             org,
             prefix,
             name,
@@ -116,7 +387,7 @@ async fn operator(url: &str, cmd: OperatorCmd) -> anyhow::Result<serde_json::Val
             concurrency,
             budget_usd,
             models,
-        }) => {
+        } => {
             let budget = budget_usd
                 .as_deref()
                 .map(|b| catraca::config::resolve::parse_decimal_micros(b).map(Micros))
@@ -143,24 +414,24 @@ async fn operator(url: &str, cmd: OperatorCmd) -> anyhow::Result<serde_json::Val
             v["key"] = serde_json::Value::String(plaintext);
             v
         }
-        OperatorCmd::Key(KeyAction::Revoke { id: raw }) => {
+        KeyAction::List { org } => {
+            let rows = keys::of_org(&pool, id(&org, Entity::Organization)?).await?;
+            data(rows.iter().map(wire::key).collect())
+        }
+        KeyAction::Revoke { id: raw } => {
             wire::key(&keys::revoke_any(&pool, id(&raw, Entity::Key)?).await?)
         }
-        OperatorCmd::Key(KeyAction::Rotate { id: raw }) => {
+        KeyAction::Rotate { id: raw } => {
             let (k, plaintext) = keys::rotate(&pool, id(&raw, Entity::Key)?).await?;
             serde_json::json!({"id": k.api_key_id.to_string(), "key": plaintext, "prefix": k.prefix})
         }
-    })
+    }
+    .into())
 }
 
-/// The operator commands of the CLI.
-enum OperatorCmd {
-    Org(OrgAction),
-    Key(KeyAction),
-}
-
-/// Run a database command on `database_url` and print its JSON result (the command's output).
-fn print_json<F: std::future::Future<Output = anyhow::Result<serde_json::Value>>>(
+/// Run a database command on `database_url` as the audit actor `cli` and print its result
+/// (JSON on one line, or text as it is) on stdout.
+fn print_json<F: std::future::Future<Output = anyhow::Result<Output>>>(
     database_url: Option<String>,
     what: &str,
     command: impl FnOnce(String) -> F,
@@ -171,9 +442,20 @@ fn print_json<F: std::future::Future<Output = anyhow::Result<serde_json::Value>>
     let out = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(command(url))?;
+        .block_on(catraca::domain::audit::scoped(
+            catraca::domain::audit::Context {
+                actor: Some("cli"),
+                source_ip: None,
+            },
+            command(url),
+        ))?;
     use std::io::Write;
-    writeln!(std::io::stdout(), "{out}")?;
+    let mut stdout = std::io::stdout().lock();
+    match out {
+        Output::Json(v) => writeln!(stdout, "{v}")?,
+        Output::Text(t) => write!(stdout, "{t}")?,
+    }
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -205,13 +487,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database_url,
             action,
         } => print_json(database_url, "this command", |url| async move {
-            operator(&url, OperatorCmd::Org(action)).await
+            org(&url, action).await
+        }),
+        Command::User {
+            database_url,
+            action,
+        } => print_json(database_url, "this command", |url| async move {
+            user(&url, action).await
+        }),
+        Command::Plan {
+            database_url,
+            action,
+        } => print_json(database_url, "this command", |url| async move {
+            plan(&url, action).await
+        }),
+        Command::Usage {
+            database_url,
+            action,
+        } => print_json(database_url, "this command", |url| async move {
+            usage(&url, action).await
         }),
         Command::Key {
             database_url,
             action,
         } => print_json(database_url, "this command", |url| async move {
-            operator(&url, OperatorCmd::Key(action)).await
+            key(&url, action).await
         }),
         Command::CheckConfig { path } => match catraca::config::load_file(&path) {
             Ok(c) => {

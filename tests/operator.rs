@@ -287,9 +287,16 @@ async fn empty_database_to_a_billed_rotated_and_revoked_key(pool: PgPool) {
         "organization.enable",
         "api_key.rotate",
         "api_key.revoke",
+        "ledger.topup",
     ] {
         assert!(actions.contains(&a), "{a} not audited: {actions:?}");
     }
+    // one row per entry: the replayed top-up added none
+    assert_eq!(
+        actions.iter().filter(|a| **a == "ledger.topup").count(),
+        1,
+        "{actions:?}"
+    );
     assert!(
         !audit["data"].to_string().contains(&new_key),
         "a plaintext in the audit log"

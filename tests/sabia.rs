@@ -819,6 +819,75 @@ async fn ocr_and_recognition_are_metered_and_reported(pool: PgPool) {
     )
     .await;
     assert_eq!(b["data"]["usage"]["current"], 5);
+
+    // one rule for every count: a failed request counts in its service and in the total alike
+    // (only the plan's quota, `usage.current`, counts answered requests)
+    let boundary = "b0undary";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"doc.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").into_bytes();
+    body.extend_from_slice(&[0xffu8; 1000]);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/ocr"))
+        .bearer_auth(&key)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header("x-mock-status", "500")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM usage_event WHERE organization_id = $1::uuid",
+    )
+    .bind(&team)
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+        < 6
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, v) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/usage-stats?period=7d"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    let st = &v["data"]["stats"][0];
+    assert_eq!(
+        (
+            st["ocr"]["requests"].as_i64(),
+            st["recognition"]["requests"].as_i64(),
+            st["total"]["requests"].as_i64(),
+            v["data"]["summary"]["totalRequests"].as_i64()
+        ),
+        (Some(4), Some(2), Some(6), Some(6)),
+        "{v}"
+    );
+    let (_, d) = call(
+        &gw,
+        "GET",
+        &format!("/v1/teams/{team}/dashboard?period=7d"),
+        Some(&ta),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            d["data"]["summary"]["totalRequests"].as_i64(),
+            d["data"]["chartData"][0]["ocr"].as_i64(),
+            d["data"]["usage"]["current"].as_i64()
+        ),
+        (Some(6), Some(4), Some(5)),
+        "{d}"
+    );
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -1196,7 +1265,9 @@ async fn dashboard_changes_are_audited_with_before_and_after(pool: PgPool) {
     .await;
     assert_eq!(s, 400);
 
-    let rows: Vec<(String, String, Option<String>, Option<Value>, Option<Value>)> = sqlx::query_as(
+    /// action, actor, source address, before, after
+    type Row = (String, String, Option<String>, Option<Value>, Option<Value>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT action, actor, source_ip, before, after FROM audit_log WHERE organization_id = $1::uuid ORDER BY audit_log_id",
     )
     .bind(&team)

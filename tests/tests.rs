@@ -7,6 +7,7 @@ mod common;
 
 mod accounting;
 
+mod cli;
 mod config_cli;
 mod counting;
 mod db;

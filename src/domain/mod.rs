@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod audit;
 pub mod error;
 pub mod keys;
+pub mod ledger;
 pub mod models;
 pub mod money;
 pub mod orgs;

@@ -124,44 +124,76 @@ pub async fn post(
             .execute(&mut *tx)
             .await?;
     }
+    // one audit row per entry (a replay returned above, unaudited); amounts as exact text
+    let text = |m: i64| crate::domain::money::Micros(m).decimal();
+    crate::store::audit::insert_change(
+        &mut *tx,
+        Some(organization_id),
+        None,
+        &format!("ledger.{kind}"),
+        Some(&entry.ledger_entry_id.to_string()),
+        Some(&serde_json::json!({"balance_brl": before.map(text)})),
+        Some(
+            &serde_json::json!({"balance_brl": text(after), "amount_brl": text(amount_brl_micros),
+                                 "idempotency_key": idempotency_key}),
+        ),
+    )
+    .await?;
     tx.commit().await?;
     Ok(entry)
 }
 
-/// Micro-BRL as an exact decimal string (`-1234567` → `"-1.234567"`).
-pub fn brl(micros: i64) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
-    let m = micros.unsigned_abs();
-    format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
+/// A ledger entry as a statement lists it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StatementRow {
+    /// Sequence number.
+    pub ledger_entry_id: i64,
+    /// `topup`, `adjustment`, `usage` or `refund`.
+    pub kind: String,
+    /// Credit > 0, debit < 0 (micro-BRL).
+    pub amount_brl_micros: i64,
+    /// Balance after this entry (micro-BRL).
+    pub balance_after_brl_micros: i64,
+    /// The request a `usage` entry paid for.
+    pub request_id: Option<String>,
+    /// The caller's key of a top-up, refund or adjustment.
+    pub idempotency_key: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// When it was written.
+    pub created_at: time::OffsetDateTime,
 }
 
-/// An organization's balance (null when postpaid) and its latest `limit` entries, newest
-/// first, as JSON with exact decimal strings.
+/// An organization's balance and latest entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// Balance, micro-BRL (`None`: postpaid).
+    pub balance: Option<i64>,
+    /// The latest entries, newest first.
+    pub entries: Vec<StatementRow>,
+}
+
+/// An organization's balance (`None` when postpaid) and its latest `limit` (at most 10 000)
+/// entries, newest first, read in one snapshot (the balance is the newest entry's).
 pub async fn statement(
     pool: &PgPool,
     organization_id: Uuid,
     limit: u32,
-) -> Result<serde_json::Value, LedgerError> {
+) -> Result<Statement, LedgerError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let Some(balance): Option<Option<i64>> = sqlx::query_scalar(
         "SELECT balance_brl_micros FROM organization WHERE organization_id = $1",
     )
     .bind(organization_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?
     else {
         return Err(LedgerError::NotFound);
     };
-    type Row = (
-        i64,
-        String,
-        i64,
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        time::OffsetDateTime,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    let entries: Vec<StatementRow> = sqlx::query_as(
         "SELECT ledger_entry_id, kind, amount_brl_micros, balance_after_brl_micros, request_id,
                 idempotency_key, description, created_at
          FROM ledger_entry WHERE organization_id = $1
@@ -169,34 +201,8 @@ pub async fn statement(
     )
     .bind(organization_id)
     .bind(i64::from(limit.min(10_000)))
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
-    let entries: Vec<serde_json::Value> = rows
-        .into_iter()
-        .map(|(id, kind, amount, after, request, idem, desc, at)| {
-            serde_json::json!({
-                "ledger_entry_id": id, "kind": kind, "amount_brl": brl(amount),
-                "balance_after_brl": brl(after), "request_id": request,
-                "idempotency_key": idem, "description": desc,
-                "created_at": at.format(&time::format_description::well_known::Rfc3339).ok(),
-            })
-        })
-        .collect();
-    Ok(serde_json::json!({
-        "organization_id": organization_id,
-        "prepaid": balance.is_some(),
-        "balance_brl": balance.map(brl),
-        "entries": entries,
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn brl_amounts_print_exactly() {
-        assert_eq!(super::brl(0), "0.000000");
-        assert_eq!(super::brl(150_500_000), "150.500000");
-        assert_eq!(super::brl(-1), "-0.000001");
-        assert_eq!(super::brl(i64::MIN), "-9223372036854.775808");
-    }
+    tx.commit().await?;
+    Ok(Statement { balance, entries })
 }

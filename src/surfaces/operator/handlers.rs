@@ -116,27 +116,10 @@ pub async fn post_ledger(
         .ok_or_else(|| {
             OpError::invalid("Idempotency-Key", "header required, 1 to 200 characters")
         })?;
-    let amount = crate::config::resolve::parse_decimal_micros(r.amount_brl.trim_start_matches('-'))
-        .map_err(|e| OpError::invalid("amount_brl", e))?;
-    let amount = if r.amount_brl.starts_with('-') {
-        -amount
-    } else {
-        amount
-    };
-    if r.description.as_ref().is_some_and(|d| d.len() > 500) {
-        return Err(OpError::invalid("description", "at most 500 characters"));
-    }
-    use crate::store::ledger::{LedgerError, post};
-    let e = post(&s.pool, org, &r.kind, amount, key, r.description.as_deref())
-        .await
-        .map_err(|e| match e {
-            LedgerError::Invalid(m) => OpError::invalid("amount_brl", m),
-            LedgerError::NotFound => DomainError::NotFound(Entity::Organization).into(),
-            LedgerError::Conflict => {
-                DomainError::Conflict(crate::domain::Conflict::IdempotencyReused).into()
-            }
-            LedgerError::Db(e) => DomainError::from(e).into(),
-        })?;
+    let amount = crate::domain::ledger::parse_amount(&r.amount_brl)?;
+    let e =
+        crate::domain::ledger::post(&s.pool, org, &r.kind, amount, key, r.description.as_deref())
+            .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
