@@ -398,7 +398,12 @@ impl PlanArgs {
             } else if self.features.is_empty() {
                 None
             } else {
-                Some(self.features.clone())
+                Some(
+                    self.features
+                        .iter()
+                        .map(|t| crate::domain::plans::Feature::Text(t.clone()))
+                        .collect(),
+                )
             },
             popular: self.popular,
         })

@@ -100,7 +100,7 @@ async fn a_script_sets_up_plan_org_users_key_balance_and_limits(pool: PgPool) {
             &json!("499"),
             &json!(1000),
             &json!(60),
-            &json!(["Suporte", "API"]),
+            &json!([{"text": "Suporte", "included": true}, {"text": "API", "included": true}]),
             &json!(true)
         ),
         "{plan}"

@@ -829,7 +829,7 @@ async fn organizations_plans_members_usage_and_webhooks(pool: PgPool) {
         "POST",
         "/admin/v1/plans",
         Some(json!({"code": "growth", "name": "Growth", "price_brl": "199.90", "monthly_request_quota": 1000,
-                    "limits": {"rpm": 100}, "features": ["SLA"]})),
+                    "limits": {"rpm": 100}, "features": ["SLA", {"text": "On-premise", "included": false}]})),
         &[],
     )
     .await;
@@ -837,6 +837,11 @@ async fn organizations_plans_members_usage_and_webhooks(pool: PgPool) {
     assert_eq!(
         (p["price_brl"].as_str(), p["limits"]["rpm"].as_i64()),
         (Some("199.9"), Some(100))
+    );
+    // features are stored as the plan cards show them (SabIA's `{text, included}`)
+    assert_eq!(
+        p["features"],
+        json!([{"text": "SLA", "included": true}, {"text": "On-premise", "included": false}])
     );
     let (s, v) = op(
         &gw,

@@ -95,6 +95,30 @@ mod tests {
 
 pub use crate::store::orgs::{LimitsPatch, Patch};
 
+/// One line of a plan's feature list, as the plan cards show it: included or not.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Feature {
+    /// `{"text", "included"}`.
+    Line {
+        /// What the line says.
+        text: String,
+        /// Whether the plan has it.
+        included: bool,
+    },
+    /// A bare string: an included feature.
+    Text(String),
+}
+
+impl Feature {
+    fn parts(&self) -> (&str, bool) {
+        match self {
+            Feature::Line { text, included } => (text, *included),
+            Feature::Text(t) => (t, true),
+        }
+    }
+}
+
 /// A plan's fields as the operator writes them; `None` keeps a field (on create: its default).
 #[derive(Debug, Default)]
 pub struct PlanInput {
@@ -109,7 +133,7 @@ pub struct PlanInput {
     /// Limits; `Some(None)`: none.
     pub limits: LimitsPatch,
     /// Up to 50 features of up to 200 characters.
-    pub features: Option<Vec<String>>,
+    pub features: Option<Vec<Feature>>,
     /// Highlighted.
     pub popular: Option<bool>,
 }
@@ -142,10 +166,25 @@ fn check(p: &PlanInput) -> Result<Option<serde_json::Value>, DomainError> {
     }
     super::orgs::check_limits(&p.limits)?;
     match &p.features {
-        Some(f) if f.len() > 50 || f.iter().any(|x| x.is_empty() || x.len() > 200) => Err(
-            DomainError::invalid("features", "at most 50, each 1 to 200 characters"),
-        ),
-        Some(f) => Ok(Some(serde_json::json!(f))),
+        Some(f)
+            if f.len() > 50
+                || f.iter()
+                    .any(|x| x.parts().0.is_empty() || x.parts().0.len() > 200) =>
+        {
+            Err(DomainError::invalid(
+                "features",
+                "at most 50, each 1 to 200 characters",
+            ))
+        }
+        // stored as the seeded plans are: [{"text", "included"}]
+        Some(f) => Ok(Some(serde_json::Value::Array(
+            f.iter()
+                .map(|x| {
+                    let (text, included) = x.parts();
+                    serde_json::json!({"text": text, "included": included})
+                })
+                .collect(),
+        ))),
         None => Ok(None),
     }
 }

@@ -453,7 +453,7 @@ pub struct PlanReq {
     #[serde(default)]
     limits: wire::LimitsReq,
     #[serde(default)]
-    features: Option<Vec<String>>,
+    features: Option<Vec<crate::domain::plans::Feature>>,
     #[serde(default)]
     popular: Option<bool>,
 }
