@@ -17,7 +17,8 @@
 //! rule on accounts, keys, usage, money, templates, with one [`domain::DomainError`]),
 //! [`store`] (every SQL statement, named functions over named rows) and [`surfaces`] (one per
 //! contract: parse its shapes, call the domain, render its shapes; no SQL). Beside it,
-//! [`mail`] sends the queued mails (`outbox_email`) over SMTP.
+//! [`mail`] sends the queued mails (`outbox_email`) over SMTP, and [`live`] follows the events
+//! MaxAI's `/socket.io/` pushes to customers.
 
 pub mod admin;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod funds;
 pub mod gateway;
 pub mod limits;
+pub mod live;
 pub mod mail;
 pub mod metrics;
 pub mod mock_upstream;

@@ -17,6 +17,7 @@ mod faults;
 mod funds;
 mod hostile;
 mod limits;
+mod live;
 mod mail;
 mod maxai;
 mod openapi;

@@ -163,7 +163,10 @@ pub async fn serve(addr: SocketAddr, state: AdminState, mut shutdown: watch::Rec
         webhook_poll(),
         shutdown.clone(),
     ));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // MaxAI's live events (`/socket.io/`) and their feed
+    let (live_layer, live) = crate::surfaces::maxai::live::start(state.clone(), shutdown.clone());
+    let app = router(state).layer(live_layer).layer(axum::Extension(live));
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;

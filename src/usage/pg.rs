@@ -354,7 +354,8 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
                 $21::int8[], $22::int8[], $24::text[])
             ON CONFLICT (request_id) DO NOTHING
             RETURNING request_id, organization_id, api_key_id, model, status, prompt_tokens, completion_tokens,
-                      cost_upstream_usd_micros, cost_billed_brl_micros, latency_ms, created_at
+                      cost_upstream_usd_micros, cost_billed_brl_micros, latency_ms, created_at,
+                      route, error, stream, ttft_ms, client_request_id
         ), daily AS (
             INSERT INTO usage_daily AS d (organization_id, day, model, requests, successful,
                 prompt_tokens, completion_tokens, cost_usd_micros, latency_ms_sum, cost_billed_brl_micros)
@@ -385,7 +386,9 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
                 last_used_at = greatest(k.last_used_at, per_key.last),
                 total_cost_usd_micros = k.total_cost_usd_micros + per_key.usd
             FROM per_key WHERE k.api_key_id = per_key.api_key_id
-            RETURNING k.api_key_id, per_key.usd, k.budget_usd_micros IS NOT NULL AS budgeted
+            RETURNING k.api_key_id, per_key.usd, k.budget_usd_micros IS NOT NULL AS budgeted,
+                      k.organization_id, k.serial_id, k.prefix, k.name,
+                      k.budget_usd_micros AS budget, k.total_cost_usd_micros AS spent
         ), charge AS (
             -- prepaid organizations pay from their balance, one ledger entry per request
             SELECT i.organization_id, i.request_id, i.cost_billed_brl_micros AS cost, i.created_at
@@ -443,6 +446,38 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
             WHERE m.after >= q.quota AND m.after - q.n < q.quota
               AND w.status = 'active' AND 'usage_limit_reached' = ANY (w.events)
             ON CONFLICT (webhook_id, dedup_key) DO NOTHING
+        ), live_item AS MATERIALIZED (
+            -- the live feed (src/live.rs): each stored event of an organization (its fields in
+            -- the order of live::UsageLine), then each budget threshold (80 %, 100 %) a key's
+            -- spend crossed in this batch; text cut so one item always fits a notification;
+            -- materialized so each item is built once
+            SELECT 0 AS kind, i.created_at AS at, 0 AS seq, json_build_object('o', i.organization_id,
+                'ev', 'usage', 'd', json_build_array(
+                    left(i.request_id, 200), left(i.client_request_id, 200), k.serial_id,
+                    left(k.prefix, 64), left(k.name, 200), left(i.route, 64), left(i.model, 200),
+                    i.status, left(i.error, 300), i.prompt_tokens, i.completion_tokens,
+                    i.cost_upstream_usd_micros, i.latency_ms, i.ttft_ms, i.stream,
+                    (extract(epoch FROM i.created_at) * 1000000)::int8))::text AS item
+            FROM ins i LEFT JOIN api_key k ON k.api_key_id = i.api_key_id
+            WHERE i.organization_id IS NOT NULL
+            UNION ALL
+            SELECT 1, now(), t.pct, json_build_object('o', u.organization_id,
+                'ev', 'budget.threshold', 'd', json_build_object(
+                    'key_id', u.serial_id, 'key_prefix', left(u.prefix, 64),
+                    'key_name', left(u.name, 200), 'threshold', t.pct,
+                    'budget_usd_micros', u.budget, 'spent_usd_micros', u.spent,
+                    'ts_us', (extract(epoch FROM now()) * 1000000)::int8))::text
+            FROM upd_key u CROSS JOIN (VALUES (80), (100)) AS t(pct)
+            WHERE u.budget > 0 AND u.usd > 0
+              AND (u.spent - u.usd)::numeric * 100 < u.budget::numeric * t.pct
+              AND u.spent::numeric * 100 >= u.budget::numeric * t.pct
+        ), live_chunk AS (
+            -- notifications hold under 8000 bytes: items (each at most 3800) go into chunks by
+            -- where they start in the running total, so a chunk is under 4000 + 3800 + 2
+            SELECT item, kind, at, seq,
+                   (sum(octet_length(item) + 1) OVER (ORDER BY kind, at, seq
+                        ROWS UNBOUNDED PRECEDING) - octet_length(item) - 1) / 4000 AS chunk
+            FROM live_item WHERE octet_length(item) <= 3800
                 )
         -- other gateway nodes learn what this node spent (each node counts its own spend)
         SELECT (SELECT count(pg_notify('catraca_funds',
@@ -454,6 +489,9 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
              + (SELECT count(pg_notify('catraca_funds',
                         'q:' || organization_id || ':' || (-n) || ':' || $23))
                 FROM quota)
+             + (SELECT count(pg_notify('catraca_live', payload))
+                FROM (SELECT '[' || string_agg(item, ',' ORDER BY kind, at, seq) || ']' AS payload
+                      FROM live_chunk GROUP BY chunk ORDER BY chunk) c)
         "#,
     )
     .bind(&request_id)

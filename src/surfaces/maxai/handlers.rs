@@ -27,13 +27,25 @@ pub async fn health(State(s): State<AdminState>) -> Json<Value> {
     }))
 }
 
-pub async fn realtime_health(State(s): State<AdminState>) -> Json<Value> {
-    Json(json!({
+/// The Socket.IO layer's state: clients connected to this node, whether the feed is live
+/// (`status` is `degraded` while its LISTEN connection is down, and without the layer).
+pub async fn realtime_health(
+    State(s): State<AdminState>,
+    live: Option<axum::Extension<super::live::Live>>,
+) -> Json<Value> {
+    let mut v = json!({
         "service": "catraca-realtime",
-        "status": "ok",
+        "status": "degraded",
         "timestamp": wire::now_rfc3339(),
         "uptime_seconds": s.started.elapsed().as_secs_f64(),
-    }))
+        "connected_clients": 0,
+    });
+    if let (Some(axum::Extension(live)), Some(m)) = (live, v.as_object_mut())
+        && let Value::Object(extra) = live.health()
+    {
+        m.extend(extra);
+    }
+    Json(v)
 }
 
 #[derive(Deserialize)]

@@ -3,12 +3,14 @@
 //!
 //! Every path of the contract is mounted: health, auth (register, login, refresh), customer
 //! profile, API keys, usage stats and recent, model catalog, metrics and leaderboards,
-//! templates (list, detail, render, run). `/v1/*` is the gateway's own.
+//! templates (list, detail, render, run). `/v1/*` is the gateway's own. `/socket.io/` (live
+//! events) is [`live`], layered on the admin router by `crate::admin::serve`.
 //!
 //! This module is the route table only; [`handlers`] parse, call `crate::domain` and render
 //! with [`wire`].
 
 pub mod handlers;
+pub mod live;
 pub mod wire;
 
 use axum::routing::{delete, get, post, put};
