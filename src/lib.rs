@@ -14,9 +14,10 @@
 //! [`server`] (process assembly) and [`mock_upstream`] (the fake provider).
 //!
 //! The management side, served by [`admin`] beside the gateway: [`domain`] (the core: every
-//! rule on accounts, keys, usage, money, templates, with one [`domain::DomainError`]),
-//! [`store`] (every SQL statement, named functions over named rows) and [`surfaces`] (one per
-//! contract: parse its shapes, call the domain, render its shapes; no SQL). Beside it,
+//! rule on accounts, roles, organizations, plans, keys, ledger, usage, money, webhooks,
+//! templates and audit, with one [`domain::DomainError`]), [`store`] (every SQL statement,
+//! named functions over named rows) and [`surfaces`] (one per contract, `maxai`, `sabia`,
+//! `operator`: parse its shapes, call the domain, render its shapes; no SQL). Beside it,
 //! [`mail`] sends the queued mails (`outbox_email`) over SMTP, and [`live`] follows the events
 //! MaxAI's `/socket.io/` pushes to customers.
 
