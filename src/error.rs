@@ -237,36 +237,6 @@ impl ApiError {
         })
     }
 
-    /// SabIA Labs' code for this error (its `/v1/ocr` and `/v1/recognition` services).
-    pub fn sabia_code(&self) -> &'static str {
-        match self {
-            ApiError::InvalidJson(_)
-            | ApiError::InvalidRequest(_)
-            | ApiError::BodyTooLarge(_)
-            | ApiError::HeadersTooLarge
-            | ApiError::UnsupportedMediaType(_) => "VALIDATION_ERROR",
-            ApiError::RequestTimeout => "REQUEST_TIMEOUT",
-            ApiError::MissingKey | ApiError::InvalidKey | ApiError::ExpiredKey => "UNAUTHORIZED",
-            ApiError::DisabledKey => "API_KEY_REVOKED",
-            ApiError::ModelNotAllowed(_) => "INSUFFICIENT_PERMISSIONS",
-            ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => "NOT_FOUND",
-            ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
-            ApiError::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
-            ApiError::InsufficientBalance | ApiError::BudgetExceeded => "PAYMENT_REQUIRED",
-            ApiError::UsageLimitExceeded { .. } => "USAGE_LIMIT_EXCEEDED",
-            _ => "INTERNAL_ERROR",
-        }
-    }
-
-    /// SabIA's wire body: `{"success": false, "error": {"code", "message"}}`.
-    pub fn sabia_body(&self) -> Bytes {
-        let v = serde_json::json!({
-            "success": false,
-            "error": {"code": self.sabia_code(), "message": self.to_string()},
-        });
-        Bytes::from(v.to_string())
-    }
-
     /// The same error as one SSE event, for streams that already started.
     pub fn sse_event(&self) -> Bytes {
         let body = self.body();
@@ -318,17 +288,5 @@ mod tests {
         assert_eq!(ApiError::BodyTooLarge(1).status(), 413);
         assert_eq!(ApiError::UnsupportedMediaType("x").status(), 415);
         assert_eq!(ApiError::UpstreamTimeout.status(), 504);
-    }
-
-    #[test]
-    fn a_used_up_plan_quota_is_sabias_usage_limit_exceeded() {
-        let e = ApiError::UsageLimitExceeded { retry_after: 60 };
-        assert_eq!((e.status(), e.retry_after()), (429, Some(60)));
-        let v: serde_json::Value = serde_json::from_slice(&e.sabia_body()).unwrap();
-        assert_eq!(v["success"], false);
-        assert_eq!(v["error"]["code"], "USAGE_LIMIT_EXCEEDED");
-        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
-        assert_eq!(v["error"]["code"], "usage_limit_exceeded");
-        assert_eq!(v["error"]["type"], "insufficient_quota");
     }
 }

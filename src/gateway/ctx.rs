@@ -34,7 +34,26 @@ pub enum Route {
     RateLimitUsage,
 }
 
+/// Which contract's error shape a gateway route answers in. The renderers live with their
+/// contracts (`ApiError::body` for OpenAI's, `surfaces::sabia::wire::gateway_error` for
+/// SabIA's); the error catalogue itself knows no contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
+    /// `{"success": false, "error": {"code", "message"}}`.
+    Sabia,
+}
+
 impl Route {
+    /// The error shape this route's clients parse.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Route::Ocr | Route::Recognition => Dialect::Sabia,
+            _ => Dialect::OpenAi,
+        }
+    }
+
     /// Every route, in declaration order ([`Route::index`]).
     pub const ALL: [Route; 10] = [
         Route::Chat,

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use super::ctx::{RequestCtx, Route};
+use super::ctx::{Dialect, RequestCtx};
 use crate::error::ApiError;
 
 /// Write `err` as OpenAI's error JSON. When the request body was not read, the connection is
@@ -15,9 +15,9 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) 
     if ctx.body.is_none() && !session.as_mut().is_body_empty() {
         session.set_keepalive(None);
     }
-    // each contract's clients parse their own error shape
-    let body = match ctx.route {
-        Some(Route::Ocr | Route::Recognition) => err.sabia_body(),
+    // each contract's clients parse their own error shape: the route says which
+    let body = match ctx.route.map(|r| r.dialect()) {
+        Some(Dialect::Sabia) => crate::surfaces::sabia::wire::gateway_error(err),
         _ => err.body(),
     };
     write(session, ctx, err.status(), body, err.retry_after()).await;

@@ -226,6 +226,38 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Que
     }
 }
 
+/// SabIA's code for a gateway error (its `/v1/ocr` and `/v1/recognition` services).
+pub fn gateway_code(e: &crate::error::ApiError) -> &'static str {
+    use crate::error::ApiError;
+    match e {
+        ApiError::InvalidJson(_)
+        | ApiError::InvalidRequest(_)
+        | ApiError::BodyTooLarge(_)
+        | ApiError::HeadersTooLarge
+        | ApiError::UnsupportedMediaType(_) => "VALIDATION_ERROR",
+        ApiError::RequestTimeout => "REQUEST_TIMEOUT",
+        ApiError::MissingKey | ApiError::InvalidKey | ApiError::ExpiredKey => "UNAUTHORIZED",
+        ApiError::DisabledKey => "API_KEY_REVOKED",
+        ApiError::ModelNotAllowed(_) => "INSUFFICIENT_PERMISSIONS",
+        ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => "NOT_FOUND",
+        ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+        ApiError::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
+        ApiError::InsufficientBalance | ApiError::BudgetExceeded => "PAYMENT_REQUIRED",
+        ApiError::UsageLimitExceeded { .. } => "USAGE_LIMIT_EXCEEDED",
+        _ => "INTERNAL_ERROR",
+    }
+}
+
+/// A gateway error in SabIA's shape: `{"success": false, "error": {"code", "message"}}`, with
+/// the status the gateway's catalogue gives it.
+pub fn gateway_error(e: &crate::error::ApiError) -> bytes::Bytes {
+    let v = json!({
+        "success": false,
+        "error": {"code": gateway_code(e), "message": e.to_string()},
+    });
+    bytes::Bytes::from(v.to_string())
+}
+
 /// The success envelope.
 pub fn ok(message: Option<&str>, data: Value) -> Json<Value> {
     let mut v = json!({"success": true, "data": data});
@@ -343,6 +375,18 @@ pub fn endpoint(route: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_used_up_plan_quota_is_usage_limit_exceeded_in_sabias_shape() {
+        let e = crate::error::ApiError::UsageLimitExceeded { retry_after: 60 };
+        assert_eq!((e.status(), e.retry_after()), (429, Some(60)));
+        let v: Value = serde_json::from_slice(&gateway_error(&e)).unwrap_or_default();
+        assert_eq!(v["success"], false);
+        assert_eq!(v["error"]["code"], "USAGE_LIMIT_EXCEEDED");
+        let v: Value = serde_json::from_slice(&e.body()).unwrap_or_default();
+        assert_eq!(v["error"]["code"], "usage_limit_exceeded");
+        assert_eq!(v["error"]["type"], "insufficient_quota");
+    }
 
     #[test]
     fn price_labels_group_thousands_and_keep_cents() {
