@@ -359,6 +359,13 @@ pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
             let _ = tx.send(true);
         });
+        // the mail outbox is sent by the admin process too when it runs alone
+        let mail = crate::mail::MailService::new(
+            store::pg::LazyPool::new(&db.url, 2)?,
+            config.mail.clone(),
+        );
+        let mail_rx = rx.clone();
+        tokio::spawn(async move { mail.start(mail_rx).await });
         crate::admin::serve(config.admin_listen, state, rx).await;
         Ok(())
     })

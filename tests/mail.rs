@@ -430,3 +430,38 @@ async fn mail_two_nodes_send_each_mail_once(pool: PgPool) {
     eprintln!("node a sent {}, node b sent {}", sent_by(&a), sent_by(&b));
     assert_eq!(sent_by(&a) + sent_by(&b), N);
 }
+
+/// `catraca admin` alone (no gateway in the process) sends the outbox too.
+#[sqlx::test(migrations = "./migrations")]
+async fn mail_is_sent_by_the_admin_app_running_alone(pool: PgPool) {
+    let smtp = Smtp::start(&[]).await;
+    let mock = Mock::start().await;
+    let dir = scratch();
+    let config = dir.join("catraca.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}mail: {{smtp_url: \"smtp://127.0.0.1:{}\", from: \"{FROM}\", poll_ms: 100}}\n{}",
+            crate::common::header(&dir, free_port(), free_port()),
+            smtp.port,
+            single_model(&mock, "gpt-4o-mini", "")
+        ),
+    )
+    .unwrap();
+    let _admin = tokio::process::Command::new(env!("CARGO_BIN_EXE_catraca"))
+        .args(["admin", "--config"])
+        .arg(&config)
+        .env("DATABASE_URL", db_url(&pool, None))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    sqlx::query("INSERT INTO outbox_email (to_address, subject, body) VALUES ('ana@exemplo.com', 'Oi', 'corpo')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let got = smtp.wait_received(1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    wait_row(&pool, "ana@exemplo.com", "sent", |r| r.sent_at.is_some()).await;
+}
