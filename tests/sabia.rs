@@ -1208,6 +1208,11 @@ async fn dashboard_changes_are_audited_with_before_and_after(pool: PgPool) {
     let mock = Mock::start().await;
     let gw = start(&pool, &mock).await;
     let token = register(&gw, "dono@exemplo.com").await;
+    // the team made at registration has no plan set: it shows Sandbox's card, not null
+    let (_, v) = call(&gw, "GET", "/v1/teams", Some(&token), None).await;
+    let own = v["data"][0]["id"].as_str().unwrap().to_string();
+    let (_, v) = call(&gw, "GET", &format!("/v1/teams/{own}"), Some(&token), None).await;
+    assert_eq!(v["data"]["plan"]["name"], "Sandbox", "{v}");
     let (_, v) = call(
         &gw,
         "POST",

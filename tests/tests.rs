@@ -9,6 +9,7 @@ mod accounting;
 
 mod cli;
 mod config_cli;
+mod contract;
 mod counting;
 mod db;
 mod errors;

@@ -222,7 +222,11 @@ pub async fn team_detail(
 ) -> Answer {
     let team = team(&s, &u, &raw, Action::Read).await?;
     let d = orgs::detail(&s.pool, team).await?;
-    let plan = plans::of_org(&s.pool, team).await?;
+    // a team with no plan set is on Sandbox (as its list entry and its billing say)
+    let plan = match plans::of_org(&s.pool, team).await? {
+        Some(p) => Some(p),
+        None => plans::get(&s.pool, "sandbox").await.ok(),
+    };
     let members: Vec<Value> = d.members.iter().map(wire::member).collect();
     Ok(ok(
         None,
