@@ -135,6 +135,7 @@ async fn org(url: &str, action: OrgAction) -> anyhow::Result<Output> {
                     kind,
                     plan,
                     prepaid,
+                    limits: Default::default(),
                 },
             )
             .await?;

@@ -895,10 +895,11 @@ async fn organizations_plans_members_usage_and_webhooks(pool: PgPool) {
         &gw,
         "POST",
         "/admin/v1/organizations",
-        Some(json!({"name": "Loja", "plan": "growth"})),
+        Some(json!({"name": "Loja", "plan": "growth", "limits": {"rpd": 1000}})),
         &[("x-forwarded-for", "203.0.113.9")],
     )
     .await;
+    assert_eq!(org["limits"]["rpd"], 1000, "{org}");
     let org_id = org["id"].as_str().unwrap().to_string();
     let (_, k) = op(
         &gw,

@@ -147,6 +147,8 @@ pub struct NewOrg {
     pub plan: Option<String>,
     /// Prepaid (a balance, starting at zero) or postpaid.
     pub prepaid: bool,
+    /// Its own limits (over its plan's); each `Some(Some(n))` sets one.
+    pub limits: db::LimitsPatch,
 }
 
 /// A slug from a name: lowercase ASCII letters and digits, runs of anything else as one `-`.
@@ -201,6 +203,7 @@ pub async fn create(pool: &PgPool, new: NewOrg) -> Result<Organization, DomainEr
             "the name has no letter or digit to make one from; give a slug",
         ));
     }
+    check_limits(&new.limits)?;
     let kind = new.kind.as_deref().unwrap_or("customer");
     if !matches!(kind, "customer" | "team" | "project") {
         return Err(DomainError::invalid("kind", "customer, team or project"));
@@ -221,10 +224,26 @@ pub async fn create(pool: &PgPool, new: NewOrg) -> Result<Organization, DomainEr
         }
         Err(e) => return Err(e.into()),
     };
-    crate::store::audit::insert(&mut *tx, id, None, "organization.create", Some(&slug)).await?;
+    let l = &new.limits;
+    if [l.rps, l.rpm, l.rpd, l.tpm, l.concurrency]
+        .iter()
+        .any(Option::is_some)
+    {
+        db::update_org(&mut *tx, id, None, None, l).await?;
+    }
     let org = db::get_org(&mut *tx, id)
         .await?
         .ok_or(DomainError::Internal)?;
+    super::audit::change(
+        &mut *tx,
+        id,
+        None,
+        "organization.create",
+        &slug,
+        None,
+        Some(org_json(&org)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(org)
 }

@@ -28,6 +28,8 @@ pub struct OrgReq {
     plan: Option<String>,
     #[serde(default)]
     prepaid: bool,
+    #[serde(default)]
+    limits: wire::LimitsReq,
 }
 
 pub async fn create_org(
@@ -43,6 +45,7 @@ pub async fn create_org(
             kind: r.kind,
             plan: r.plan,
             prepaid: r.prepaid,
+            limits: r.limits.patch()?,
         },
     )
     .await?;
