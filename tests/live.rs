@@ -1,7 +1,8 @@
 //! MaxAI's live events (`/socket.io/`) with a real Socket.IO client (python-socketio, from
 //! `CATRACA_PYTHON`, see tests/sdk/live_client.py): each customer gets its own usage, key and
-//! budget events and never another's, from any node; a bad token is refused; the realtime
-//! health counts the clients.
+//! budget events and never another's, from any node; a bad token is refused, and a socket whose
+//! token stops holding is ended; a WebSocket through the gateway port outlives the body
+//! timeout; the realtime health counts the clients.
 
 use std::collections::HashSet;
 use std::process::Stdio;
@@ -582,4 +583,252 @@ async fn the_feed_reconnects_after_its_connection_is_killed(pool: PgPool) {
     assert_eq!(v["data"]["id"], k["id"]);
     assert!(health(&admin).await["feed"]["last_event_at"].is_string());
     c.stop().await;
+}
+
+/// A gateway node with `extra` config lines and environment.
+async fn node_with(pool: &PgPool, mock: &Mock, extra: &str, env: &[(&str, &str)]) -> Gateway {
+    let url = db_url(pool, None);
+    let mut all = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("CATRACA_JWT_SECRET", SECRET),
+    ];
+    all.extend_from_slice(env);
+    Gateway::start_with_env(&format!("{extra}{}", priced(mock)), &all).await
+}
+
+/// A request head (and the start of its body) sent raw to the gateway port, never finished:
+/// what came back and after how long.
+async fn stalled(gw: &Gateway, head: &str) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+    (String::from_utf8_lossy(&got).into_owned(), t0.elapsed())
+}
+
+/// A WebSocket through the gateway's port is not a request body: it outlives
+/// `client.body_timeout_ms` (and the per-read body timeout), idle, and still gets its events;
+/// a body trickled to an admin route is still cut at that deadline, even one whose request
+/// names a WebSocket upgrade.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_websocket_through_the_gateway_outlives_the_body_timeout(pool: PgPool) {
+    let mock = Mock::start().await;
+    let gw = node_with(&pool, &mock, "client: {body_timeout_ms: 2000}\n", &[]).await;
+    let token = register(&gw, "erin@example.com").await;
+    let mut c = Client::start(&gw.url(""), Some(&token), "auth", "websocket").await;
+    assert_eq!(c.connected().await["transport"], "websocket");
+
+    // idle (the first Socket.IO ping is 25 s away) well past the 2 s deadline
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    c.drain();
+    assert!(
+        c.seen.iter().all(|v| v["ev"] != "disconnected"),
+        "cut: {:#?}\n{}",
+        c.seen,
+        gw.log()
+    );
+    let (s, k) = call(
+        &gw,
+        "POST",
+        "/api/keys",
+        Some(&token),
+        Some(json!({"name": "late"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{k}");
+    let v = c
+        .wait_for(5, "key.created", |v| v["ev"] == "key.created")
+        .await;
+    assert_eq!(v["data"]["id"], k["id"]);
+    assert_eq!(health(&gw.url("")).await["connected_clients"], 1);
+    c.drain();
+    assert!(c.seen.iter().all(|v| v["ev"] != "disconnected"));
+
+    // a stalled admin body: 408 at the deadline, also when the request asks for an upgrade
+    // (only a bodiless GET handshake is let through)
+    for extra in ["", "Upgrade: websocket\r\nConnection: Upgrade\r\n"] {
+        let (got, took) = stalled(
+            &gw,
+            &format!(
+                "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: 500\r\n\r\n{{\"email\":"
+            ),
+        )
+        .await;
+        assert!(got.starts_with("HTTP/1.1 408"), "{extra:?}: {got}");
+        assert!(took < Duration::from_secs(5), "{extra:?}: {took:?}");
+    }
+    c.stop().await;
+}
+
+/// Seconds since the epoch, now.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The user, organization and token generation behind an email.
+async fn who(pool: &PgPool, email: &str) -> (uuid::Uuid, uuid::Uuid, i32) {
+    sqlx::query_as(
+        "SELECT u.user_id, m.organization_id, u.token_generation
+         FROM app_user u JOIN membership m USING (user_id) WHERE lower(u.email) = $1",
+    )
+    .bind(email)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A socket stays only while its token holds: a password change, a disabled user and an
+/// expired token each end it (`session.expired`, then a server disconnect) within the recheck
+/// period, and nothing reaches it after; a socket of a token that still holds is untouched.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_socket_is_ended_when_its_token_no_longer_holds(pool: PgPool) {
+    const MASTER: &str = "live-master-key-0123456789";
+    let mock = Mock::start().await;
+    // node 1 rechecks every second; node 2 keeps the default 15 s (its sockets end at `exp`)
+    let gw = node_with(
+        &pool,
+        &mock,
+        "",
+        &[
+            ("CATRACA_LIVE_RECHECK_MS", "1000"),
+            ("CATRACA_MASTER_KEY", MASTER),
+        ],
+    )
+    .await;
+    let gw2 = node(&pool, &mock).await;
+    let (admin, admin2) = (admin_url(&gw), admin_url(&gw2));
+    let fay = register(&gw, "fay@example.com").await;
+    let gil = register(&gw, "gil@example.com").await;
+    register(&gw, "hal@example.com").await;
+    let (fay_user, fay_org, _) = who(&pool, "fay@example.com").await;
+    let (gil_user, gil_org, _) = who(&pool, "gil@example.com").await;
+    let (hal_user, hal_org, hal_gen) = who(&pool, "hal@example.com").await;
+    // a token of Hal's that lives 4 s
+    let issued = unix_now().floor();
+    let short = catraca::domain::accounts::Jwt::new(SECRET.as_bytes())
+        .issue_ttl(hal_user, hal_org, hal_gen, Duration::from_secs(4))
+        .unwrap();
+
+    let mut f = Client::start(&admin, Some(&fay), "auth", "websocket").await;
+    let mut g = Client::start(&gw.url(""), Some(&gil), "header", "websocket").await;
+    let mut h = Client::start(&admin2, Some(&short), "auth", "websocket").await;
+    // Fay's second socket, with the same token, stays until her password changes
+    let mut f2 = Client::start(&admin, Some(&fay), "query", "polling").await;
+    for c in [&mut f, &mut g, &mut h, &mut f2] {
+        c.connected().await;
+    }
+    // rechecks that pass change nothing
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for c in [&mut f, &mut g, &mut f2] {
+        c.drain();
+        assert!(
+            c.seen.iter().all(|v| v["ev"] == "connected"),
+            "{:#?}",
+            c.seen
+        );
+    }
+
+    // Fay's password changes; Gil is disabled by the operator
+    let t0 = unix_now();
+    catraca::domain::accounts::set_password(
+        &pool,
+        fay_user,
+        &catraca::domain::accounts::Password::parse("outra-senha-forte-2").unwrap(),
+    )
+    .await
+    .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{admin}/admin/v1/users/{gil_user}/disable"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    for (c, who) in [(&mut f, "fay"), (&mut g, "gil"), (&mut f2, "fay (polling)")] {
+        let v = c
+            .wait_for(5, "session.expired", |v| v["ev"] == "session.expired")
+            .await;
+        assert!(
+            v["data"]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{who}: {v}"
+        );
+        let d = c
+            .wait_for(5, "a disconnect", |v| v["ev"] == "disconnected")
+            .await;
+        assert_eq!(d["reason"], "server disconnect", "{who}: {d}");
+        // within the period (1 s) and slack: the client's clock, the same box's
+        let after = d["t"].as_f64().unwrap() - t0;
+        assert!(after < 4.5, "{who} ended {after:.2} s after the change");
+    }
+
+    // Hal's short token: ended at its expiry, long before node 2's 15 s recheck
+    let v = h
+        .wait_for(10, "session.expired", |v| v["ev"] == "session.expired")
+        .await;
+    assert!(
+        v["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("expired")),
+        "{v}"
+    );
+    h.wait_for(5, "a disconnect", |v| v["ev"] == "disconnected")
+        .await;
+    // `exp` is `issued` + 4 s (+ 1 s if the second turned meanwhile): never before it
+    let at = v["t"].as_f64().unwrap() - issued;
+    assert!((3.9..8.0).contains(&at), "ended {at:.2} s after issue");
+
+    // events of their customers now reach nobody of the ended sockets; a fresh login of Fay
+    // does get hers (after the ones before it, which come in order)
+    let (s, v) = call(
+        &gw,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"email": "fay@example.com", "password": "outra-senha-forte-2"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let fay_new = crate::common::secret(v["access_token"].as_str().unwrap());
+    let mut f3 = Client::start(&admin, Some(&fay_new), "auth", "websocket").await;
+    f3.connected().await;
+    for org in [gil_org, hal_org, fay_org] {
+        sqlx::query(
+            "INSERT INTO api_key (organization_id, name, prefix, key_hash)
+             VALUES ($1, 'after', 'sk-after', sha256(gen_random_uuid()::text::bytea))",
+        )
+        .bind(org)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    f3.wait_for(5, "key.created", |v| v["ev"] == "key.created")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (c, who) in [
+        (&mut f, "fay"),
+        (&mut g, "gil"),
+        (&mut h, "hal"),
+        (&mut f2, "fay 2"),
+    ] {
+        c.drain();
+        let end = c
+            .seen
+            .iter()
+            .position(|v| v["ev"] == "disconnected")
+            .unwrap();
+        assert_eq!(c.seen.len(), end + 1, "{who} got more: {:#?}", c.seen);
+        assert!(c.events("key.created").is_empty(), "{who}");
+    }
+    assert_eq!(health(&admin).await["connected_clients"], 1);
+    assert_eq!(health(&admin2).await["connected_clients"], 0);
+    // a disabled user's token is refused from the start, as before
+    let mut g2 = Client::start(&admin, Some(&gil), "auth", "websocket").await;
+    g2.wait_for(15, "a refusal", |v| v["ev"] == "connect_error")
+        .await;
+    f3.stop().await;
 }

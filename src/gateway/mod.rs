@@ -127,6 +127,27 @@ fn failure_of(e: &Error) -> (AttemptFailure, &'static str) {
     }
 }
 
+/// A WebSocket opening handshake (RFC 6455 §4.1): an HTTP/1.1 `GET` with `Upgrade: websocket`
+/// and `Connection: upgrade`, and no body (so a request cannot name an upgrade to have a real
+/// body read without its deadline: one that is refused stays an ordinary bodiless request).
+fn is_websocket_handshake(req: &RequestHeader) -> bool {
+    let has_token = |name: http::header::HeaderName, token: &str| {
+        req.headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    req.method == http::Method::GET
+        && req.version == http::Version::HTTP_11
+        && has_token(http::header::UPGRADE, "websocket")
+        && has_token(http::header::CONNECTION, "upgrade")
+        && !req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        && req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+}
+
 /// The header the gateway gives the admin app the client's address in.
 pub const CLIENT_IP: &str = "x-catraca-client-ip";
 
@@ -192,11 +213,23 @@ impl ProxyHttp for Gateway {
                 // A body Pingora streams through (uploads, admin calls) is read under Pingora's
                 // read timeout; a body read here already was, under its own deadline, and
                 // setting one would cost every request a timer.
-                if let (Some(c), true) = (
-                    client,
-                    ctx.admin.is_some() || ctx.route.is_some_and(ctx::Route::is_upload),
-                ) {
-                    session.set_read_timeout(Some(c.body_timeout.min(BODY_READ_TIMEOUT)));
+                if let Some(c) = client {
+                    if ctx.admin.is_some() {
+                        if is_websocket_handshake(session.req_header()) {
+                            // After its 101 a WebSocket's frames are what Pingora reads as the
+                            // request body: neither the body deadline nor a read timeout (an
+                            // idle socket is normal; the admin app's Socket.IO pings every
+                            // 25 s and closes a client that stops answering, which ends this
+                            // proxy session too). The handshake has no body of its own, so
+                            // nothing else escapes the deadline.
+                            ctx.body_deadline = None;
+                            session.set_read_timeout(None);
+                        } else {
+                            session.set_read_timeout(Some(c.body_timeout.min(BODY_READ_TIMEOUT)));
+                        }
+                    } else if ctx.route.is_some_and(ctx::Route::is_upload) {
+                        session.set_read_timeout(Some(c.body_timeout.min(BODY_READ_TIMEOUT)));
+                    }
                 }
                 Ok(false)
             }
@@ -268,8 +301,15 @@ impl ProxyHttp for Gateway {
             }
             // A pooled connection the admin app already closed fails a POST that Pingora does
             // not retry (seen as a rare 502 under test load); a fresh loopback connection per
-            // dashboard call avoids the race for the cost of one local connect.
-            req.insert_header("connection", "close")?;
+            // dashboard call avoids the race for the cost of one local connect. A WebSocket
+            // handshake keeps asking for its upgrade (its connection is never pooled: Pingora
+            // closes it when either side ends).
+            let connection = if is_websocket_handshake(req) {
+                "upgrade"
+            } else {
+                "close"
+            };
+            req.insert_header("connection", connection)?;
             return Ok(());
         }
         let t0 = ctx.overhead.map(|_| std::time::Instant::now());
@@ -462,6 +502,50 @@ impl ProxyHttp for Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_bodiless_get_asking_for_websocket_is_a_handshake() {
+        let req = |method: &str, headers: &[(&str, &str)]| {
+            let mut r = RequestHeader::build(method, b"/socket.io/?EIO=4", None)
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            for (k, v) in headers {
+                r.append_header(k.to_string(), *v)
+                    .unwrap_or_else(|e| unreachable!("{e}"));
+            }
+            r
+        };
+        let ws = [("upgrade", "websocket"), ("connection", "Upgrade")];
+        assert!(is_websocket_handshake(&req("GET", &ws)));
+        assert!(is_websocket_handshake(&req(
+            "GET",
+            &[
+                ("Upgrade", "WebSocket"),
+                ("Connection", "keep-alive, Upgrade")
+            ]
+        )));
+        assert!(is_websocket_handshake(&req(
+            "GET",
+            &[ws[0], ws[1], ("content-length", "0")]
+        )));
+        assert!(!is_websocket_handshake(&req("POST", &ws)));
+        assert!(!is_websocket_handshake(&req("GET", &ws[..1])));
+        assert!(!is_websocket_handshake(&req("GET", &ws[1..])));
+        assert!(!is_websocket_handshake(&req(
+            "GET",
+            &[("upgrade", "h2c"), ws[1]]
+        )));
+        assert!(!is_websocket_handshake(&req(
+            "GET",
+            &[ws[0], ws[1], ("content-length", "500")]
+        )));
+        assert!(!is_websocket_handshake(&req(
+            "GET",
+            &[ws[0], ws[1], ("transfer-encoding", "chunked")]
+        )));
+        let mut old = req("GET", &ws);
+        old.set_version(http::Version::HTTP_10);
+        assert!(!is_websocket_handshake(&old));
+    }
 
     #[test]
     fn request_ids_are_the_formatted_ones() {

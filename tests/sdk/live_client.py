@@ -7,7 +7,7 @@ JSON line per happening, flushed:
     {"ev": "connected", "sid": ..., "transport": "websocket"}
     {"ev": "<event name>", "data": {...}, "t": <unix seconds when received>}
     {"ev": "connect_error", "data": ...}         (then exits 2)
-    {"ev": "disconnected"}
+    {"ev": "disconnected", "reason": "server disconnect", "t": ...}
 Runs until its stdin closes (the test drops it), then disconnects and exits 0.
 """
 
@@ -50,8 +50,10 @@ def main():
         out({"ev": "connect_error", "data": data})
 
     @sio.event
-    def disconnect(*_args):
-        out({"ev": "disconnected"})
+    def disconnect(*args):
+        # python-socketio >= 5.12 says why: "server disconnect", "client disconnect",
+        # "transport error", ...
+        out({"ev": "disconnected", "reason": str(args[0]) if args else None, "t": time.time()})
 
     @sio.on("*")
     def any_event(event, data=None):

@@ -6,6 +6,13 @@
 //!   `Authorization: Bearer` on the handshake, else `?token=` in its query. It is checked as
 //!   the REST routes check it (signature, expiry, membership, token generation); a missing or
 //!   bad one gets a `connect_error` (`{"message": "unauthorized: ..."}`) and no connection.
+//! - The token stays checked while the socket is open: every [`recheck_period`] (15 s,
+//!   `CATRACA_LIVE_RECHECK_MS`) the same check runs again (one per socket per period, by a
+//!   timer of that socket: nothing runs while no socket is connected), and the socket is
+//!   ended at its token's `exp` without asking. A socket whose token fails (expired, password
+//!   changed, member removed, user disabled) gets `session.expired` (`{"reason": "..."}`)
+//!   and then a server disconnect, and no event after it. A database that cannot answer ends
+//!   nothing: the next period asks again.
 //! - Each socket joins its customer's room (the organization the token names, the scope of
 //!   every MaxAI route) and receives only that customer's events:
 //!   `usage`, `key.created`, `key.revoked`, `budget.threshold` (shapes in [`render`]).
@@ -13,22 +20,39 @@
 //!   gateway node reaches the customer's sockets on every node.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::wire;
 use crate::admin::{AdminState, rfc3339};
+use crate::domain::DomainError;
 use crate::live::{BudgetCrossing, Event, Feed, KeyChange, Kind, UsageLine};
 
 /// Events buffered between the feed and the sockets (the feed waits when it is full).
 const FANOUT_QUEUE: usize = 8192;
 /// Packets a slow socket may have queued before it misses events.
 const SOCKET_BUFFER: usize = 4096;
+
+/// How often a connected socket's token is checked again (`CATRACA_LIVE_RECHECK_MS`, default
+/// 15000).
+pub fn recheck_period() -> Duration {
+    Duration::from_millis(
+        std::env::var("CATRACA_LIVE_RECHECK_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&ms| ms > 0)
+            .unwrap_or(15_000),
+    )
+}
+
+/// The event a socket gets before the server ends it for its token.
+pub const SESSION_EXPIRED: &str = "session.expired";
 
 /// The live layer's handle: for the health route.
 #[derive(Clone)]
@@ -70,11 +94,16 @@ pub fn start(state: AdminState, shutdown: watch::Receiver<bool>) -> (SocketIoLay
         .max_buffer_size(SOCKET_BUFFER)
         .build_layer();
     let auth_state = state.clone();
+    let every = recheck_period();
     io.ns(
         "/",
         connected.with(move |s: SocketRef, TryData(auth): TryData<Value>| {
             let state = auth_state.clone();
-            async move { admit(&state, &s, auth.ok()).await }
+            async move {
+                let (token, exp) = admit(&state, &s, auth.ok()).await?;
+                guard(state, s, token, exp, every);
+                Ok::<(), Refused>(())
+            }
         }),
     );
     let feed = Feed::new(state.pool.clone());
@@ -110,8 +139,13 @@ impl std::fmt::Display for Refused {
     }
 }
 
-/// Check the token and join the customer's room, or refuse.
-async fn admit(state: &AdminState, s: &SocketRef, auth: Option<Value>) -> Result<(), Refused> {
+/// Check the token and join the customer's room, or refuse; the token and its `exp` (seconds
+/// since the epoch) when admitted.
+async fn admit(
+    state: &AdminState,
+    s: &SocketRef,
+    auth: Option<Value>,
+) -> Result<(String, i64), Refused> {
     let parts = s.req_parts();
     let token = auth
         .as_ref()
@@ -134,8 +168,64 @@ async fn admit(state: &AdminState, s: &SocketRef, auth: Option<Value>) -> Result
     let who = crate::domain::accounts::authenticate(&state.pool, &state.jwt, &token)
         .await
         .map_err(|e| Refused(e.to_string()))?;
+    let exp = state
+        .jwt
+        .verify(&token)
+        .map_err(|e| Refused(e.to_string()))?
+        .exp;
     s.join(who.organization_id.to_string());
-    Ok(())
+    Ok((token, exp))
+}
+
+/// Keep checking an admitted socket's token (see the module doc) until the socket is gone.
+fn guard(state: AdminState, s: SocketRef, token: String, exp: i64, every: Duration) {
+    let gone = Arc::new(Notify::new());
+    {
+        // the socket's one disconnect handler (a later `on_disconnect` would replace it; the
+        // task then still ends at its next tick, on `connected()`); a permit is stored if the
+        // task is not waiting yet, so a disconnect is never missed
+        let gone = gone.clone();
+        s.on_disconnect(move || async move { gone.notify_one() });
+    }
+    let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
+    let expires = tokio::time::Instant::now()
+        + Duration::from_secs(u64::try_from(exp.saturating_sub(now_s)).unwrap_or(0));
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::time::Instant::now() + every;
+            let at_expiry = expires <= next;
+            tokio::select! {
+                _ = gone.notified() => return,
+                _ = tokio::time::sleep_until(next.min(expires)) => {}
+            }
+            if !s.connected() {
+                return;
+            }
+            if at_expiry {
+                end(s, "the access token expired");
+                return;
+            }
+            match crate::domain::accounts::authenticate(&state.pool, &state.jwt, &token).await {
+                Ok(_) => {}
+                Err(e @ DomainError::Unauthorized(_)) => {
+                    end(s, &e.to_string());
+                    return;
+                }
+                // not the token's fault (the database): keep the socket, ask again later
+                Err(e) => tracing::debug!(sid = %s.id, error = %e, "live token recheck failed"),
+            }
+        }
+    });
+}
+
+/// Tell the socket why, then end it (a server disconnect: the client does not reconnect on
+/// its own).
+fn end(s: SocketRef, reason: &str) {
+    tracing::debug!(sid = %s.id, reason, "live socket ended: its token no longer holds");
+    let _ = s.emit(SESSION_EXPIRED, &json!({ "reason": reason }));
+    if let Err(e) = s.disconnect() {
+        tracing::debug!(error = %e, "live socket disconnect");
+    }
 }
 
 /// The token of an `auth` payload: `{"token"}`, `{"access_token"}` or a bare string.
