@@ -211,7 +211,16 @@ async fn two_gateways_sharing_redis_enforce_one_combined_limit() {
     let slow = [("x-mock-latency-ms", "800")];
     let on_c = futures_util::future::join_all((0..3).map(|_| chat(&c, &key2, hello(), &slow)));
     let on_d = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // once the 3 slow ones reached the mock (they hold their slots for 800 ms), not after
+        // a fixed pause a loaded machine may not honour
+        let t0 = std::time::Instant::now();
+        while mock.requests().await < 9 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the slow requests did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         chat(&d, &key2, hello(), &[]).await.status
     };
     let (c_replies, d_status) = tokio::join!(on_c, on_d);
