@@ -27,6 +27,9 @@
 # FULL_OFF: features of the full target switched off, for the per-feature breakdown: any of
 # redis (limits counted in the gateway's memory), limits (the key has none: no token estimate,
 # no limiter), prepaid (no balance: no reservation, no ledger entry per request).
+# BASE_BIN=<path to another catraca binary> adds the target `base`: that build on the same
+# bench config, for a before/after comparison of two commits in one run (TARGETS="bare base
+# catraca").
 # PROFILE=1 records one extra, uncounted round of each gateway with perf (call graphs) and writes a
 # flamegraph per target to $OUT/profiles/<target>.svg (inferno, installed by the script).
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -115,6 +118,8 @@ start() { # name → pid of the process serving :PORT, in $SPID; port in $PORT
     nginx) nginx -c "$WORK/nginx.conf" -g 'daemon off;' & SPID=$!; PORT=18091 ;;
     bare) "$BARE" 127.0.0.1:18090 127.0.0.1:19100 "$THREADS" 2>"$WORK/bare.log" & SPID=$!; PORT=18090 ;;
     catraca) RUST_LOG=warn "$BIN" serve --config "$WORK/catraca.yaml" 2>"$WORK/catraca.log" & SPID=$!; PORT=18080 ;;
+    base) [ -x "${BASE_BIN:-}" ] || die "base: set BASE_BIN to a catraca binary"
+      RUST_LOG=warn "$BASE_BIN" serve --config "$WORK/catraca.yaml" 2>"$WORK/base.log" & SPID=$!; PORT=18080 ;;
     full) RUST_LOG=warn DATABASE_URL="$DBURL" "$BIN" serve --config "$WORK/full.yaml" 2>"$WORK/full.log" & SPID=$!; PORT=18081 ;;
   esac
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
