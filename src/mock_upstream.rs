@@ -9,6 +9,8 @@
 //! (stream one SSE event of this many bytes that never ends, then close).
 //! Per process: `--fail-status`, `--fail-rate`, `--latency-ms`.
 //! `GET /mock/stats` reports counters and the last request body seen, for tests.
+//! `POST /psp/pay` is a PIX PSP stand-in: it "pays" a charge by calling the webhook with a
+//! signed body (see [`psp_pay`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -77,6 +79,7 @@ pub fn router(opts: MockOptions) -> Router {
         .route("/v1/models", get(models))
         .route("/mock/stats", get(stats))
         .route("/mock/config", post(set_config))
+        .route("/psp/pay", post(psp_pay))
         .layer(axum::middleware::from_fn(tag_version))
         .with_state(mock)
 }
@@ -558,4 +561,79 @@ async fn stats(State(m): S) -> Result<Response, Infallible> {
         out.to_string(),
     )
         .into_response())
+}
+
+/// `POST /psp/pay {"br_code" | "txid", "amount"?, "end_to_end_id"?, "webhook_url", "secret",
+/// "horario"?}`: a PSP stand-in that "pays" a PIX charge. The txid and amount come from the
+/// BR Code (its CRC checked) unless given; the endToEndId is a fresh BCB-shaped one unless
+/// given (give the same one twice to redeliver). It POSTs `{"pix":[{"endToEndId","txid",
+/// "valor","horario"}]}` to `webhook_url` with `X-Signature: sha256=<hex HMAC-SHA256 of the
+/// body with secret>`, and answers `{"end_to_end_id","sent","status","body"}` with the
+/// webhook's status and JSON answer (502 when the webhook cannot be reached).
+async fn psp_pay(body: Bytes) -> Response {
+    let bad =
+        |m: String| (StatusCode::BAD_REQUEST, axum::Json(json!({"error": m}))).into_response();
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return bad("body must be JSON".into());
+    };
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let (mut txid, mut amount) = (text("txid"), text("amount"));
+    if let Some(code) = text("br_code") {
+        match crate::domain::pix::decode(&code) {
+            Ok(c) => {
+                txid = txid.or(Some(c.txid));
+                amount = amount.or(Some(
+                    crate::domain::pix::amount_text(c.amount).unwrap_or_default(),
+                ));
+            }
+            Err(e) => return bad(format!("br_code: {e}")),
+        }
+    }
+    let (Some(txid), Some(amount), Some(url), Some(secret)) =
+        (txid, amount, text("webhook_url"), text("secret"))
+    else {
+        return bad("br_code (or txid and amount), webhook_url and secret are required".into());
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let e2e = text("end_to_end_id").unwrap_or_else(|| {
+        let stamp = now
+            .format(time::macros::format_description!(
+                "[year][month][day][hour][minute]"
+            ))
+            .unwrap_or_default();
+        let tail: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(11)
+            .collect();
+        format!("E99999999{stamp}{tail}")
+    });
+    let horario = text("horario").unwrap_or_else(|| {
+        now.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    });
+    let sent =
+        json!({"pix": [{"endToEndId": e2e, "txid": txid, "valor": amount, "horario": horario}]});
+    let raw = sent.to_string();
+    let signature = crate::domain::pix::sign(&secret, raw.as_bytes());
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-signature", signature)
+        .body(raw)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    match r {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let answer = r.json::<Value>().await.unwrap_or(Value::Null);
+            json_response(
+                json!({"end_to_end_id": e2e, "sent": sent, "status": status, "body": answer}),
+            )
+        }
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            axum::Json(json!({"error": format!("webhook unreachable: {e}"), "end_to_end_id": e2e})),
+        )
+            .into_response(),
+    }
 }

@@ -118,6 +118,7 @@ pub fn api() -> openapi::Api<AdminState> {
         .merge(crate::surfaces::maxai::api())
         .merge(crate::surfaces::operator::api())
         .merge(crate::surfaces::sabia::api())
+        .merge(crate::surfaces::tokia::api())
 }
 
 /// The JWT secret: `CATRACA_JWT_SECRET` (32 bytes or more), or a random one for this process

@@ -119,7 +119,12 @@ pub fn document(docs: &[RouteDoc]) -> Value {
                 json!({"required": true, "content": {"application/json": {"schema": body}}});
         }
         if d.auth {
-            op["security"] = json!([{"BearerJWT": []}]);
+            // Tokia's customer routes take an API key, every other a session JWT
+            op["security"] = if d.tag == "tokia" {
+                json!([{"TokiaKey": []}])
+            } else {
+                json!([{"BearerJWT": []}])
+            };
         }
         if let Value::Object(m) = entry {
             m.insert(d.method.to_ascii_lowercase(), op);
@@ -128,7 +133,10 @@ pub fn document(docs: &[RouteDoc]) -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "catraca admin", "version": env!("CARGO_PKG_VERSION")},
-        "components": {"securitySchemes": {"BearerJWT": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        "components": {"securitySchemes": {
+            "BearerJWT": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "TokiaKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk-tokia-"},
+        }},
         "paths": paths,
     })
 }
@@ -222,6 +230,7 @@ mod contracts {
                 }
                 v
             }
+            "tokia" => tokia_error_statuses(d),
             _ => Vec::new(),
         }
     }
@@ -240,6 +249,13 @@ mod contracts {
                         "details": array(obj(&[], json!({"field": string(), "message": string()}))),
                     })),
                 }),
+            ),
+            // the Tokia seed's `Error`
+            "tokia" => obj(
+                &["error"],
+                json!({"error": obj(&["message", "type", "code"], json!({
+                    "message": string(), "type": string(), "code": string(),
+                }))}),
             ),
             // the seed's `Error`
             _ => obj(&[], json!({"error": string(), "details": string()})),
@@ -377,8 +393,235 @@ mod contracts {
         match (d.tag, d.method, d.path) {
             ("maxai", "POST", "/api/auth/register" | "/api/keys") => plain("201"),
             ("sabia", method, path) => sabia(method, path),
+            ("tokia", "GET", path) => tokia(path),
             _ => plain("200"),
         }
+    }
+
+    /// Tokia's customer reads: 400 on a bad parameter, 401 without a live `sk-tokia-` key,
+    /// 404 for another organization's key in `usage/by-key`, 503 while the database is away.
+    fn tokia_error_statuses(d: &RouteDoc) -> Vec<&'static str> {
+        if d.method != "GET" || !d.auth {
+            return Vec::new();
+        }
+        let mut v = vec!["400", "401"];
+        if d.path == "/v1/usage/by-key" {
+            v.push("404");
+        }
+        v.push("503");
+        v
+    }
+
+    /// An exact amount: a JSON number with at most 6 decimals.
+    fn money() -> Value {
+        json!({"type": "number", "description": "exact: at most 6 decimals"})
+    }
+
+    /// The Tokia seed's `Balance` plus `total_refunded_brl` and `held_brl` (pending refunds):
+    /// `balance_brl = total_topped_up_brl − total_spent_brl − total_refunded_brl − held_brl`.
+    fn tokia_balance() -> Vec<(&'static str, Value)> {
+        vec![
+            ("balance_brl", money()),
+            ("total_topped_up_brl", money()),
+            ("total_spent_brl", money()),
+            ("total_refunded_brl", money()),
+            ("held_brl", money()),
+        ]
+    }
+
+    fn fields(list: Vec<(&'static str, Value)>) -> (Vec<&'static str>, Value) {
+        let names = list.iter().map(|(k, _)| *k).collect();
+        let mut props = serde_json::Map::new();
+        for (k, v) in list {
+            props.insert(k.to_string(), v);
+        }
+        (names, Value::Object(props))
+    }
+
+    /// An object whose every listed field is present.
+    fn all(list: Vec<(&'static str, Value)>) -> Value {
+        let (names, props) = fields(list);
+        obj(&names, props)
+    }
+
+    fn opt(t: &str) -> Value {
+        json!({"type": [t, "null"]})
+    }
+
+    /// One usage event: the columns of the CSV export, in its order.
+    fn tokia_event() -> Value {
+        all(vec![
+            ("id", int()),
+            ("created_at", time()),
+            ("date", json!({"type": "string", "format": "date"})),
+            ("request_id", string()),
+            (
+                "api_key_id",
+                json!({"type": ["string", "null"], "format": "uuid"}),
+            ),
+            ("key_name", opt("string")),
+            ("key_prefix", opt("string")),
+            ("model", opt("string")),
+            ("route", string()),
+            ("status", int()),
+            ("prompt_tokens", int()),
+            ("completion_tokens", int()),
+            ("cost_brl", opt("number")),
+            ("cost_upstream_usd", opt("number")),
+            ("latency_ms", int()),
+            ("session_id", opt("string")),
+        ])
+    }
+
+    fn days_param(min: i64, max: i64) -> (&'static str, Value) {
+        (
+            "days",
+            json!({"type": "integer", "minimum": min, "maximum": max, "default": 30}),
+        )
+    }
+
+    fn date_params() -> Vec<(&'static str, Value)> {
+        let d = json!({"type": "string", "format": "date"});
+        vec![("from", d.clone()), ("to", d)]
+    }
+
+    /// The shapes of Tokia's money and usage routes: the seed's schemas where it gives them,
+    /// and the README's where it does not (`usage_events` items, `events` items, `period`,
+    /// `usage/by-key`, `me/recommendations`).
+    fn tokia(path: &str) -> Shape {
+        let mut s = plain("200");
+        match path {
+            "/v1/usage" => {
+                s.query = vec![(
+                    "limit",
+                    json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 100}),
+                )];
+                s.answer = Some(all(vec![
+                    ("balance", all(tokia_balance())),
+                    ("usage_events", array(tokia_event())),
+                ]));
+            }
+            "/v1/usage/export.csv" => s.query = date_params(),
+            "/v1/usage/export.json" => {
+                s.query = date_params();
+                s.answer = Some(all(vec![
+                    (
+                        "period",
+                        all(vec![
+                            ("from", json!({"type": "string", "format": "date"})),
+                            ("to", json!({"type": "string", "format": "date"})),
+                            ("timezone", string()),
+                        ]),
+                    ),
+                    ("total_events", int()),
+                    ("events", array(tokia_event())),
+                ]));
+            }
+            "/v1/me/usage-summary" => {
+                s.query = vec![days_param(1, 365)];
+                let mut f = vec![("period_days", int())];
+                f.extend(tokia_balance());
+                f.push((
+                    "period_totals",
+                    all(vec![
+                        ("requests", int()),
+                        ("cost_billed_brl", money()),
+                        ("cost_upstream_usd", money()),
+                        ("prompt_tokens", int()),
+                        ("completion_tokens", int()),
+                    ]),
+                ));
+                f.push((
+                    "top_models",
+                    array(all(vec![
+                        ("model_id", string()),
+                        ("model_name", string()),
+                        ("requests", int()),
+                        ("cost_billed_brl", money()),
+                    ])),
+                ));
+                f.push(("unique_models_used", int()));
+                s.answer = Some(all(f));
+            }
+            "/v1/me/dashboard-stats" => {
+                let pair = |a: &'static str, b: &'static str| all(vec![(a, int()), (b, int())]);
+                s.answer = Some(all(vec![
+                    (
+                        "profile",
+                        json!({"oneOf": [{"type": "null"}, all(vec![("id", string()), ("name", string()), ("email", string())])]}),
+                    ),
+                    ("balance_brl", money()),
+                    ("keys", pair("active", "revoked")),
+                    ("topups", pair("paid", "total")),
+                    ("notifications", pair("failed", "total")),
+                ]));
+            }
+            "/v1/me/runway" => {
+                s.query = vec![days_param(1, 90)];
+                s.answer = Some(all(vec![
+                    ("balance_brl", money()),
+                    ("period_days", int()),
+                    ("daily_avg_brl", money()),
+                    ("runway_days", opt("integer")),
+                    ("critical", json!({"type": "boolean"})),
+                ]));
+            }
+            "/v1/usage/by-key" => {
+                s.query = vec![
+                    days_param(1, 365),
+                    ("key_id", json!({"type": "string", "format": "uuid"})),
+                ];
+                s.answer = Some(all(vec![
+                    ("period_days", int()),
+                    (
+                        "keys",
+                        array(all(vec![
+                            ("id", json!({"type": "string", "format": "uuid"})),
+                            ("name", string()),
+                            ("prefix", string()),
+                            ("status", enumerated(&["active", "disabled", "revoked"])),
+                            ("created_at", time()),
+                            (
+                                "revoked_at",
+                                json!({"type": ["string", "null"], "format": "date-time"}),
+                            ),
+                            ("requests", int()),
+                            ("prompt_tokens", int()),
+                            ("completion_tokens", int()),
+                            ("cost_billed_brl", money()),
+                            ("cost_upstream_usd", money()),
+                            (
+                                "last_request_at",
+                                json!({"type": ["string", "null"], "format": "date-time"}),
+                            ),
+                            ("top_models", array(string())),
+                        ])),
+                    ),
+                ]));
+            }
+            "/v1/me/recommendations" => {
+                s.query = vec![days_param(7, 90)];
+                s.answer = Some(all(vec![
+                    ("period_days", int()),
+                    (
+                        "recommendations",
+                        array(all(vec![
+                            ("model", string()),
+                            ("category", string()),
+                            ("requests", int()),
+                            ("prompt_tokens", int()),
+                            ("completion_tokens", int()),
+                            ("current_cost_brl", money()),
+                            ("suggested_model", string()),
+                            ("suggested_cost_brl", money()),
+                            ("saving_brl", money()),
+                        ])),
+                    ),
+                ]));
+            }
+            _ => {}
+        }
+        s
     }
 
     fn sabia(method: &str, path: &str) -> Shape {
@@ -642,5 +885,33 @@ mod tests {
             }
         }
         assert!(n >= 23, "{n} SabIA operations");
+    }
+
+    /// Tokia's money and usage reads document their answers (the CSV export excepted: it is
+    /// text) and their query parameters, with the API-key scheme.
+    #[test]
+    fn tokia_reads_have_their_shapes() {
+        let (_, docs) = crate::surfaces::tokia::api().into_parts();
+        let doc = document(&docs);
+        for path in [
+            "/v1/usage",
+            "/v1/usage/export.json",
+            "/v1/me/usage-summary",
+            "/v1/me/dashboard-stats",
+            "/v1/me/runway",
+            "/v1/usage/by-key",
+            "/v1/me/recommendations",
+        ] {
+            let op = &doc["paths"][path]["get"];
+            assert!(
+                op["responses"]["200"]["content"]["application/json"]["schema"].is_object(),
+                "{path}"
+            );
+            assert_eq!(op["security"][0]["TokiaKey"], json!([]), "{path}");
+            assert!(op["responses"]["401"].is_object(), "{path}");
+        }
+        let by_key = &doc["paths"]["/v1/usage/by-key"]["get"];
+        assert!(by_key["responses"]["404"].is_object());
+        assert_eq!(by_key["parameters"][0]["schema"]["maximum"], 365);
     }
 }

@@ -82,6 +82,10 @@ pub struct RawConfig {
     /// Webhook delivery.
     #[serde(default)]
     pub webhooks: Option<RawWebhooks>,
+    /// The PIX receiver of top-ups (charges' BR Codes and the PSP's payment webhook). Absent =
+    /// the PIX routes answer 503.
+    #[serde(default)]
+    pub pix: Option<Spanned<RawPix>>,
     /// Upstream providers (OpenAI-compatible HTTP APIs).
     #[serde(default)]
     pub providers: Vec<Spanned<RawProvider>>,
@@ -379,4 +383,27 @@ pub struct RawMail {
     /// Longest wait for the connection and each SMTP reply, ms. Default 30000.
     #[serde(default)]
     pub timeout_ms: Option<Spanned<u64>>,
+}
+
+/// `pix:` section: the receiver of PIX top-ups. Takes effect on start and on reload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPix {
+    /// The receiver's PIX key (CPF, CNPJ, email, `+55…` phone or random key), written into
+    /// every BR Code (field 26, sub 01). Required; at most 77 characters.
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    /// Merchant name of the BR Code (field 59): folded to ASCII, 1 to 25 characters. Required.
+    #[serde(default)]
+    pub merchant_name: Option<Spanned<String>>,
+    /// Merchant city (field 60): folded to ASCII, 1 to 15 characters. Required.
+    #[serde(default)]
+    pub merchant_city: Option<Spanned<String>>,
+    /// The environment variable holding the PSP's webhook signing secret (16 bytes or more).
+    /// Default `CATRACA_PIX_WEBHOOK_SECRET`; unset = the webhook answers 503.
+    #[serde(default)]
+    pub webhook_secret_env: Option<Spanned<String>>,
+    /// How long a charge can be paid, seconds. Default 3600; 60 to 2592000 (30 days).
+    #[serde(default)]
+    pub charge_ttl_secs: Option<Spanned<u64>>,
 }

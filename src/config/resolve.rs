@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
-use super::raw::{RawConfig, RawKey, RawMail, RawModel};
+use super::raw::{RawConfig, RawKey, RawMail, RawModel, RawPix};
 
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +117,8 @@ pub struct Config {
     pub mail: Option<MailConfig>,
     /// What webhook calls may reach (`webhooks.allow_loopback`).
     pub outbound: crate::domain::outbound::Policy,
+    /// The PIX receiver of top-ups (`None`: the PIX routes answer 503).
+    pub pix: Option<PixConfig>,
     /// Providers, in file order.
     pub providers: Vec<Provider>,
     /// Deployments, in file order.
@@ -329,6 +331,36 @@ impl fmt::Debug for MailConfig {
     }
 }
 
+/// The receiver of PIX top-ups (the `pix:` section; see [`crate::domain::pix`]).
+#[derive(Clone)]
+pub struct PixConfig {
+    /// The receiver's PIX key (field 26, sub 01).
+    pub key: String,
+    /// Merchant name, ASCII, 1 to 25 characters.
+    pub merchant_name: String,
+    /// Merchant city, ASCII, 1 to 15 characters.
+    pub merchant_city: String,
+    /// The PSP's webhook signing secret (`None`: the webhook answers 503; never printed).
+    pub webhook_secret: Option<String>,
+    /// The variable the secret is read from, for messages.
+    pub webhook_secret_env: String,
+    /// How long a charge can be paid.
+    pub charge_ttl: Duration,
+}
+
+impl fmt::Debug for PixConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PixConfig")
+            .field("key", &self.key)
+            .field("merchant_name", &self.merchant_name)
+            .field("merchant_city", &self.merchant_city)
+            .field("webhook_secret", &self.webhook_secret.is_some())
+            .field("webhook_secret_env", &self.webhook_secret_env)
+            .field("charge_ttl", &self.charge_ttl)
+            .finish()
+    }
+}
+
 /// A key of the no-database mode.
 #[derive(Clone)]
 pub struct KeyEntry {
@@ -364,7 +396,10 @@ pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
             message: format!("cannot read file: {e}"),
         }]
     })?;
-    parse_str(&text, path, &|name| std::env::var(name).ok())
+    let config = parse_str(&text, path, &|name| std::env::var(name).ok())?;
+    // the admin app's PIX routes read the receiver installed here (on start and on reload)
+    crate::domain::pix::install(config.pix.clone());
+    Ok(config)
 }
 
 /// Parse and validate config text. `env` looks up environment variables (injected for tests).
@@ -680,6 +715,7 @@ impl Resolver {
         };
 
         let mail = self.mail(raw.mail.as_ref(), env);
+        let pix = self.pix(raw.pix.as_ref(), env);
 
         let failover = {
             let f = raw.failover.as_ref();
@@ -970,6 +1006,7 @@ impl Resolver {
             database,
             limits,
             mail,
+            pix,
             reserve_output_tokens,
             failover,
             fx_usd_brl_micros,
@@ -1111,6 +1148,105 @@ impl Resolver {
             }),
             _ => None,
         }
+    }
+
+    /// The `pix:` section: key, merchant name and city required (folded to ASCII and bounded
+    /// as the BR Code needs), the webhook secret read from the environment (16 bytes or more;
+    /// absent is allowed: the webhook then answers 503).
+    fn pix(
+        &mut self,
+        raw: Option<&Spanned<RawPix>>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<PixConfig> {
+        let section = raw?;
+        let p = &section.value;
+        let at = &section.referenced;
+        let mut ok = true;
+        let key = match &p.key {
+            Some(k) => {
+                let v = k.value.trim();
+                if v.is_empty() || v.len() > 77 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    self.err(
+                        &k.referenced,
+                        "pix.key: 1 to 77 ASCII characters without spaces".into(),
+                    );
+                    ok = false;
+                }
+                v.to_string()
+            }
+            None => {
+                self.err(at, "pix.key: required (the receiver's PIX key)".into());
+                ok = false;
+                String::new()
+            }
+        };
+        let mut text = |v: &Option<Spanned<String>>, name: &str, max: usize| -> String {
+            match v {
+                Some(s) => {
+                    let folded = crate::domain::pix::ascii_fold(s.value.trim());
+                    if folded.is_empty() || folded.len() > max {
+                        self.err(
+                            &s.referenced,
+                            format!("pix.{name}: 1 to {max} characters (after folding to ASCII)"),
+                        );
+                        ok = false;
+                    }
+                    folded
+                }
+                None => {
+                    self.err(at, format!("pix.{name}: required"));
+                    ok = false;
+                    String::new()
+                }
+            }
+        };
+        let merchant_name = text(&p.merchant_name, "merchant_name", 25);
+        let merchant_city = text(&p.merchant_city, "merchant_city", 15);
+        let webhook_secret_env = match &p.webhook_secret_env {
+            Some(e) if e.value.is_empty() || e.value.contains('=') || e.value.contains('\0') => {
+                self.err(
+                    &e.referenced,
+                    "pix.webhook_secret_env: an environment variable name".into(),
+                );
+                ok = false;
+                String::new()
+            }
+            Some(e) => e.value.clone(),
+            None => "CATRACA_PIX_WEBHOOK_SECRET".to_string(),
+        };
+        let webhook_secret = match env(&webhook_secret_env).filter(|s| !s.is_empty()) {
+            Some(s) if s.len() < 16 => {
+                self.errors.push(ConfigError {
+                    file: webhook_secret_env.clone(),
+                    line: 0,
+                    column: 0,
+                    message: "pix webhook secret: must be 16 bytes or more".into(),
+                });
+                ok = false;
+                None
+            }
+            s => s,
+        };
+        let ttl = match &p.charge_ttl_secs {
+            Some(t) if t.value < 60 || t.value > 2_592_000 => {
+                self.err(
+                    &t.referenced,
+                    "pix.charge_ttl_secs: must be between 60 and 2592000".into(),
+                );
+                ok = false;
+                3600
+            }
+            Some(t) => t.value,
+            None => 3600,
+        };
+        ok.then(|| PixConfig {
+            key,
+            merchant_name,
+            merchant_city,
+            webhook_secret,
+            webhook_secret_env,
+            charge_ttl: Duration::from_secs(ttl),
+        })
     }
 
     fn check_addr(&mut self, a: &Spanned<String>, path: &str) {
@@ -1456,6 +1592,58 @@ keys:
         assert_eq!(c.models[0].input_micros_per_1m, Some(150_000));
         assert_eq!(c.keys[0].hash, <[u8; 32]>::from(Sha256::digest(b"secret")));
         assert_eq!(c.failover.max_attempts, 3);
+    }
+
+    #[test]
+    fn pix_section_is_checked_with_positions() {
+        let env = |k: &str| match k {
+            "PSP_SECRET" => Some("s".repeat(32)),
+            "PROVIDER_KEY" | "DEMO_KEY" => Some("secret".to_string()),
+            _ => None,
+        };
+        let ok = format!(
+            "{GOOD}pix:\n  key: \"+5511999998888\"\n  merchant_name: \"Tokia Serviços\"\n  merchant_city: \"São Paulo\"\n  webhook_secret_env: PSP_SECRET\n  charge_ttl_secs: 600\n"
+        );
+        let c = parse_str(&ok, Path::new("t.yaml"), &env).unwrap();
+        let p = c.pix.unwrap();
+        assert_eq!(p.merchant_name, "Tokia Servicos");
+        assert_eq!(p.merchant_city, "Sao Paulo");
+        assert_eq!(p.webhook_secret.as_deref().map(str::len), Some(32));
+        assert_eq!(p.charge_ttl, Duration::from_secs(600));
+        assert!(!format!("{p:?}").contains("sss"), "secret printed");
+        // no section: no PIX; defaults: 1 h, secret from CATRACA_PIX_WEBHOOK_SECRET (absent)
+        assert!(parse(GOOD).unwrap().pix.is_none());
+        let minimal = format!("{GOOD}pix: {{key: k, merchant_name: N, merchant_city: C}}\n");
+        let p = parse(&minimal).unwrap().pix.unwrap();
+        assert_eq!(p.charge_ttl, Duration::from_secs(3600));
+        assert!(p.webhook_secret.is_none());
+        assert_eq!(p.webhook_secret_env, "CATRACA_PIX_WEBHOOK_SECRET");
+        // every problem, each at its position
+        let bad = format!(
+            "{GOOD}pix:\n  merchant_name: \"{}\"\n  merchant_city: \"Sao Paulo da Serra\"\n  charge_ttl_secs: 5\n",
+            "x".repeat(26)
+        );
+        let errs = parse(&bad).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 4, "{text:?}");
+        assert!(text.iter().any(|e| e.contains("pix.key: required")));
+        assert!(
+            text.iter()
+                .any(|e| e.contains("t.yaml:") && e.contains("pix.merchant_name: 1 to 25"))
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.contains("pix.merchant_city: 1 to 15"))
+        );
+        assert!(text.iter().any(|e| e.contains("pix.charge_ttl_secs")));
+        assert!(errs.iter().all(|e| e.line > 0), "{text:?}");
+        // a short secret is refused naming its variable
+        let short = |k: &str| match k {
+            "CATRACA_PIX_WEBHOOK_SECRET" => Some("short".to_string()),
+            _ => env(k),
+        };
+        let errs = parse_str(&minimal, Path::new("t.yaml"), &short).unwrap_err();
+        assert_eq!(errs[0].file, "CATRACA_PIX_WEBHOOK_SECRET");
     }
 
     #[test]

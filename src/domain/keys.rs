@@ -601,3 +601,57 @@ pub async fn delete_team_key(
 pub async fn active_count(pool: &PgPool, org: Uuid) -> Result<i64, DomainError> {
     Ok(db::active_count(pool, org).await?)
 }
+
+/// Who a customer's API key speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOwner {
+    /// The key.
+    pub api_key_id: Uuid,
+    /// Its organization: every read of the request is scoped to it.
+    pub organization_id: Uuid,
+    /// The user it was made for or by (`None` for keys the operator minted without one).
+    pub user_id: Option<Uuid>,
+}
+
+/// The owner of a live API key given in plaintext. Unknown, revoked, disabled, expired and
+/// deleted keys, and keys of a disabled organization, are all the same
+/// [`Unauthorized::BadToken`](super::Unauthorized::BadToken) (nothing tells them apart).
+pub async fn resolve(pool: &PgPool, plaintext: &str) -> Result<KeyOwner, DomainError> {
+    let refused = DomainError::Unauthorized(super::Unauthorized::BadToken);
+    if plaintext.is_empty() || plaintext.len() > 200 {
+        return Err(refused);
+    }
+    let hash = Sha256::digest(plaintext.as_bytes());
+    let Some(k) = db::owner_by_hash(pool, &hash).await? else {
+        return Err(refused);
+    };
+    let expired = k
+        .expires_at
+        .is_some_and(|t| t <= time::OffsetDateTime::now_utc());
+    if k.status != "active" || k.deleted_at.is_some() || k.org_disabled || expired {
+        return Err(refused);
+    }
+    Ok(KeyOwner {
+        api_key_id: k.api_key_id,
+        organization_id: k.organization_id,
+        user_id: k.created_by,
+    })
+}
+
+pub use db::KeyUsageRow as KeyUsage;
+
+/// `org`'s keys with their usage over `days` (revoked keys kept), most billed first; only
+/// `key` when given, and then [`Entity::Key`] not found unless it is one of `org`'s.
+pub async fn usage_by_key(
+    pool: &PgPool,
+    org: Uuid,
+    days: super::usage::Days,
+    key: Option<Uuid>,
+) -> Result<Vec<KeyUsage>, DomainError> {
+    if let Some(k) = key
+        && !db::exists_in_org(pool, org, k).await?
+    {
+        return Err(DomainError::NotFound(Entity::Key));
+    }
+    Ok(db::usage_by_key(pool, org, days.get(), key).await?)
+}

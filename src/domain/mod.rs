@@ -12,6 +12,7 @@ pub mod models;
 pub mod money;
 pub mod orgs;
 pub mod outbound;
+pub mod pix;
 pub mod plans;
 pub mod roles;
 pub mod templates;

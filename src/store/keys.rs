@@ -416,3 +416,127 @@ pub async fn active_count(db: impl PgExecutor<'_>, org: Uuid) -> Result<i64, sql
     .fetch_one(db)
     .await
 }
+
+/// Who an API key belongs to, and whether it may be used (the checks are the domain's).
+#[derive(Debug, sqlx::FromRow)]
+pub struct OwnerRow {
+    /// Key id.
+    pub api_key_id: Uuid,
+    /// Owner organization.
+    pub organization_id: Uuid,
+    /// The user it was made for or by, if any.
+    pub created_by: Option<Uuid>,
+    /// `active`, `disabled` or `revoked`.
+    pub status: String,
+    /// Expiry.
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// Set on a deleted key (a tombstone).
+    pub deleted_at: Option<time::OffsetDateTime>,
+    /// Whether the organization is disabled.
+    pub org_disabled: bool,
+}
+
+/// The key whose SHA-256 is `hash`, with its organization's state.
+pub async fn owner_by_hash(pool: &PgPool, hash: &[u8]) -> Result<Option<OwnerRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT k.api_key_id, k.organization_id, k.created_by, k.status, k.expires_at,
+                k.deleted_at, o.disabled_at IS NOT NULL AS org_disabled
+         FROM api_key k JOIN organization o ON o.organization_id = k.organization_id
+         WHERE k.key_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(pool)
+    .await
+}
+
+/// One key of an organization with its usage over a window of UTC days.
+#[derive(Debug, sqlx::FromRow)]
+pub struct KeyUsageRow {
+    /// Key id.
+    pub api_key_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// `active`, `disabled` or `revoked` (a deleted key shows as revoked).
+    pub status: String,
+    /// Created.
+    pub created_at: time::OffsetDateTime,
+    /// Revoked.
+    pub revoked_at: Option<time::OffsetDateTime>,
+    /// Requests in the window.
+    pub requests: i64,
+    /// Input tokens in the window.
+    pub prompt_tokens: i64,
+    /// Output tokens in the window.
+    pub completion_tokens: i64,
+    /// Billed in the window, micro-BRL.
+    pub billed_brl_micros: i64,
+    /// Upstream cost in the window, micro-USD.
+    pub cost_usd_micros: i64,
+    /// Latest request in the window.
+    pub last_request_at: Option<time::OffsetDateTime>,
+    /// Up to three models, most billed first.
+    pub top_models: Vec<String>,
+}
+
+/// The organization's keys (revoked ones too; deleted ones only when they have usage in the
+/// window) with their usage over the last `days` UTC days (today and the `days - 1` before),
+/// most billed first; only `key` when given.
+pub async fn usage_by_key(
+    pool: &PgPool,
+    org: Uuid,
+    days: i32,
+    key: Option<Uuid>,
+) -> Result<Vec<KeyUsageRow>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH per_model AS (
+             SELECT u.api_key_id, u.model, count(*)::int8 AS requests,
+                    coalesce(sum(u.prompt_tokens), 0)::int8 AS prompt_tokens,
+                    coalesce(sum(u.completion_tokens), 0)::int8 AS completion_tokens,
+                    coalesce(sum(u.cost_billed_brl_micros), 0)::int8 AS billed,
+                    coalesce(sum(u.cost_upstream_usd_micros), 0)::int8 AS usd,
+                    max(u.created_at) AS last_at
+             FROM usage_event u
+             WHERE u.organization_id = $1 AND u.api_key_id IS NOT NULL
+               AND u.created_at >= (((now() AT TIME ZONE 'UTC')::date - ($2 - 1))::timestamp AT TIME ZONE 'UTC')
+               AND ($3::uuid IS NULL OR u.api_key_id = $3)
+             GROUP BY u.api_key_id, u.model),
+         per_key AS (
+             SELECT api_key_id, sum(requests)::int8 AS requests,
+                    sum(prompt_tokens)::int8 AS prompt_tokens,
+                    sum(completion_tokens)::int8 AS completion_tokens,
+                    sum(billed)::int8 AS billed, sum(usd)::int8 AS usd, max(last_at) AS last_at,
+                    (array_agg(model ORDER BY billed DESC, model) FILTER (WHERE model IS NOT NULL))[1:3] AS top_models
+             FROM per_model GROUP BY api_key_id)
+         SELECT k.api_key_id, k.name, k.prefix, k.status, k.created_at, k.revoked_at,
+                coalesce(p.requests, 0)::int8 AS requests,
+                coalesce(p.prompt_tokens, 0)::int8 AS prompt_tokens,
+                coalesce(p.completion_tokens, 0)::int8 AS completion_tokens,
+                coalesce(p.billed, 0)::int8 AS billed_brl_micros,
+                coalesce(p.usd, 0)::int8 AS cost_usd_micros,
+                p.last_at AS last_request_at,
+                coalesce(p.top_models, '{}') AS top_models
+         FROM api_key k LEFT JOIN per_key p ON p.api_key_id = k.api_key_id
+         WHERE k.organization_id = $1 AND ($3::uuid IS NULL OR k.api_key_id = $3)
+           AND (k.deleted_at IS NULL OR p.api_key_id IS NOT NULL)
+         ORDER BY billed_brl_micros DESC, requests DESC, k.created_at, k.api_key_id",
+    )
+    .bind(org)
+    .bind(days)
+    .bind(key)
+    .fetch_all(pool)
+    .await
+}
+
+/// Whether the organization has a key with this id that is not deleted.
+pub async fn exists_in_org(pool: &PgPool, org: Uuid, key: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM api_key
+                        WHERE organization_id = $1 AND api_key_id = $2 AND deleted_at IS NULL)",
+    )
+    .bind(org)
+    .bind(key)
+    .fetch_one(pool)
+    .await
+}

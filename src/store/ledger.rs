@@ -206,3 +206,39 @@ pub async fn statement(
     tx.commit().await?;
     Ok(Statement { balance, entries })
 }
+
+/// An organization's wallet, summed from its ledger in one statement (one snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WalletRow {
+    /// The balance column, micro-BRL (`None`: postpaid).
+    pub balance: Option<i64>,
+    /// Top-ups, credits and adjustments (net), micro-BRL.
+    pub topped_up: i64,
+    /// Usage debits, as a positive amount.
+    pub spent: i64,
+    /// Refunds paid out (`refund` debits), as a positive amount.
+    pub refunded: i64,
+    /// Top-up entries.
+    pub topups: i64,
+}
+
+/// The wallet of `org`; `None` when there is no such organization. Every entry falls in
+/// exactly one of `topped_up`, `spent` and `refunded`, so their difference is the sum of the
+/// entries, which the balance column equals.
+pub async fn wallet(pool: &PgPool, org: Uuid) -> Result<Option<WalletRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.balance_brl_micros AS balance,
+                coalesce(sum(e.amount_brl_micros) FILTER (
+                    WHERE e.kind <> 'usage' AND NOT (e.kind = 'refund' AND e.amount_brl_micros < 0)), 0)::int8 AS topped_up,
+                coalesce(-sum(e.amount_brl_micros) FILTER (WHERE e.kind = 'usage'), 0)::int8 AS spent,
+                coalesce(-sum(e.amount_brl_micros) FILTER (
+                    WHERE e.kind = 'refund' AND e.amount_brl_micros < 0), 0)::int8 AS refunded,
+                count(e.ledger_entry_id) FILTER (WHERE e.kind = 'topup')::int8 AS topups
+         FROM organization o LEFT JOIN ledger_entry e ON e.organization_id = o.organization_id
+         WHERE o.organization_id = $1
+         GROUP BY o.organization_id, o.balance_brl_micros",
+    )
+    .bind(org)
+    .fetch_optional(pool)
+    .await
+}

@@ -13,6 +13,7 @@ pub mod models;
 pub mod orgs;
 pub mod outbox;
 pub mod pg;
+pub mod pix;
 pub mod plans;
 pub mod templates;
 pub mod usage;

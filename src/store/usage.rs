@@ -443,3 +443,214 @@ pub async fn report(
     .fetch_all(pool)
     .await
 }
+
+/// One usage event as the customer's lists and exports show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    /// Event id.
+    pub usage_event_id: i64,
+    /// Gateway request id.
+    pub request_id: String,
+    /// When.
+    pub created_at: time::OffsetDateTime,
+    /// The day in the reader's time zone, `YYYY-MM-DD`.
+    pub local_date: String,
+    /// Key id.
+    pub api_key_id: Option<Uuid>,
+    /// Key name at the time.
+    pub key_name: Option<String>,
+    /// Key display prefix.
+    pub key_prefix: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Route.
+    pub route: String,
+    /// HTTP status.
+    pub status: i16,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Billed, micro-BRL.
+    pub cost_billed_brl_micros: Option<i64>,
+    /// Upstream cost, micro-USD.
+    pub cost_upstream_usd_micros: Option<i64>,
+    /// Latency, ms.
+    pub latency_ms: i32,
+    /// Session id (`x-tokia-session-id`).
+    pub session_id: Option<String>,
+}
+
+const EVENT_COLUMNS: &str = "u.usage_event_id, u.request_id, u.created_at,
+       to_char(u.created_at AT TIME ZONE $2, 'YYYY-MM-DD') AS local_date,
+       u.api_key_id, u.key_name, k.prefix AS key_prefix, u.model, u.route, u.status,
+       u.prompt_tokens, u.completion_tokens, u.cost_billed_brl_micros,
+       u.cost_upstream_usd_micros, u.latency_ms, u.session_id";
+
+/// The organization's newest `n` events, newest first; days named in time zone `tz`.
+pub async fn newest_events(
+    pool: &PgPool,
+    org: Uuid,
+    tz: &str,
+    n: i64,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS}
+         FROM usage_event u LEFT JOIN api_key k ON k.api_key_id = u.api_key_id
+         WHERE u.organization_id = $1
+         ORDER BY u.created_at DESC, u.usage_event_id DESC LIMIT $3"
+    ))
+    .bind(org)
+    .bind(tz)
+    .bind(n)
+    .fetch_all(pool)
+    .await
+}
+
+/// Today's date in time zone `tz`.
+pub async fn today_in(pool: &PgPool, tz: &str) -> Result<time::Date, sqlx::Error> {
+    sqlx::query_scalar("SELECT (now() AT TIME ZONE $1)::date")
+        .bind(tz)
+        .fetch_one(pool)
+        .await
+}
+
+/// The organization's events from day `from` to day `to` (inclusive) in time zone `tz`,
+/// oldest first, as they are read: one statement whose rows flow through a small bounded
+/// channel, so memory stays constant however many there are and a reader that goes away
+/// stops the statement.
+pub fn export(
+    pool: PgPool,
+    org: Uuid,
+    from: time::Date,
+    to: time::Date,
+    tz: String,
+) -> impl futures_util::Stream<Item = Result<EventRow, sqlx::Error>> + Send + 'static {
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<EventRow, sqlx::Error>>(256);
+    tokio::spawn(async move {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS}
+             FROM usage_event u LEFT JOIN api_key k ON k.api_key_id = u.api_key_id
+             WHERE u.organization_id = $1
+               AND u.created_at >= ($3::date)::timestamp AT TIME ZONE $2
+               AND u.created_at < ($4::date + 1)::timestamp AT TIME ZONE $2
+             ORDER BY u.created_at, u.usage_event_id"
+        );
+        let mut rows = sqlx::query_as::<_, EventRow>(&sql)
+            .bind(org)
+            .bind(&tz)
+            .bind(from)
+            .bind(to)
+            .fetch(&pool);
+        while let Some(r) = rows.next().await {
+            let failed = r.is_err();
+            if tx.send(r).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+}
+
+/// One model's use by an organization over a window of UTC days (`model` empty: requests
+/// refused before a model was known).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ModelUse {
+    /// Model.
+    pub model: String,
+    /// Its catalog category, if it is in the catalog.
+    pub category: Option<String>,
+    /// Requests.
+    pub requests: i64,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Upstream cost, micro-USD.
+    pub cost_usd_micros: i64,
+    /// Billed, micro-BRL.
+    pub billed_brl_micros: i64,
+}
+
+/// Per model use of `org` over the last `days` UTC days (today and the `days - 1` before), from
+/// the rollup; most billed first.
+pub async fn model_use(pool: &PgPool, org: Uuid, days: i32) -> Result<Vec<ModelUse>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT d.model, m.category, sum(d.requests)::int8 AS requests,
+                sum(d.prompt_tokens)::int8 AS prompt_tokens,
+                sum(d.completion_tokens)::int8 AS completion_tokens,
+                sum(d.cost_usd_micros)::int8 AS cost_usd_micros,
+                sum(d.cost_billed_brl_micros)::int8 AS billed_brl_micros
+         FROM usage_daily d LEFT JOIN model m ON m.name = d.model
+         WHERE d.organization_id = $1 AND d.day > (now() AT TIME ZONE 'UTC')::date - $2
+         GROUP BY d.model, m.category
+         ORDER BY billed_brl_micros DESC, requests DESC, d.model",
+    )
+    .bind(org)
+    .bind(days)
+    .fetch_all(pool)
+    .await
+}
+
+/// A catalog model priced per token.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenPrice {
+    /// Model.
+    pub name: String,
+    /// Category.
+    pub category: String,
+    /// micro-USD per 1M input tokens.
+    pub input_per_1m: i64,
+    /// micro-USD per 1M output tokens.
+    pub output_per_1m: i64,
+}
+
+/// The active catalog models with a per-token price.
+pub async fn token_prices(pool: &PgPool) -> Result<Vec<TokenPrice>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT name, category, coalesce(input_usd_micros_per_1m, 0) AS input_per_1m,
+                coalesce(output_usd_micros_per_1m, 0) AS output_per_1m
+         FROM model
+         WHERE active AND coalesce(input_usd_micros_per_1m, 0) + coalesce(output_usd_micros_per_1m, 0) > 0
+         ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Counts a dashboard shows, read in one statement.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DashboardCounts {
+    /// Usable keys (active, not expired, not deleted).
+    pub keys_active: i64,
+    /// Revoked keys (deleted ones included).
+    pub keys_revoked: i64,
+    /// Mail to the user.
+    pub notifications_total: i64,
+    /// Mail to the user that could not be delivered.
+    pub notifications_failed: i64,
+}
+
+/// Key counts of `org` and mail counts of `user` (zero without one).
+pub async fn dashboard_counts(
+    pool: &PgPool,
+    org: Uuid,
+    user: Option<Uuid>,
+) -> Result<DashboardCounts, sqlx::Error> {
+    sqlx::query_as(
+        "WITH mail AS (
+             SELECT o.failed_at FROM outbox_email o
+             WHERE $2::uuid IS NOT NULL
+               AND lower(o.to_address) = (SELECT lower(email) FROM app_user WHERE user_id = $2))
+         SELECT (SELECT count(*) FROM api_key WHERE organization_id = $1 AND status = 'active'
+                   AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > now()))::int8 AS keys_active,
+                (SELECT count(*) FROM api_key WHERE organization_id = $1 AND status = 'revoked')::int8 AS keys_revoked,
+                (SELECT count(*) FROM mail)::int8 AS notifications_total,
+                (SELECT count(*) FROM mail WHERE failed_at IS NOT NULL)::int8 AS notifications_failed",
+    )
+    .bind(org)
+    .bind(user)
+    .fetch_one(pool)
+    .await
+}

@@ -68,6 +68,21 @@ pub async fn query<T: DeserializeOwned, S: Send + Sync>(
         .map_err(|e| Rejected(e.body_text()))
 }
 
+/// One CSV cell per RFC 4180 (quoted when it holds a comma, quote or line break), and a
+/// leading `=`, `+`, `-` or `@` defused with `'` so a spreadsheet never runs it.
+pub fn csv_cell(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    if v.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ pub mod kit;
 pub mod maxai;
 pub mod operator;
 pub mod sabia;
+pub mod tokia;
 
 #[cfg(test)]
 mod tests {

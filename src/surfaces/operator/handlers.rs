@@ -778,3 +778,41 @@ pub async fn list_webhooks(
         "data": all.iter().map(|w| wire::webhook(w, org, None)).collect::<Vec<_>>(),
     })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PixChargeReq {
+    organization_id: String,
+    amount_brl: String,
+}
+
+/// A PIX charge (a top-up of the organization's balance once paid).
+pub async fn create_pix_charge(
+    State(s): State<AdminState>,
+    _: Operator,
+    Body(r): Body<PixChargeReq>,
+) -> Created {
+    let org = wire::uuid(&r.organization_id, Entity::Organization)?;
+    let amount = crate::domain::pix::parse_amount(&r.amount_brl)?;
+    let c = crate::domain::pix::create(&s.pool, org, amount).await?;
+    Ok((StatusCode::CREATED, Json(wire::pix_charge(&c))))
+}
+
+/// One PIX charge.
+pub async fn get_pix_charge(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpError> {
+    let id = id
+        .parse()
+        .map_err(|_| OpError::invalid("id", "not a valid PIX charge id"))?;
+    match crate::domain::pix::get(&s.pool, id).await? {
+        Some(c) => Ok(Json(wire::pix_charge(&c))),
+        None => Err(OpError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "PIX charge not found",
+        )),
+    }
+}

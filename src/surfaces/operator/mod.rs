@@ -209,4 +209,18 @@ pub fn api() -> Api<AdminState> {
             true,
             get(list_webhooks),
         )
+        .route(
+            "POST",
+            "/admin/v1/pix/charges",
+            "Create a PIX charge (a top-up): its BR Code \"copia e cola\" and expiry",
+            true,
+            post(create_pix_charge),
+        )
+        .route(
+            "GET",
+            "/admin/v1/pix/charges/{id}",
+            "A PIX charge and its status (pending, paid, expired)",
+            true,
+            get(get_pix_charge),
+        )
 }

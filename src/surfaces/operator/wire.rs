@@ -300,20 +300,7 @@ pub fn report_row(r: &crate::domain::usage::ReportRow) -> Value {
 /// The CSV header of a usage report.
 pub const REPORT_CSV_HEADER: &str = "day,group_by,id,label,requests,successful,prompt_tokens,completion_tokens,cost_usd,billed_brl\r\n";
 
-/// One CSV cell per RFC 4180 (quoted when it holds a comma, quote or line break), and a
-/// leading `=`, `+`, `-` or `@` defused with `'` so a spreadsheet never runs it.
-pub fn csv_cell(v: &str) -> String {
-    let v = if v.starts_with(['=', '+', '-', '@']) {
-        format!("'{v}")
-    } else {
-        v.to_string()
-    };
-    if v.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v
-    }
-}
+pub use crate::surfaces::kit::csv_cell;
 
 /// One row of a usage report as a CSV line (CRLF).
 pub fn report_csv(group: &str, r: &crate::domain::usage::ReportRow) -> String {
@@ -396,6 +383,22 @@ pub fn user(rows: &[crate::domain::accounts::UserView]) -> Value {
             .iter()
             .filter_map(|r| Some(json!({"organization_id": r.organization_id?.to_string(), "role": r.role})))
             .collect::<Vec<_>>(),
+    })
+}
+
+/// A PIX charge (`status` as of now: a pending charge past its expiry is `expired`).
+pub fn pix_charge(c: &crate::domain::pix::Charge) -> Value {
+    json!({
+        "id": c.pix_charge_id.to_string(),
+        "organization_id": c.organization_id.to_string(),
+        "amount_brl": Micros(c.amount_brl_micros).decimal(),
+        "txid": c.txid,
+        "status": c.status(),
+        "br_code": c.br_code,
+        "expires_at": rfc3339(c.expires_at),
+        "paid_at": c.paid_at.map(rfc3339),
+        "end_to_end_id": c.end_to_end_id,
+        "created_at": rfc3339(c.created_at),
     })
 }
 
