@@ -6,7 +6,8 @@
 # requests (loadtests/seq.py), dumps, and prints instructions per request, the top functions
 # (self cost) and the per-feature breakdown (inclusive cost of each phase's function, per
 # request). Writes $OUT/callgrind.<target>.out (open it with callgrind_annotate or kcachegrind).
-# Usage: loadtests/callgrind.sh [bare|catraca] ; env N (1000), WARM (200), KEY (sk-bench; the
+# Usage: loadtests/callgrind.sh [bare|catraca] ; env N (1000), WARM (200), CATRACA_BIN (another
+# catraca binary to count instead of this build), KEY (sk-bench; the
 # bench config also has sk-bench-limited and sk-bench-tpm), OUT (loadtests/results).
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
@@ -15,7 +16,7 @@ command -v valgrind >/dev/null || apt_install valgrind
 TARGET="${1:-catraca}"; N="${N:-1000}"; WARM="${WARM:-200}"; KEY="${KEY:-sk-bench}"
 OUT="${OUT:-$ROOT/loadtests/results}"; mkdir -p "$OUT"
 cargo build --release --quiet --bin catraca --example bare_pingora
-BIN="$ROOT/target/release/catraca"; BARE="$ROOT/target/release/examples/bare_pingora"
+BIN="${CATRACA_BIN:-$ROOT/target/release/catraca}"; BARE="$ROOT/target/release/examples/bare_pingora"
 WORK="$(mktemp -d)"; PIDS=""
 trap 'kill $PIDS 2>/dev/null; rm -rf "$WORK"' EXIT
 "$BIN" mock-upstream --listen 127.0.0.1:19100 --threads 1 2>"$WORK/mock.log" & PIDS="$PIDS $!"
