@@ -62,10 +62,7 @@ pub enum AccountId {
     Quota(Uuid),
 }
 
-/// This month's successful requests of organization `$1` (UTC calendar month), as counted for
-/// its plan's quota.
-pub const MONTH_USED_SQL: &str = "SELECT coalesce(sum(successful), 0)::int8 FROM usage_daily
-     WHERE organization_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date";
+pub use crate::store::funds::MONTH_USED_SQL;
 
 #[derive(Debug, Default)]
 struct Account {
@@ -143,30 +140,11 @@ impl Funds {
             drop(a);
             self.accounts.remove(&id);
         }
+        let pool = self.pool.get();
         let base: Option<i64> = match id {
-            AccountId::Org(org) => sqlx::query_scalar(
-                "SELECT balance_brl_micros FROM organization WHERE organization_id = $1",
-            )
-            .bind(org)
-            .fetch_optional(self.pool.get())
-            .await
-            .map(Option::flatten),
-            AccountId::Key(key) => sqlx::query_scalar(
-                "SELECT budget_usd_micros - total_cost_usd_micros FROM api_key WHERE api_key_id = $1",
-            )
-            .bind(key)
-            .fetch_optional(self.pool.get())
-            .await
-            .map(Option::flatten),
-            AccountId::Quota(org) => sqlx::query_scalar(&format!(
-                "SELECT p.monthly_request_quota - ({MONTH_USED_SQL})
-                 FROM organization o JOIN plan p ON p.plan_id = o.plan_id
-                 WHERE o.organization_id = $1"
-            ))
-            .bind(org)
-            .fetch_optional(self.pool.get())
-            .await
-            .map(Option::flatten),
+            AccountId::Org(org) => crate::store::funds::org_balance(pool, org).await,
+            AccountId::Key(key) => crate::store::funds::key_budget_left(pool, key).await,
+            AccountId::Quota(org) => crate::store::funds::quota_left(pool, org).await,
         }
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot load a balance; refusing prepaid requests");

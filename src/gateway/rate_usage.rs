@@ -13,11 +13,11 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use super::route::KeyInfo;
 use crate::error::ApiError;
 use crate::limits::{Limiter, Limits, Scope, ScopeId, WindowUse};
+use crate::store::rate_usage::{self as db, History};
 
 /// Validate `minutes` (5..=720, default 60).
 pub fn minutes(raw: Option<&str>) -> Result<u32, ApiError> {
@@ -28,30 +28,6 @@ pub fn minutes(raw: Option<&str>) -> Result<u32, ApiError> {
             "minutes must be an integer from 5 to 720, not {raw:?}"
         ))),
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    api_key_id: Uuid,
-    name: String,
-    prefix: String,
-    key_hash: Vec<u8>,
-    rate_limit_rps: Option<i32>,
-    rate_limit_rpm: Option<i32>,
-    rate_limit_rpd: Option<i32>,
-    rate_limit_tpm: Option<i32>,
-    max_concurrency: Option<i32>,
-}
-
-/// Per key over the period: busiest minute (requests, tokens), totals, and this minute's.
-#[derive(sqlx::FromRow, Default, Clone, Copy)]
-struct History {
-    peak_requests: i64,
-    peak_tokens: i64,
-    requests: i64,
-    tokens: i64,
-    now_requests: i64,
-    now_tokens: i64,
 }
 
 /// The report as JSON.
@@ -65,38 +41,8 @@ pub async fn report(
     let mut keys = Vec::new();
     match (caller.organization_id, pool) {
         (Some(org), Some(pool)) => {
-            let rows: Vec<KeyRow> = sqlx::query_as(
-                "SELECT api_key_id, name, prefix, key_hash, rate_limit_rps, rate_limit_rpm,
-                        rate_limit_rpd, rate_limit_tpm, max_concurrency
-                 FROM api_key WHERE organization_id = $1 AND status = 'active'
-                 ORDER BY created_at, api_key_id",
-            )
-            .bind(org)
-            .fetch_all(pool)
-            .await
-            .map_err(unavailable)?;
-            let history: std::collections::HashMap<Uuid, History> = sqlx::query_as::<_, HistoryRow>(
-                "SELECT api_key_id, max(n)::int8 AS peak_requests, max(t)::int8 AS peak_tokens,
-                        sum(n)::int8 AS requests, sum(t)::int8 AS tokens,
-                        coalesce(sum(n) FILTER (WHERE m = date_trunc('minute', now())), 0)::int8 AS now_requests,
-                        coalesce(sum(t) FILTER (WHERE m = date_trunc('minute', now())), 0)::int8 AS now_tokens
-                 FROM (SELECT api_key_id, date_trunc('minute', created_at) AS m, count(*) AS n,
-                              coalesce(sum(prompt_tokens + completion_tokens), 0) AS t
-                       FROM usage_event
-                       WHERE organization_id = $1 AND api_key_id IS NOT NULL
-                         AND deployment IS NOT NULL
-                         AND created_at >= date_trunc('minute', now()) - make_interval(mins => $2 - 1)
-                       GROUP BY 1, 2) per_minute
-                 GROUP BY api_key_id",
-            )
-            .bind(org)
-            .bind(minutes as i32)
-            .fetch_all(pool)
-            .await
-            .map_err(unavailable)?
-            .into_iter()
-            .map(|r| (r.api_key_id, r.h))
-            .collect();
+            let rows = db::active_keys(pool, org).await.map_err(unavailable)?;
+            let history = db::history(pool, org, minutes).await.map_err(unavailable)?;
             for r in rows {
                 let Ok(hash) = <[u8; 32]>::try_from(r.key_hash.as_slice()) else {
                     continue;
@@ -147,13 +93,6 @@ pub async fn report(
         "organization": organization,
     });
     Ok(Bytes::from(body.to_string()))
-}
-
-#[derive(sqlx::FromRow)]
-struct HistoryRow {
-    api_key_id: Uuid,
-    #[sqlx(flatten)]
-    h: History,
 }
 
 fn unavailable(e: sqlx::Error) -> ApiError {

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod catalog;
+pub mod funds;
 pub mod key_cache;
 pub mod keys;
 pub mod ledger;
@@ -15,6 +16,8 @@ pub mod outbox;
 pub mod pg;
 pub mod pix;
 pub mod plans;
+pub mod rate_usage;
 pub mod templates;
 pub mod usage;
+pub mod usage_events;
 pub mod webhooks;

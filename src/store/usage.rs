@@ -239,7 +239,7 @@ pub async fn model_metrics(
 /// Successful requests of the organization this UTC month (what its plan's quota counts, the
 /// same statement the gateway enforces with).
 pub async fn month_successful(pool: &PgPool, org: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(crate::funds::MONTH_USED_SQL)
+    sqlx::query_scalar(super::funds::MONTH_USED_SQL)
         .bind(org)
         .fetch_one(pool)
         .await
