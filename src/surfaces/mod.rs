@@ -38,4 +38,24 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn only_the_store_runs_statements() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        assert!(files.len() > 20, "sources not found under {src:?}");
+        let needle = ["sq", "lx::qu", "ery"].concat();
+        for f in files {
+            if f.starts_with(src.join("store")) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            assert!(
+                !text.contains(&needle),
+                "{} runs a statement: SQL belongs in store/",
+                f.display()
+            );
+        }
+    }
 }
