@@ -187,6 +187,44 @@ async fn another_organization_never_gets_data(pool: PgPool) {
     let tpl: i64 = sqlx::query_scalar(
         "INSERT INTO template (organization_id, slug, name, default_model, user_prompt) VALUES ($1, 'privado', 'segredo-de-a', 'gpt-4o-mini', 'x') RETURNING template_id")
         .bind(org_a).fetch_one(&pool).await.unwrap();
+    // Tokia's routes take an organization's sk-tokia- key: one for A (with a prompt named like
+    // A's secrets and a session of A), one for B, who walks them
+    let tokia_key = |org: uuid::Uuid, plaintext: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("INSERT INTO api_key (organization_id, key_hash, prefix, name) VALUES ($1, sha256($2::bytea), 'sk-tokia-x', 'tokia')")
+                .bind(org).bind(plaintext.as_bytes()).execute(&pool).await.unwrap();
+            plaintext
+        }
+    };
+    let org_b: uuid::Uuid = sqlx::query_scalar("SELECT organization_id FROM app_user u JOIN membership USING (user_id) WHERE email = 'b@example.com'")
+        .fetch_one(&pool).await.unwrap();
+    let tokia_a = tokia_key(org_a, "sk-tokia-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await;
+    let tokia_b = tokia_key(org_b, "sk-tokia-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb").await;
+    let prompt: Value = c
+        .post(gw.url("/v1/me/prompts"))
+        .bearer_auth(tokia_a)
+        .json(&json!({"name": "segredo-de-a", "body": "Olá {{nome}}"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let prompt_id = prompt["id"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| prompt["id"].as_i64().map(|i| i.to_string()))
+        .unwrap_or_else(|| panic!("{prompt}"));
+    let r = c
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(tokia_a)
+        .header("x-tokia-session-id", "sessao-de-a")
+        .json(&json!({"model": "gpt-4o-mini", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await; // usage written
 
     let doc: Value = reqwest::get(gw.url("/openapi.json"))
@@ -198,18 +236,32 @@ async fn another_organization_never_gets_data(pool: PgPool) {
     let secrets = [&key[..12], "segredo-de-a", "a@example.com"];
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
+            let tokia = ops[method]["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "tokia"));
             let id = if path.contains("{key_id}") {
                 key_id.clone()
+            } else if path.starts_with("/v1/me/prompts/") {
+                prompt_id.clone()
+            } else if path.starts_with("/v1/me/sessions/") {
+                "sessao-de-a".to_string()
             } else {
                 tpl.to_string()
             };
-            let body = json!({"api_key": key, "variables": {}, "name": "x"});
+            // a body each route accepts, so the answer is about the id, not the input
+            let body = if !tokia {
+                json!({"api_key": key, "variables": {}, "name": "x"})
+            } else if path.ends_with("/run") {
+                json!({"api_key": tokia_b, "variables": {"nome": "x"}, "model": "gpt-4o-mini"})
+            } else {
+                json!({"name": "outro-nome"})
+            };
             let r = c
                 .request(
                     method.to_uppercase().parse().unwrap(),
                     gw.url(&fill(path, &id)),
                 )
-                .bearer_auth(&tb)
+                .bearer_auth(if tokia { tokia_b } else { tb.as_str() })
                 .json(&body)
                 .send()
                 .await

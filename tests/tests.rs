@@ -30,3 +30,5 @@ mod sabia;
 mod sdk;
 mod secrets;
 mod tokia;
+mod tokia_prompts;
+mod tokia_sessions;

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod error;
+pub mod incidents;
 pub mod keys;
 pub mod ledger;
 pub mod models;
@@ -14,7 +15,9 @@ pub mod orgs;
 pub mod outbound;
 pub mod pix;
 pub mod plans;
+pub mod prompts;
 pub mod roles;
+pub mod sessions;
 pub mod templates;
 pub mod usage;
 pub mod webhooks;

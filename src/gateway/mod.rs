@@ -194,6 +194,21 @@ impl ProxyHttp for Gateway {
             // the body, read here or streamed through, must arrive within its deadline
             ctx.body_deadline = Some(ctx.start + c.body_timeout);
         }
+        // Tokia's session id goes on the usage event as sent: 1 to 80 printable ASCII bytes
+        if let Some(v) = session
+            .req_header()
+            .headers
+            .get(request::names::X_TOKIA_SESSION_ID)
+        {
+            let b = v.as_bytes();
+            if b.is_empty() || b.len() > 80 || !b.iter().all(|c| (0x21..=0x7e).contains(c)) {
+                let e = crate::error::ApiError::InvalidRequest(
+                    "x-tokia-session-id must be 1 to 80 printable ASCII characters".into(),
+                );
+                respond::error(session, ctx, &e).await;
+                return Ok(true);
+            }
+        }
         let outcome = request::prepare(
             session,
             ctx,

@@ -816,3 +816,36 @@ pub async fn get_pix_charge(
         )),
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentReq {
+    title: String,
+    severity: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Open an incident (listed by Tokia's public `GET /v1/incidents/active` until resolved).
+pub async fn create_incident(
+    State(s): State<AdminState>,
+    _: Operator,
+    Body(r): Body<IncidentReq>,
+) -> Created {
+    let i = crate::domain::incidents::create(&s.pool, &r.title, &r.severity, &r.message).await?;
+    Ok((StatusCode::CREATED, Json(wire::incident(&i))))
+}
+
+/// Resolve an incident (again: the first resolution time stays).
+pub async fn resolve_incident(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpError> {
+    let not_found = || OpError::new(StatusCode::NOT_FOUND, "not_found", "incident not found");
+    let id = id.parse().map_err(|_| not_found())?;
+    match crate::domain::incidents::resolve(&s.pool, id).await? {
+        Some(i) => Ok(Json(wire::incident(&i))),
+        None => Err(not_found()),
+    }
+}

@@ -223,4 +223,18 @@ pub fn api() -> Api<AdminState> {
             true,
             get(get_pix_charge),
         )
+        .route(
+            "POST",
+            "/admin/v1/incidents",
+            "Open an incident on the public status page ({title, severity, message})",
+            true,
+            post(create_incident),
+        )
+        .route(
+            "POST",
+            "/admin/v1/incidents/{id}/resolve",
+            "Resolve an incident (gone from GET /v1/incidents/active)",
+            true,
+            post(resolve_incident),
+        )
 }

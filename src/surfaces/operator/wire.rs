@@ -402,6 +402,19 @@ pub fn pix_charge(c: &crate::domain::pix::Charge) -> Value {
     })
 }
 
+/// An incident.
+pub fn incident(i: &crate::domain::incidents::Incident) -> Value {
+    json!({
+        "id": i.incident_id.to_string(),
+        "title": i.title,
+        "severity": i.severity,
+        "message": i.message,
+        "status": if i.resolved_at.is_some() { "resolved" } else { "active" },
+        "created_at": rfc3339(i.created_at),
+        "resolved_at": i.resolved_at.map(rfc3339),
+    })
+}
+
 #[cfg(test)]
 mod csv_tests {
     use super::csv_cell;

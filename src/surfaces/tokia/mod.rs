@@ -15,6 +15,9 @@
 
 pub mod handlers;
 pub mod pix;
+pub mod prompts;
+pub mod public;
+pub mod sessions;
 pub mod wire;
 
 use axum::handler::Handler;
@@ -93,4 +96,7 @@ pub fn api() -> Api<AdminState> {
             read(recommendations),
         )
         .merge(pix::api())
+        .merge(prompts::api())
+        .merge(sessions::api())
+        .merge(public::api())
 }
