@@ -30,5 +30,6 @@ mod sabia;
 mod sdk;
 mod secrets;
 mod tokia;
+mod tokia_admin;
 mod tokia_prompts;
 mod tokia_sessions;

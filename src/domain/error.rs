@@ -61,6 +61,10 @@ pub enum Entity {
     Model,
     /// A plan.
     Plan,
+    /// A webhook.
+    Webhook,
+    /// A webhook delivery attempt.
+    WebhookAttempt,
 }
 
 impl Entity {
@@ -73,6 +77,8 @@ impl Entity {
             Entity::Template => "template",
             Entity::Model => "model",
             Entity::Plan => "plan",
+            Entity::Webhook => "webhook",
+            Entity::WebhookAttempt => "webhook_attempt",
         }
     }
 }

@@ -655,3 +655,66 @@ pub async fn usage_by_key(
     }
     Ok(db::usage_by_key(pool, org, days.get(), key).await?)
 }
+
+/// Which keys a bulk revocation names.
+#[derive(Debug)]
+pub enum BulkTarget {
+    /// Every key of the organization.
+    All,
+    /// These ids (1 to [`MAX_BULK_REVOKE`]); ids not of the organization are ignored.
+    Ids(Vec<Uuid>),
+}
+
+/// Most ids one bulk revocation names.
+pub const MAX_BULK_REVOKE: usize = 100;
+
+/// What a bulk revocation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkRevoked {
+    /// Keys revoked now.
+    pub revoked: Vec<Uuid>,
+    /// Keys named (or, for all, of the organization) that were not active already.
+    pub already_inactive: i64,
+}
+
+/// Revoke `org`'s active keys named by `target` in one transaction, audited
+/// (`api_key.bulk_revoke`, the revoked ids). Other organizations' keys are never touched nor
+/// counted. The gateway nodes hear of each revoked key by the `catraca_api_key` NOTIFY the key
+/// trigger sends in this same transaction, delivered at commit (milliseconds). The caller's
+/// rights are checked by the caller.
+pub async fn bulk_revoke(
+    pool: &PgPool,
+    org: Uuid,
+    user: Option<Uuid>,
+    target: BulkTarget,
+) -> Result<BulkRevoked, DomainError> {
+    let (all, ids) = match target {
+        BulkTarget::All => (true, Vec::new()),
+        BulkTarget::Ids(ids) => {
+            if ids.is_empty() || ids.len() > MAX_BULK_REVOKE {
+                return Err(DomainError::invalid("ids", "between 1 and 100"));
+            }
+            (false, ids)
+        }
+    };
+    let mut tx = pool.begin().await?;
+    let row = db::bulk_revoke(&mut *tx, org, all, &ids).await?;
+    super::audit::change(
+        &mut *tx,
+        org,
+        user,
+        "api_key.bulk_revoke",
+        if all { "all" } else { "ids" },
+        None,
+        Some(serde_json::json!({
+            "revoked": row.revoked,
+            "already_inactive": row.already_inactive,
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(BulkRevoked {
+        revoked: row.revoked,
+        already_inactive: row.already_inactive,
+    })
+}

@@ -3,7 +3,8 @@
 //!
 //! Each process claims due rows with `FOR UPDATE SKIP LOCKED` and a lease, so several admin
 //! processes never send one row twice at once. A delivery is a `POST` of the JSON payload with
-//! `X-Catraca-Event`, `X-Catraca-Delivery` (the row id, for the receiver's de-duplication) and,
+//! `X-Catraca-Event`, `X-Catraca-Delivery` (the attempt's UUID, for the receiver's de-duplication; a replay is a new
+//! attempt with a new id) and,
 //! when the webhook has a secret, `X-Catraca-Signature: sha256=<hex HMAC-SHA256 of the body>`.
 //! A 2xx answer marks it delivered and sets the webhook's `last_triggered_at`; anything else is
 //! retried after 2^attempts seconds (at most an hour), and after [`MAX_ATTEMPTS`] the row is
@@ -179,7 +180,7 @@ pub async fn deliver_due(s: &Sender) -> Result<usize, sqlx::Error> {
             .timeout(TIMEOUT)
             .header("content-type", "application/json")
             .header("x-catraca-event", &d.event)
-            .header("x-catraca-delivery", id.to_string());
+            .header("x-catraca-delivery", d.attempt_id.to_string());
         if let Some(sealed) = &d.secret_sealed {
             let Some(secret) = s.secrets.as_ref().and_then(|b| b.open(sealed)) else {
                 // never send unsigned what the subscriber expects signed
@@ -220,6 +221,65 @@ async fn fail(
         "webhook delivery failed"
     );
     db::mark_attempt_failed(&s.pool, id, attempts, status, error, MAX_ATTEMPTS, backoff).await
+}
+
+pub use db::AttemptRow as Attempt;
+
+/// Give `org`'s webhook a new random signing secret, answered once and sealed at rest; the old
+/// one signs nothing from now on (every send reads the webhook's current secret). Audited with
+/// the secret redacted. Another organization's webhook is [`Entity::Webhook`] not found; without
+/// `CATRACA_SECRET_KEY`, [`DomainError::NotConfigured`].
+pub async fn rotate_secret(
+    s: &Sender,
+    actor: Option<Uuid>,
+    org: Uuid,
+    webhook: Uuid,
+) -> Result<String, DomainError> {
+    let Some(b) = &s.secrets else {
+        tracing::error!("webhook secret rotation refused: CATRACA_SECRET_KEY is not configured");
+        return Err(DomainError::NotConfigured("secret storage"));
+    };
+    let secret = super::accounts::random_token();
+    let sealed = b.seal(secret.as_bytes()).ok_or(DomainError::Internal)?;
+    let mut tx = s.pool.begin().await?;
+    if !db::set_secret(&mut *tx, org, webhook, &sealed).await? {
+        return Err(DomainError::NotFound(super::error::Entity::Webhook));
+    }
+    super::audit::change(
+        &mut *tx,
+        org,
+        actor,
+        "webhook.rotate_secret",
+        &webhook.to_string(),
+        None,
+        Some(serde_json::json!({"secret": secret})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(secret)
+}
+
+/// Queue a new attempt cloning `org`'s attempt `attempt` (same webhook, event and payload; a
+/// new attempt id; signed with the webhook's secret and sent when due). A replay of a replay
+/// replays its original; while a replay of that original is still queued, that one is the
+/// answer (`false`: nothing new). Another organization's attempt is not found.
+pub async fn replay(
+    pool: &PgPool,
+    org: Uuid,
+    attempt: Uuid,
+) -> Result<(Attempt, bool), DomainError> {
+    let mut tx = pool.begin().await?;
+    let src = db::attempt_for_update(&mut *tx, org, attempt)
+        .await?
+        .ok_or(DomainError::NotFound(super::error::Entity::WebhookAttempt))?;
+    let original = src.replay_of.unwrap_or(src.webhook_delivery_id);
+    db::lock_delivery(&mut *tx, original).await?;
+    if let Some(queued) = db::queued_replay(&mut *tx, original).await? {
+        return Ok((queued, false));
+    }
+    let new = db::insert_replay(&mut *tx, original).await?;
+    tx.commit().await?;
+    Ok((new, true))
 }
 
 /// `sha256=<hex>` of HMAC-SHA256(secret, body).

@@ -540,3 +540,41 @@ pub async fn exists_in_org(pool: &PgPool, org: Uuid, key: Uuid) -> Result<bool, 
     .fetch_one(pool)
     .await
 }
+
+/// What a bulk revocation changed.
+#[derive(Debug, sqlx::FromRow)]
+pub struct BulkRevokeRow {
+    /// The keys revoked now.
+    pub revoked: Vec<Uuid>,
+    /// Keys matched that were not active (revoked, disabled, expired by status, or deleted).
+    pub already_inactive: i64,
+}
+
+/// Revoke `org`'s active keys: all of them (`all`), or those among `ids` (ids of other
+/// organizations and unknown ids match nothing). One statement; the key trigger NOTIFYs every
+/// gateway node of each revoked key in this transaction.
+pub async fn bulk_revoke(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    all: bool,
+    ids: &[Uuid],
+) -> Result<BulkRevokeRow, sqlx::Error> {
+    sqlx::query_as(
+        "WITH target AS (
+             SELECT api_key_id, status, deleted_at FROM api_key
+             WHERE organization_id = $1 AND ($2 OR api_key_id = ANY($3))
+             FOR UPDATE),
+         done AS (
+             UPDATE api_key k SET status = 'revoked', revoked_at = now()
+             FROM target t
+             WHERE k.api_key_id = t.api_key_id AND t.status = 'active' AND t.deleted_at IS NULL
+             RETURNING k.api_key_id)
+         SELECT COALESCE((SELECT array_agg(api_key_id ORDER BY api_key_id) FROM done), '{}') AS revoked,
+                (SELECT count(*) FROM target) - (SELECT count(*) FROM done) AS already_inactive",
+    )
+    .bind(org)
+    .bind(all)
+    .bind(ids)
+    .fetch_one(db)
+    .await
+}

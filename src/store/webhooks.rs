@@ -58,6 +58,8 @@ pub async fn of_org(db: impl PgExecutor<'_>, org: Uuid) -> Result<Vec<WebhookRow
 pub struct DueRow {
     /// Delivery id.
     pub webhook_delivery_id: i64,
+    /// Public attempt id (`X-Catraca-Delivery`).
+    pub attempt_id: Uuid,
     /// Its webhook.
     pub webhook_id: Uuid,
     /// Event name.
@@ -82,7 +84,7 @@ pub async fn claim_due(pool: &PgPool, n: i64, lease_secs: f64) -> Result<Vec<Due
                  WHERE status = 'pending' AND next_attempt_at <= now()
                  ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
            AND w.webhook_id = d.webhook_id
-         RETURNING d.webhook_delivery_id, d.webhook_id, d.event, w.url, d.payload,
+         RETURNING d.webhook_delivery_id, d.attempt_id, d.webhook_id, d.event, w.url, d.payload,
                    w.secret_sealed, d.attempts",
     )
     .bind(lease_secs)
@@ -141,4 +143,101 @@ pub async fn mark_attempt_failed(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Replace the sealed signing secret of `org`'s webhook; whether it exists.
+pub async fn set_secret(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    webhook: Uuid,
+    secret_sealed: &[u8],
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE webhook SET secret_sealed = $3 WHERE webhook_id = $2 AND organization_id = $1",
+    )
+    .bind(org)
+    .bind(webhook)
+    .bind(secret_sealed)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A delivery attempt as Tokia shows it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AttemptRow {
+    /// Internal row id.
+    pub webhook_delivery_id: i64,
+    /// Public id (`X-Catraca-Delivery`).
+    pub attempt_id: Uuid,
+    /// Its webhook.
+    pub webhook_id: Uuid,
+    /// Event name.
+    pub event: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// The original this one replays (its row id).
+    pub replay_of: Option<i64>,
+    /// The original's public id.
+    pub replay_of_attempt: Option<Uuid>,
+    /// Created.
+    pub created_at: time::OffsetDateTime,
+}
+
+const ATTEMPT_COLUMNS: &str = "d.webhook_delivery_id, d.attempt_id, d.webhook_id, d.event, d.status,
+    d.replay_of, (SELECT o.attempt_id FROM webhook_delivery o WHERE o.webhook_delivery_id = d.replay_of)
+    AS replay_of_attempt, d.created_at";
+
+/// `org`'s attempt with this public id, its row locked.
+pub async fn attempt_for_update(
+    db: impl PgExecutor<'_>,
+    org: Uuid,
+    attempt: Uuid,
+) -> Result<Option<AttemptRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM webhook_delivery d JOIN webhook w USING (webhook_id)
+         WHERE d.attempt_id = $2 AND w.organization_id = $1 FOR UPDATE OF d"
+    ))
+    .bind(org)
+    .bind(attempt)
+    .fetch_optional(db)
+    .await
+}
+
+/// Lock the delivery row `id` (serializes replays of one original).
+pub async fn lock_delivery(db: impl PgExecutor<'_>, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM webhook_delivery WHERE webhook_delivery_id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The queued (pending) replay of the original `id`, if any.
+pub async fn queued_replay(
+    db: impl PgExecutor<'_>,
+    id: i64,
+) -> Result<Option<AttemptRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM webhook_delivery d
+         WHERE d.replay_of = $1 AND d.status = 'pending'"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// A new pending attempt cloning the original `id`'s webhook, event and payload.
+pub async fn insert_replay(db: impl PgExecutor<'_>, id: i64) -> Result<AttemptRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH d AS (
+             INSERT INTO webhook_delivery (webhook_id, event, dedup_key, payload, replay_of)
+             SELECT webhook_id, event, 'replay:' || gen_random_uuid(), payload, webhook_delivery_id
+             FROM webhook_delivery WHERE webhook_delivery_id = $1
+             RETURNING *)
+         SELECT {ATTEMPT_COLUMNS} FROM d"
+    ))
+    .bind(id)
+    .fetch_one(db)
+    .await
 }

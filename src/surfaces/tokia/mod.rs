@@ -13,6 +13,7 @@
 //! This module is the route table only; [`handlers`] parse, call `crate::domain` and render
 //! with [`wire`].
 
+pub mod admin;
 pub mod handlers;
 pub mod pix;
 pub mod prompts;
@@ -96,6 +97,7 @@ pub fn api() -> Api<AdminState> {
             read(recommendations),
         )
         .merge(pix::api())
+        .merge(admin::api())
         .merge(prompts::api())
         .merge(sessions::api())
         .merge(public::api())
