@@ -86,28 +86,7 @@ async fn ledger(url: &str, action: LedgerAction) -> anyhow::Result<Output> {
         }
         LedgerAction::Show { org, limit } => {
             let st = ledger::statement(&pool, org, limit).await?;
-            let entries: Vec<serde_json::Value> = st
-                .entries
-                .iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "ledger_entry_id": e.ledger_entry_id,
-                        "kind": e.kind,
-                        "amount_brl": Micros(e.amount_brl_micros).decimal(),
-                        "balance_after_brl": Micros(e.balance_after_brl_micros).decimal(),
-                        "request_id": e.request_id,
-                        "idempotency_key": e.idempotency_key,
-                        "description": e.description,
-                        "created_at": catraca::admin::rfc3339(e.created_at),
-                    })
-                })
-                .collect();
-            serde_json::json!({
-                "organization_id": org,
-                "prepaid": st.balance.is_some(),
-                "balance_brl": st.balance.map(|b| Micros(b).decimal()),
-                "entries": entries,
-            })
+            catraca::surfaces::operator::wire::ledger_statement(org, &st)
         }
     }
     .into())

@@ -164,6 +164,35 @@ async fn empty_database_to_a_billed_rotated_and_revoked_key(pool: PgPool) {
     )
     .await;
     assert_eq!(s, 400, "no Idempotency-Key: {v}");
+    // the statement: one entry (the replay added none), the balance it left
+    let (s, st) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/organizations/{org_id}/ledger"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{st}");
+    assert_eq!(
+        (
+            st["prepaid"].as_bool(),
+            st["balance_brl"].as_str(),
+            st["entries"].as_array().map(Vec::len),
+            st["entries"][0]["idempotency_key"].as_str()
+        ),
+        (Some(true), Some("10"), Some(1), Some("pix-1")),
+        "{st}"
+    );
+    let (s, _) = op(
+        &gw,
+        "GET",
+        &format!("/admin/v1/organizations/{org_id}/ledger?limit=0"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400);
     until("the top-up reaches the gateway", async || {
         chat(&gw, &key).await == 200
     })
@@ -419,6 +448,11 @@ async fn every_operator_route_refuses_other_credentials_and_changes_nothing(pool
             Some(json!({"code": "zz"})),
         ),
         ("GET", "/admin/v1/plans".into(), None),
+        (
+            "GET",
+            format!("/admin/v1/organizations/{org_id}/ledger"),
+            None,
+        ),
         ("GET", "/admin/v1/plans/sandbox".into(), None),
         (
             "PATCH",

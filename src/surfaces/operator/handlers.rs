@@ -849,3 +849,26 @@ pub async fn resolve_incident(
         None => Err(not_found()),
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementQ {
+    #[serde(default = "fifty")]
+    limit: i64,
+}
+
+/// An organization's balance and latest ledger entries (`limit` 1 to 1000, default 50).
+pub async fn ledger_statement(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+    Query(q): Query<StatementQ>,
+) -> Result<Json<Value>, OpError> {
+    let org = wire::uuid(&id, Entity::Organization)?;
+    let limit = u32::try_from(q.limit)
+        .ok()
+        .filter(|l| (1..=1000).contains(l))
+        .ok_or_else(|| OpError::invalid("limit", "1 to 1000"))?;
+    let st = crate::domain::ledger::statement(&s.pool, org, limit).await?;
+    Ok(Json(wire::ledger_statement(org, &st)))
+}

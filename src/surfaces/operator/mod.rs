@@ -49,6 +49,13 @@ pub fn api() -> Api<AdminState> {
             post(post_ledger),
         )
         .route(
+            "GET",
+            "/admin/v1/organizations/{id}/ledger",
+            "An organization's balance and latest ledger entries",
+            true,
+            get(ledger_statement),
+        )
+        .route(
             "POST",
             "/admin/v1/organizations/{id}/disable",
             "Disable an organization (its keys refused at once)",

@@ -415,6 +415,33 @@ pub fn incident(i: &crate::domain::incidents::Incident) -> Value {
     })
 }
 
+/// An organization's ledger statement: its balance (null when postpaid) and latest entries,
+/// amounts as exact decimal text.
+pub fn ledger_statement(org: uuid::Uuid, st: &crate::domain::ledger::Statement) -> Value {
+    let entries: Vec<Value> = st
+        .entries
+        .iter()
+        .map(|e| {
+            json!({
+                "ledger_entry_id": e.ledger_entry_id,
+                "kind": e.kind,
+                "amount_brl": Micros(e.amount_brl_micros).decimal(),
+                "balance_after_brl": Micros(e.balance_after_brl_micros).decimal(),
+                "request_id": e.request_id,
+                "idempotency_key": e.idempotency_key,
+                "description": e.description,
+                "created_at": rfc3339(e.created_at),
+            })
+        })
+        .collect();
+    json!({
+        "organization_id": org.to_string(),
+        "prepaid": st.balance.is_some(),
+        "balance_brl": st.balance.map(|b| Micros(b).decimal()),
+        "entries": entries,
+    })
+}
+
 #[cfg(test)]
 mod csv_tests {
     use super::csv_cell;
