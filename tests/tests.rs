@@ -31,5 +31,6 @@ mod sdk;
 mod secrets;
 mod tokia;
 mod tokia_admin;
+mod tokia_models;
 mod tokia_prompts;
 mod tokia_sessions;

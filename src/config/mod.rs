@@ -7,5 +7,5 @@ pub mod resolve;
 
 pub use resolve::{
     Category, ClientConfig, Config, ConfigError, DatabaseConfig, Deployment, FailoverConfig,
-    KeyEntry, Model, Provider, UsageConfig, load_file, parse_str,
+    KeyEntry, Model, ModelsList, Provider, UsageConfig, load_file, parse_str,
 };

@@ -6,14 +6,48 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+/// One gateway listener: an address, or an address with its settings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawListener {
+    /// `host:port`
+    Addr(Spanned<String>),
+    /// `{addr, models_list}`
+    Full(RawListenerSettings),
+}
+
+/// A listener with settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerSettings {
+    /// `host:port`
+    pub addr: Spanned<String>,
+    /// Shape of `GET /v1/models` here: `both` (default; `{object, data, models}`, which the
+    /// OpenAI SDK and Tokia's clients both parse), `openai` (`{object, data}`) or `tokia`
+    /// (`{models}`).
+    #[serde(default)]
+    pub models_list: Option<Spanned<String>>,
+}
+
+impl RawListener {
+    /// The address.
+    pub fn addr(&self) -> &Spanned<String> {
+        match self {
+            RawListener::Addr(a) => a,
+            RawListener::Full(f) => &f.addr,
+        }
+    }
+}
+
 /// Top level of `conf/catraca.yaml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// Gateway listeners (`host:port`). Env `CATRACA_LISTEN` (comma separated) overrides.
-    /// Default `["127.0.0.1:8080"]`.
+    /// Gateway listeners: `host:port`, or `{addr: "host:port", models_list: both|openai|tokia}`
+    /// for a listener whose `/v1/models` answers only one contract's shape. Env
+    /// `CATRACA_LISTEN` (comma separated addresses) overrides. Default `["127.0.0.1:8080"]`.
     #[serde(default)]
-    pub listen: Option<Vec<Spanned<String>>>,
+    pub listen: Option<Vec<RawListener>>,
     /// Prometheus listener. Env `CATRACA_METRICS_LISTEN` overrides. Default `127.0.0.1:9090`.
     #[serde(default)]
     pub metrics_listen: Option<Spanned<String>>,

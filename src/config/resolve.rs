@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
-use super::raw::{RawConfig, RawKey, RawMail, RawModel, RawPix};
+use super::raw::{RawConfig, RawKey, RawListener, RawMail, RawModel, RawPix};
 
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,17 @@ pub enum Category {
     Recognition,
 }
 
+/// The shape of `GET /v1/models` on a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelsList {
+    /// `{object: "list", data, models}`: OpenAI's and Tokia's lists in one body.
+    Both,
+    /// `{object: "list", data}`
+    OpenAi,
+    /// `{models}`
+    Tokia,
+}
+
 impl Category {
     /// The config spelling.
     pub fn as_str(self) -> &'static str {
@@ -75,6 +86,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Gateway listeners.
     pub listen: Vec<String>,
+    /// Listeners whose `/v1/models` is not the default `both` shape (empty: all `both`).
+    pub models_lists: Vec<(std::net::SocketAddr, ModelsList)>,
     /// Prometheus listener.
     pub metrics_listen: String,
     /// Admin app listener.
@@ -477,13 +490,37 @@ impl Resolver {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Config {
+        let mut models_lists = Vec::new();
         let listen = match (env("CATRACA_LISTEN"), &raw.listen) {
             (Some(v), _) => v.split(',').map(|s| s.trim().to_string()).collect(),
             (None, Some(l)) => {
                 for (i, a) in l.iter().enumerate() {
-                    self.check_addr(a, &format!("listen[{i}]"));
+                    self.check_addr(a.addr(), &format!("listen[{i}]"));
+                    if let RawListener::Full(f) = a
+                        && let Some(m) = &f.models_list
+                    {
+                        let mode = match m.value.as_str() {
+                            "both" => ModelsList::Both,
+                            "openai" => ModelsList::OpenAi,
+                            "tokia" => ModelsList::Tokia,
+                            other => {
+                                self.err(
+                                    &m.referenced,
+                                    format!(
+                                        "listen[{i}].models_list: {other:?} is not both, openai or tokia"
+                                    ),
+                                );
+                                ModelsList::Both
+                            }
+                        };
+                        if let (ModelsList::OpenAi | ModelsList::Tokia, Ok(addr)) =
+                            (mode, f.addr.value.parse())
+                        {
+                            models_lists.push((addr, mode));
+                        }
+                    }
                 }
-                l.iter().map(|s| s.value.clone()).collect()
+                l.iter().map(|s| s.addr().value.clone()).collect()
             }
             (None, None) => vec!["127.0.0.1:8080".to_string()],
         };
@@ -968,6 +1005,7 @@ impl Resolver {
         Config {
             path: path.to_path_buf(),
             listen,
+            models_lists,
             metrics_listen,
             admin_listen,
             threads,

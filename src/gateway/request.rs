@@ -51,28 +51,33 @@ pub async fn prepare(
         )));
     }
 
-    // key auth before anything else is revealed
-    let key = presented_key(session).ok_or(ApiError::MissingKey)?;
-    let hash = hash_key(key);
-    let info = match (live.lookup(&hash), db_keys) {
-        (Some(info), _) => info,
-        (None, Some(db)) => db.lookup(&hash).await?.ok_or(ApiError::InvalidKey)?,
-        (None, None) => return Err(ApiError::InvalidKey),
-    };
-    if info.disabled {
-        return Err(ApiError::DisabledKey);
-    }
-    if info.is_expired() {
-        return Err(ApiError::ExpiredKey);
-    }
-    ctx.key = Some(info);
-
     if route == Route::Models {
+        // public; credentials, when sent, must be good ones
         if method != http::Method::GET {
             return Err(ApiError::MethodNotAllowed(method.to_string()));
         }
-        return Ok(Outcome::Respond(live.models_body.clone()));
+        if session
+            .req_header()
+            .headers
+            .contains_key(http::header::AUTHORIZATION)
+            || session.req_header().headers.contains_key(names::API_KEY)
+        {
+            let key = presented_key(session).ok_or(ApiError::InvalidKey)?;
+            ctx.key = Some(authenticate(&live, db_keys, key).await?);
+        }
+        let filter = super::route::ModelsFilter::parse(query_param(session, "category").as_deref())
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(
+                    "category must be llm, chat, image, video, embedding or audio".into(),
+                )
+            })?;
+        let shape = models_shape(&live.config, session);
+        return Ok(Outcome::Respond(live.models_body(shape, filter)));
     }
+
+    // key auth before anything else is revealed
+    let key = presented_key(session).ok_or(ApiError::MissingKey)?;
+    ctx.key = Some(authenticate(&live, db_keys, key).await?);
     if route == Route::RateLimitUsage {
         if method != http::Method::GET {
             return Err(ApiError::MethodNotAllowed(method.to_string()));
@@ -664,6 +669,50 @@ fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), Ap
     ctx.candidates = live.candidates(idx);
     ctx.max_attempts = live.config.failover.max_attempts;
     Ok(())
+}
+
+/// The key `key` names, if it may be used now.
+async fn authenticate(
+    live: &super::route::Live,
+    db_keys: Option<&PgKeys>,
+    key: &str,
+) -> Result<Arc<super::route::KeyInfo>, ApiError> {
+    let hash = hash_key(key);
+    let info = match (live.lookup(&hash), db_keys) {
+        (Some(info), _) => info,
+        (None, Some(db)) => db.lookup(&hash).await?.ok_or(ApiError::InvalidKey)?,
+        (None, None) => return Err(ApiError::InvalidKey),
+    };
+    if info.disabled {
+        return Err(ApiError::DisabledKey);
+    }
+    if info.is_expired() {
+        return Err(ApiError::ExpiredKey);
+    }
+    Ok(info)
+}
+
+/// The `/v1/models` shape of the listener `session` came in on (`both` unless the config
+/// names the listener; an unspecified listener address matches its port).
+fn models_shape(config: &crate::config::Config, session: &Session) -> crate::config::ModelsList {
+    if config.models_lists.is_empty() {
+        return crate::config::ModelsList::Both;
+    }
+    let Some(local) = session
+        .as_downstream()
+        .server_addr()
+        .and_then(|a| a.as_inet())
+        .copied()
+    else {
+        return crate::config::ModelsList::Both;
+    };
+    config
+        .models_lists
+        .iter()
+        .find(|(addr, _)| {
+            addr.port() == local.port() && (addr.ip().is_unspecified() || addr.ip() == local.ip())
+        })
+        .map_or(crate::config::ModelsList::Both, |&(_, m)| m)
 }
 
 fn presented_key(session: &Session) -> Option<&str> {

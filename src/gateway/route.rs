@@ -174,8 +174,8 @@ pub struct Live {
     pub model_names: Vec<Arc<str>>,
     /// Config keys by hash.
     keys: HashMap<[u8; 32], Arc<KeyInfo>>,
-    /// Pre-rendered `GET /v1/models` body.
-    pub models_body: Bytes,
+    /// Pre-rendered `GET /v1/models` bodies, by shape and category filter.
+    models_bodies: ModelsBodies,
     /// Per model, the second (since `epoch`, plus one; 0 = never) it was last asked for; kept
     /// across reloads by model name, so a reload can tell a model in use.
     pub model_used: Vec<Arc<std::sync::atomic::AtomicU64>>,
@@ -278,7 +278,7 @@ impl Live {
                 }),
             );
         }
-        let models_body = render_models(&config);
+        let models_bodies = render_models(&config);
         let model_used = config
             .models
             .iter()
@@ -313,7 +313,7 @@ impl Live {
             providers,
             breakers,
             keys,
-            models_body,
+            models_bodies,
         })
     }
 
@@ -468,9 +468,68 @@ async fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::other("no address"))
 }
 
-fn render_models(config: &Config) -> Bytes {
+/// `GET /v1/models`'s `category` filter (`chat` is Tokia's alias of `llm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelsFilter {
+    /// No filter: OpenAI's `data` lists every model, Tokia's `models` only `llm`, `image`
+    /// and `video` ones (its schema's enum).
+    None = 0,
+    /// Chat and completion models.
+    Llm,
+    /// Image models.
+    Image,
+    /// Video models (none today).
+    Video,
+    /// Embedding models.
+    Embedding,
+    /// Audio models.
+    Audio,
+}
+
+impl ModelsFilter {
+    /// The filter a `category` query value asks for; `None` for an unknown one.
+    pub fn parse(v: Option<&str>) -> Option<ModelsFilter> {
+        Some(match v {
+            None => ModelsFilter::None,
+            Some("llm" | "chat") => ModelsFilter::Llm,
+            Some("image") => ModelsFilter::Image,
+            Some("video") => ModelsFilter::Video,
+            Some("embedding") => ModelsFilter::Embedding,
+            Some("audio") => ModelsFilter::Audio,
+            Some(_) => return None,
+        })
+    }
+}
+
+/// Every `/v1/models` answer, rendered once per config: `[shape][filter]`.
+struct ModelsBodies([[Bytes; 6]; 3]);
+
+impl Live {
+    /// The `/v1/models` body for a listener's `shape` and a request's `filter`.
+    pub fn models_body(&self, shape: crate::config::ModelsList, filter: ModelsFilter) -> Bytes {
+        let s = match shape {
+            crate::config::ModelsList::Both => 0,
+            crate::config::ModelsList::OpenAi => 1,
+            crate::config::ModelsList::Tokia => 2,
+        };
+        self.models_bodies.0[s][filter as usize].clone()
+    }
+}
+
+/// Tokia's category of a model (`None`: not in Tokia's catalog: OCR, recognition).
+fn tokia_category(c: Category) -> Option<(&'static str, ModelsFilter)> {
+    match c {
+        Category::Chat | Category::Completion => Some(("llm", ModelsFilter::Llm)),
+        Category::Image => Some(("image", ModelsFilter::Image)),
+        Category::Embedding => Some(("embedding", ModelsFilter::Embedding)),
+        Category::Audio => Some(("audio", ModelsFilter::Audio)),
+        Category::Ocr | Category::Recognition => None,
+    }
+}
+
+fn render_models(config: &Config) -> ModelsBodies {
     #[derive(serde::Serialize)]
-    struct Entry<'a> {
+    struct OpenAi<'a> {
         id: &'a str,
         object: &'static str,
         created: u64,
@@ -478,28 +537,94 @@ fn render_models(config: &Config) -> Bytes {
         category: &'static str,
     }
     #[derive(serde::Serialize)]
+    struct Tokia<'a> {
+        id: &'a str,
+        display_name: &'a str,
+        category: &'static str,
+        upstream: &'a str,
+        markup_multiplier: serde_json::Value,
+        description: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
     struct List<'a> {
-        object: &'static str,
-        data: Vec<Entry<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<Vec<OpenAi<'a>>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        models: Option<Vec<Tokia<'a>>>,
     }
-    let mut data = Vec::new();
-    for m in &config.models {
-        for name in std::iter::once(&m.name).chain(m.aliases.iter()) {
-            data.push(Entry {
-                id: name,
-                object: "model",
-                created: 1_700_000_000,
-                owned_by: &m.owned_by,
-                category: m.category.as_str(),
-            });
+    let filters = [
+        ModelsFilter::None,
+        ModelsFilter::Llm,
+        ModelsFilter::Image,
+        ModelsFilter::Video,
+        ModelsFilter::Embedding,
+        ModelsFilter::Audio,
+    ];
+    let render = |shape: usize, filter: ModelsFilter| -> Bytes {
+        let mut data = Vec::new();
+        let mut models = Vec::new();
+        for m in &config.models {
+            let tokia = tokia_category(m.category);
+            let in_data = filter == ModelsFilter::None || tokia.is_some_and(|t| t.1 == filter);
+            let in_models = match (tokia, filter) {
+                (None, _) => false,
+                (Some((_, f)), ModelsFilter::None) => {
+                    matches!(
+                        f,
+                        ModelsFilter::Llm | ModelsFilter::Image | ModelsFilter::Video
+                    )
+                }
+                (Some((_, f)), wanted) => f == wanted,
+            };
+            for name in std::iter::once(&m.name).chain(m.aliases.iter()) {
+                if in_data {
+                    data.push(OpenAi {
+                        id: name,
+                        object: "model",
+                        created: 1_700_000_000,
+                        owned_by: &m.owned_by,
+                        category: m.category.as_str(),
+                    });
+                }
+                if let (true, Some((category, _))) = (in_models, tokia) {
+                    models.push(Tokia {
+                        id: name,
+                        display_name: name,
+                        category,
+                        upstream: &m.owned_by,
+                        markup_multiplier: crate::domain::money::Micros(m.price.markup)
+                            .json_number(),
+                        description: None,
+                    });
+                }
+            }
         }
-    }
-    serde_json::to_vec(&List {
-        object: "list",
-        data,
-    })
-    .map(Bytes::from)
-    .unwrap_or_default()
+        let list = match shape {
+            0 => List {
+                object: Some("list"),
+                data: Some(data),
+                models: Some(models),
+            },
+            1 => List {
+                object: Some("list"),
+                data: Some(data),
+                models: None,
+            },
+            _ => List {
+                object: None,
+                data: None,
+                models: Some(models),
+            },
+        };
+        serde_json::to_vec(&list)
+            .map(Bytes::from)
+            .unwrap_or_default()
+    };
+    ModelsBodies(std::array::from_fn(|shape| {
+        std::array::from_fn(|f| render(shape, filters[f]))
+    }))
 }
 
 #[cfg(test)]

@@ -612,3 +612,84 @@ pub async fn room_in_window(len: u64, margin: Duration) {
         tokio::time::sleep(left + Duration::from_millis(20)).await;
     }
 }
+
+/// A Tokia-style tenant made through the operator API (authenticated by `master`): a
+/// prepaid organization, its owner and one `sk-tokia-` key of the owner's.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Organization id.
+    pub org: String,
+    /// The owner's user id.
+    pub user: String,
+    /// The owner's email.
+    pub email: String,
+    /// The key's id.
+    pub key_id: String,
+    /// The key's plaintext.
+    pub key: String,
+}
+
+impl Tenant {
+    /// Make `name`'s organization, owner (`<name>@example.com`, lower case, spaces as dots)
+    /// and key; `topup_brl` (a decimal string) is credited first when given.
+    pub async fn make(gw: &Gateway, master: &str, name: &str, topup_brl: Option<&str>) -> Tenant {
+        let (s, org) = call(
+            gw,
+            "POST",
+            "/admin/v1/organizations",
+            Some(master),
+            Some(serde_json::json!({"name": name, "prepaid": true})),
+        )
+        .await;
+        assert_eq!(s, 201, "{org}");
+        let org = org["id"].as_str().unwrap().to_string();
+        let email = format!("{}@example.com", name.to_lowercase().replace(' ', "."));
+        let (s, user) = call(
+            gw,
+            "POST",
+            "/admin/v1/users",
+            Some(master),
+            Some(serde_json::json!({"email": email, "name": name,
+                                    "organization_id": org, "role": "owner"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{user}");
+        let user = user["id"].as_str().unwrap().to_string();
+        let (s, k) = call(
+            gw,
+            "POST",
+            "/admin/v1/keys",
+            Some(master),
+            Some(serde_json::json!({"organization_id": org, "user_id": user,
+                                    "prefix": "sk-tokia-", "name": "k"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{k}");
+        let t = Tenant {
+            key_id: k["id"].as_str().unwrap().to_string(),
+            key: secret(k["key"].as_str().unwrap()),
+            org,
+            user,
+            email,
+        };
+        if let Some(amount) = topup_brl {
+            t.topup(gw, master, amount, &format!("topup-{}", t.org))
+                .await;
+        }
+        t
+    }
+
+    /// Credit `amount` (a decimal string) to the organization with `idempotency_key`.
+    pub async fn topup(&self, gw: &Gateway, master: &str, amount: &str, idempotency_key: &str) {
+        let r = reqwest::Client::new()
+            .post(gw.url(&format!("/admin/v1/organizations/{}/ledger", self.org)))
+            .bearer_auth(master)
+            .header("Idempotency-Key", idempotency_key)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"kind": "topup", "amount_brl": amount}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
+}
