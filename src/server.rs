@@ -190,6 +190,13 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
             },
         ));
         server.add_service(background_service(
+            "upstream health",
+            UpstreamHealth {
+                shared: shared.clone(),
+                pool: store::pg::LazyPool::new(&db.url, 1)?,
+            },
+        ));
+        server.add_service(background_service(
             "mail sender",
             crate::mail::MailService::new(
                 store::pg::LazyPool::new(&db.url, 2)?,
@@ -386,6 +393,77 @@ struct FundsListener(Arc<crate::funds::Funds>);
 impl BackgroundService for FundsListener {
     async fn start(&self, shutdown: ShutdownWatch) {
         self.0.listen(shutdown).await;
+    }
+}
+
+/// Adds the attempt counts of each provider to the upstream-health rollup every few seconds
+/// (and once more at shutdown), and keeps a breaker incident open for each provider with an
+/// open circuit (resolving those no gateway has seen open lately).
+struct UpstreamHealth {
+    shared: Arc<Shared>,
+    pool: store::pg::LazyPool,
+}
+
+/// How often [`UpstreamHealth`] writes.
+const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl UpstreamHealth {
+    async fn flush(&self) {
+        use crate::domain::upstream_health::{self as uh, Counts};
+        let live = self.shared.live.load_full();
+        let taken: Vec<_> = live.providers.iter().map(|p| p.health.take()).collect();
+        let counts: Vec<Counts<'_>> = live
+            .config
+            .providers
+            .iter()
+            .zip(&taken)
+            .filter(|(_, t)| t.attempts > 0 || t.failures > 0)
+            .map(|(p, t)| Counts {
+                provider: &p.name,
+                attempts: t.attempts,
+                failures: t.failures,
+                latency: t.latency,
+            })
+            .collect();
+        if !counts.is_empty()
+            && let Err(e) = uh::add(self.pool.get(), &counts).await
+        {
+            tracing::warn!(error = %e, "upstream health not written; kept for the next try");
+            for (p, t) in live.providers.iter().zip(&taken) {
+                p.health.put_back(t);
+            }
+        }
+        let now = live.now_ms();
+        let mut open = vec![false; live.config.providers.len()];
+        for (d, b) in live.config.deployments.iter().zip(&live.breakers) {
+            if b.seen_open(now) {
+                open[d.provider] = true;
+            }
+        }
+        for (p, _) in live.config.providers.iter().zip(&open).filter(|(_, o)| **o) {
+            if let Err(e) = crate::domain::incidents::breaker_open(self.pool.get(), &p.name).await {
+                tracing::warn!(error = %e, provider = %p.name, "breaker incident not written");
+            }
+        }
+        if let Err(e) = crate::domain::incidents::breaker_expire(self.pool.get()).await {
+            tracing::warn!(error = %e, "breaker incidents not resolved");
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for UpstreamHealth {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(HEALTH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.flush().await,
+                _ = shutdown.changed() => break,
+            }
+        }
+        // the last counts of a stopping gateway
+        self.flush().await;
     }
 }
 

@@ -344,13 +344,12 @@ async fn rotated_secret_signs_and_replays_queue_once(pool: PgPool) {
     let (h, body) = got.lock().unwrap()[0].clone();
     assert_eq!(h["x-catraca-delivery"], first.to_string());
     let sig = h["x-catraca-signature"].to_str().unwrap().to_string();
+    let t1 = catraca::admin::webhooks::verify(new_secret.as_bytes(), &sig, body.as_bytes())
+        .expect("signed with the new secret");
     assert_eq!(
-        sig,
-        catraca::admin::webhooks::signature(new_secret.as_bytes(), body.as_bytes())
-    );
-    assert_ne!(
-        sig,
-        catraca::admin::webhooks::signature(b"old-secret", body.as_bytes())
+        catraca::admin::webhooks::verify(b"old-secret", &sig, body.as_bytes()),
+        None,
+        "the old secret signs nothing"
     );
 
     // replay of the delivered attempt: same body, a new delivery id, the current secret
@@ -383,10 +382,13 @@ async fn rotated_secret_signs_and_replays_queue_once(pool: PgPool) {
     let (h2, body2) = got.lock().unwrap()[1].clone();
     assert_eq!(body2, body);
     assert_eq!(h2["x-catraca-delivery"], replay_id.as_str());
-    assert_eq!(
+    let t2 = catraca::admin::webhooks::verify(
+        new_secret.as_bytes(),
         h2["x-catraca-signature"].to_str().unwrap(),
-        catraca::admin::webhooks::signature(new_secret.as_bytes(), body.as_bytes())
-    );
+        body.as_bytes(),
+    )
+    .expect("the replay is signed with the current secret");
+    assert!(t2 >= t1, "a fresh timestamp");
 
     // replaying twice while the replay is still queued gives that one
     let failed = delivery(&pool, &hooks[1], "failed", payload.clone()).await;
@@ -427,6 +429,74 @@ async fn rotated_secret_signs_and_replays_queue_once(pool: PgPool) {
         (404, &json!("attempt_not_found")),
         "{v}"
     );
+
+    // the operator lists a webhook's attempts, newest first, replays naming their original
+    let (s, v) = call(
+        &gw,
+        "GET",
+        &format!("/admin/v1/webhooks/{}/attempts", hooks[0]),
+        Some(MASTER),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["webhook_id"], json!(hooks[0]));
+    let list = v["data"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{v}");
+    assert_eq!(
+        (&list[0]["id"], &list[0]["replay_of"], &list[0]["status"]),
+        (&json!(replay_id), &json!(first), &json!("delivered"))
+    );
+    assert_eq!(
+        (&list[1]["id"], &list[1]["replay_of"], &list[1]["attempts"]),
+        (&json!(first), &Value::Null, &json!(1))
+    );
+    assert!(list[1]["delivered_at"].is_string() && list[1]["next_attempt_at"].is_null());
+    let (s, v) = call(
+        &gw,
+        "GET",
+        &format!("/admin/v1/webhooks/{}/attempts?limit=1", hooks[1]),
+        Some(MASTER),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["data"][0]["id"], r1["id"],
+        "the newest: the queued replay"
+    );
+    assert_eq!(v["data"][0]["status"], "pending");
+    for (path, status) in [
+        (
+            format!("/admin/v1/webhooks/{}/attempts?limit=0", hooks[0]),
+            400,
+        ),
+        (
+            format!("/admin/v1/webhooks/{}/attempts?limit=201", hooks[0]),
+            400,
+        ),
+        (
+            format!("/admin/v1/webhooks/{}/attempts?limit=x", hooks[0]),
+            400,
+        ),
+        ("/admin/v1/webhooks/not-a-uuid/attempts".to_string(), 400),
+        (
+            format!("/admin/v1/webhooks/{}/attempts", uuid::Uuid::new_v4()),
+            404,
+        ),
+    ] {
+        let (s, v) = call(&gw, "GET", &path, Some(MASTER), None).await;
+        assert_eq!(s, status, "{path}: {v}");
+    }
+    let (s, _) = call(
+        &gw,
+        "GET",
+        &format!("/admin/v1/webhooks/{}/attempts", hooks[0]),
+        Some(&k),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403, "a customer key is not the operator");
 }
 
 /// Independent CSV cell: quoted when needed, formulas defused.

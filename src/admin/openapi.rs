@@ -393,6 +393,9 @@ mod contracts {
         match (d.tag, d.method, d.path) {
             ("maxai", "POST", "/api/auth/register" | "/api/keys") => plain("201"),
             ("sabia", method, path) => sabia(method, path),
+            ("tokia", method, "/v1/me/alerts") => tokia_alerts(method),
+            ("tokia", method, path) if tokia_account_path(path) => tokia_account(method, path),
+            ("tokia", method, "/v1/me/refunds") => tokia_refunds(method),
             ("tokia", "GET", path) => tokia(path),
             _ => plain("200"),
         }
@@ -401,6 +404,20 @@ mod contracts {
     /// Tokia's customer reads: 400 on a bad parameter, 401 without a live `sk-tokia-` key,
     /// 404 for another organization's key in `usage/by-key`, 503 while the database is away.
     fn tokia_error_statuses(d: &RouteDoc) -> Vec<&'static str> {
+        if (d.method, d.path) == ("POST", "/v1/me/refunds") {
+            // 400 a bad body or amount (below R$ 5, above the refundable), 409 another request
+            // pending or the Idempotency-Key used with another body
+            return vec!["400", "401", "409", "503"];
+        }
+        if d.path == "/v1/me/alerts" {
+            return tokia_alert_errors(d.method);
+        }
+        if tokia_account_path(d.path) {
+            return tokia_account_errors(d.path);
+        }
+        if d.path == "/v1/upstream-health" {
+            return vec!["400", "503"];
+        }
         if d.method != "GET" || !d.auth {
             return Vec::new();
         }
@@ -473,6 +490,44 @@ mod contracts {
         ])
     }
 
+    /// A refund request (`src/surfaces/tokia/refunds.rs`).
+    fn tokia_refund() -> Value {
+        all(vec![
+            ("id", json!({"type": "string", "format": "uuid"})),
+            ("amount_brl", money()),
+            ("reason", opt("string")),
+            ("status", enumerated(&["pending", "approved", "rejected"])),
+            ("created_at", time()),
+            (
+                "decided_at",
+                json!({"type": ["string", "null"], "format": "date-time"}),
+            ),
+        ])
+    }
+
+    /// `GET /v1/me/refunds` → `{refunds}`, newest first; `POST` → 201 with the pending refund
+    /// (its amount held at once; the same `Idempotency-Key` and body answer it again).
+    fn tokia_refunds(method: &str) -> Shape {
+        if method == "GET" {
+            let mut s = plain("200");
+            s.answer = Some(all(vec![("refunds", array(tokia_refund()))]));
+            return s;
+        }
+        let mut s = plain("201");
+        s.body = Some(obj(
+            &["amount_brl"],
+            json!({
+                "amount_brl": {
+                    "oneOf": [{"type": "string"}, {"type": "number"}],
+                    "description": "exact decimal: at least 5.00, whole centavos, at most the unspent part of paid top-ups",
+                },
+                "reason": {"type": ["string", "null"], "maxLength": 500},
+            }),
+        ));
+        s.answer = Some(tokia_refund());
+        s
+    }
+
     fn days_param(min: i64, max: i64) -> (&'static str, Value) {
         (
             "days",
@@ -515,6 +570,24 @@ mod contracts {
                     ),
                     ("total_events", int()),
                     ("events", array(tokia_event())),
+                ]));
+            }
+            "/v1/upstream-health" => {
+                s.query = vec![days_param(1, 90)];
+                let nullable_int = json!({"type": ["integer", "null"]});
+                s.answer = Some(all(vec![
+                    ("period_days", int()),
+                    (
+                        "providers",
+                        array(all(vec![
+                            ("provider", string()),
+                            ("attempts", int()),
+                            ("failures", int()),
+                            ("uptime_pct", json!({"type": ["number", "null"]})),
+                            ("latency_p50_ms", nullable_int.clone()),
+                            ("latency_p95_ms", nullable_int),
+                        ])),
+                    ),
                 ]));
             }
             "/v1/me/usage-summary" => {
@@ -622,6 +695,227 @@ mod contracts {
             _ => {}
         }
         s
+    }
+
+    /// Tokia's account routes (`src/surfaces/tokia/account.rs`).
+    fn tokia_account_path(path: &str) -> bool {
+        matches!(
+            path,
+            "/v1/me/profile"
+                | "/v1/me/referrals"
+                | "/v1/me/notifications"
+                | "/v1/me/export"
+                | "/v1/me/teams"
+                | "/v1/me/preferences"
+        )
+    }
+
+    /// 400 bad input, 401 no live key, 403 a key without a user, 429 past 5 exports an
+    /// hour, 503 while the database is away.
+    fn tokia_account_errors(path: &str) -> Vec<&'static str> {
+        let mut v = vec!["400", "401", "403"];
+        if path == "/v1/me/export" {
+            v.push("429");
+        }
+        v.push("503");
+        v
+    }
+
+    fn tokia_preferences() -> Value {
+        all(vec![
+            ("timezone", string()),
+            (
+                "preferred_locale",
+                json!({"type": "string", "pattern": "^[a-z]{2}(-[A-Z]{2})?$"}),
+            ),
+            ("weekly_digest_enabled", json!({"type": "boolean"})),
+        ])
+    }
+
+    fn tokia_profile() -> Value {
+        let uuid = json!({"type": "string", "format": "uuid"});
+        all(vec![
+            ("id", uuid.clone()),
+            ("email", string()),
+            ("name", string()),
+            ("company", opt("string")),
+            ("phone", opt("string")),
+            ("avatar_url", opt("string")),
+            ("created_at", time()),
+            (
+                "organization",
+                all(vec![
+                    ("id", uuid),
+                    ("name", string()),
+                    ("plan", opt("string")),
+                ]),
+            ),
+            (
+                "role",
+                json!({"enum": ["owner", "admin", "member", "viewer", null]}),
+            ),
+            ("preferences", tokia_preferences()),
+            (
+                "flags",
+                all(vec![
+                    ("email_verified", json!({"type": "boolean"})),
+                    ("is_admin", json!({"type": "boolean"})),
+                    ("prepaid", json!({"type": "boolean"})),
+                ]),
+            ),
+        ])
+    }
+
+    fn tokia_notification() -> Value {
+        all(vec![
+            ("id", string()),
+            ("template", string()),
+            ("sent_at", time()),
+            ("status", enumerated(&["sent", "failed"])),
+            ("error", opt("string")),
+        ])
+    }
+
+    fn tokia_team(extra: Vec<(&'static str, Value)>) -> Value {
+        let mut f = vec![
+            ("id", json!({"type": "string", "format": "uuid"})),
+            ("name", string()),
+            ("role", enumerated(&["owner", "admin", "member", "viewer"])),
+            ("is_admin", json!({"type": "boolean"})),
+            ("plan", opt("string")),
+            ("created_at", time()),
+            ("current", json!({"type": "boolean"})),
+        ];
+        f.extend(extra);
+        all(f)
+    }
+
+    /// The shapes of Tokia's account routes (the README's where the seed gives none).
+    fn tokia_account(method: &str, path: &str) -> Shape {
+        let mut s = plain("200");
+        match (method, path) {
+            ("GET", "/v1/me/profile") => s.answer = Some(tokia_profile()),
+            ("GET", "/v1/me/referrals") => {
+                s.answer = Some(all(vec![
+                    (
+                        "code",
+                        json!({"type": "string", "pattern": "^[A-HJ-NP-Z2-9]{8}$"}),
+                    ),
+                    ("invited_count", int()),
+                    ("credit_earned_brl", money()),
+                    (
+                        "invited",
+                        array(all(vec![
+                            ("email", string()),
+                            ("joined_at", time()),
+                            ("credit_brl", money()),
+                        ])),
+                    ),
+                ]));
+            }
+            ("GET", "/v1/me/notifications") => {
+                s.query = vec![(
+                    "limit",
+                    json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+                )];
+                s.answer = Some(all(vec![
+                    ("total", int()),
+                    ("notifications", array(tokia_notification())),
+                ]));
+            }
+            ("GET", "/v1/me/export") => {
+                s.answer = Some(all(vec![
+                    ("export_version", int()),
+                    ("generated_at", time()),
+                    ("profile", tokia_profile()),
+                    ("balance", all(tokia_balance())),
+                    ("teams", array(tokia_team(Vec::new()))),
+                    ("notifications", array(tokia_notification())),
+                    (
+                        "referrals",
+                        all(vec![
+                            ("code", opt("string")),
+                            ("invited_count", int()),
+                            ("referred", json!({"type": "boolean"})),
+                        ]),
+                    ),
+                    ("note", string()),
+                ]));
+            }
+            ("GET", "/v1/me/teams") => {
+                s.answer = Some(all(vec![("teams", array(tokia_team(Vec::new())))]));
+            }
+            ("POST", "/v1/me/teams") => {
+                s.status = "201";
+                s.body = Some(obj(&["name"], json!({"name": name()})));
+                s.answer = Some(tokia_team(vec![("balance", all(tokia_balance()))]));
+            }
+            ("PUT", "/v1/me/preferences") => {
+                s.body = Some(obj(
+                    &[],
+                    json!({
+                        "timezone": {"type": "string", "description": "an IANA time zone name"},
+                        "preferred_locale": {"type": "string", "pattern": "^[a-z]{2}(-[A-Z]{2})?$"},
+                        "weekly_digest_enabled": {"type": "boolean"},
+                    }),
+                ));
+                s.answer = Some(tokia_preferences());
+            }
+            _ => {}
+        }
+        s
+    }
+
+    /// Tokia's spending alerts (`src/surfaces/tokia/alerts.rs`): 400 bad input, 401 no live
+    /// key, 409 past 50 alerts or a duplicate rule (POST), 503 while the database is away.
+    fn tokia_alert_errors(method: &str) -> Vec<&'static str> {
+        match method {
+            "POST" => vec!["400", "401", "409", "503"],
+            _ => vec!["401", "503"],
+        }
+    }
+
+    /// `GET /v1/me/alerts` → `{alerts}`; `POST` → 201 alert.
+    fn tokia_alerts(method: &str) -> Shape {
+        let kinds = ["balance_below", "daily_spend_above", "monthly_spend_above"];
+        let alert = all(vec![
+            ("id", json!({"type": "string", "format": "uuid"})),
+            ("kind", enumerated(&kinds)),
+            ("threshold_brl", money()),
+            ("channel", enumerated(&["email", "webhook"])),
+            ("armed", json!({"type": "boolean"})),
+            (
+                "last_fired_at",
+                json!({"type": ["string", "null"], "format": "date-time"}),
+            ),
+            ("created_at", time()),
+        ]);
+        if method == "POST" {
+            let threshold = json!({
+                "oneOf": [
+                    {"type": "string", "pattern": "^[0-9]+(\\.[0-9]{0,6})?$"},
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": 10_000_000},
+                ],
+                "description": "> 0 and ≤ 10000000, at most 6 decimals; a number is read from its literal digits",
+            });
+            let mut s = plain("201");
+            s.body = Some(json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["kind", "threshold_brl", "channel"],
+                "properties": {
+                    "kind": enumerated(&kinds),
+                    "threshold_brl": threshold,
+                    "channel": enumerated(&["email", "webhook"]),
+                },
+            }));
+            s.answer = Some(alert);
+            s
+        } else {
+            let mut s = plain("200");
+            s.answer = Some(all(vec![("alerts", array(alert))]));
+            s
+        }
     }
 
     fn sabia(method: &str, path: &str) -> Shape {

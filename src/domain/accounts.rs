@@ -322,7 +322,14 @@ pub async fn send_one_time(
         purpose.ttl().as_secs() as f64,
     )
     .await?;
-    db::queue_email(&mut *tx, to, subject, &format!("{body_prefix}{token}")).await?;
+    db::queue_email(
+        &mut *tx,
+        to,
+        purpose.as_str(),
+        subject,
+        &format!("{body_prefix}{token}"),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -590,7 +597,20 @@ pub use crate::store::accounts::UserRow as UserView;
 /// invitation is queued as mail: a single-use token, valid 7 days, that SabIA's
 /// `reset-password` route accepts to set the password.
 pub async fn create_user(pool: &PgPool, new: NewUser) -> Result<Vec<UserView>, DomainError> {
+    create_referred_user(pool, new, None).await
+}
+
+/// [`create_user`], invited with `referral_code` when given (see `domain::referrals`): a
+/// malformed or unknown code is invalid input and nothing is created.
+pub async fn create_referred_user(
+    pool: &PgPool,
+    new: NewUser,
+    referral_code: Option<&str>,
+) -> Result<Vec<UserView>, DomainError> {
     let email = Email::parse(&new.email)?;
+    let referral = referral_code
+        .map(super::referrals::Code::parse)
+        .transpose()?;
     let name = new.name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(DomainError::invalid("name", "1 to 200 characters"));
@@ -615,6 +635,10 @@ pub async fn create_user(pool: &PgPool, new: NewUser) -> Result<Vec<UserView>, D
     {
         return Err(DomainError::NotFound(super::error::Entity::Organization));
     }
+    let referrer = match &referral {
+        Some(code) => Some(super::referrals::referrer(&mut *tx, code).await?),
+        None => None,
+    };
     let user = match db::insert_user(&mut *tx, email.as_str(), name, &phc).await {
         Ok(u) => u,
         Err(sqlx::Error::Database(e)) if e.constraint() == Some(db::USER_EMAIL_KEY) => {
@@ -622,6 +646,9 @@ pub async fn create_user(pool: &PgPool, new: NewUser) -> Result<Vec<UserView>, D
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(r) = referrer {
+        super::referrals::record(&mut *tx, user, r).await?;
+    }
     db::insert_membership(&mut *tx, new.organization_id, user, &new.role).await?;
     crate::store::audit::insert(
         &mut *tx,
@@ -644,6 +671,7 @@ pub async fn create_user(pool: &PgPool, new: NewUser) -> Result<Vec<UserView>, D
         db::queue_email(
             &mut *tx,
             email.as_str(),
+            "invitation",
             "Convite",
             &format!("Você foi convidado. Defina sua senha com o código: {token}"),
         )

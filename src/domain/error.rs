@@ -65,6 +65,8 @@ pub enum Entity {
     Webhook,
     /// A webhook delivery attempt.
     WebhookAttempt,
+    /// A refund request.
+    Refund,
 }
 
 impl Entity {
@@ -79,6 +81,7 @@ impl Entity {
             Entity::Plan => "plan",
             Entity::Webhook => "webhook",
             Entity::WebhookAttempt => "webhook_attempt",
+            Entity::Refund => "refund",
         }
     }
 }
@@ -101,6 +104,12 @@ pub enum Conflict {
     /// The idempotency key was used before for a different entry.
     #[error("idempotency key already used for a different entry")]
     IdempotencyReused,
+    /// The organization has a refund request pending already.
+    #[error("a refund request is already pending")]
+    RefundPending,
+    /// The refund request was approved or rejected before.
+    #[error("the refund request is not pending (already approved or rejected)")]
+    RefundNotPending,
 }
 
 /// Why credentials were refused.

@@ -53,9 +53,27 @@ pub async fn resolve(pool: &PgPool, id: Uuid) -> Result<Option<Incident>, Domain
     Ok(crate::store::incidents::resolve(pool, id).await?)
 }
 
-/// The active incidents, newest first.
+/// A breaker incident no gateway has seen open for this long is over.
+pub const BREAKER_STALE: Duration = Duration::from_secs(30);
+
+/// The active incidents, newest first: the operator's unresolved ones and the breaker
+/// incidents of providers whose circuit a gateway saw open within [`BREAKER_STALE`].
 pub async fn active(pool: &PgPool) -> Result<Vec<Incident>, DomainError> {
-    Ok(crate::store::incidents::active(pool).await?)
+    Ok(crate::store::incidents::active(pool, BREAKER_STALE.as_secs_f64()).await?)
+}
+
+/// A gateway saw a circuit of `provider` open: keep
+/// (or open) the provider's breaker incident.
+pub async fn breaker_open(pool: &PgPool, provider: &str) -> Result<(), DomainError> {
+    let title = format!("Instabilidade no provedor {provider}");
+    let message = "Falhas seguidas abriram o disjuntor deste provedor: o gateway desvia as \
+                   requisições para outros provedores quando há, até ele voltar a responder.";
+    Ok(crate::store::incidents::breaker_seen(pool, provider, &title, message).await?)
+}
+
+/// Resolve the breaker incidents no gateway has seen open within [`BREAKER_STALE`].
+pub async fn breaker_expire(pool: &PgPool) -> Result<u64, DomainError> {
+    Ok(crate::store::incidents::breaker_expire(pool, BREAKER_STALE.as_secs_f64()).await?)
 }
 
 /// The database's answer to `SELECT 1`: whether it came within [`DB_DEADLINE`], and how long

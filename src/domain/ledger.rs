@@ -55,14 +55,17 @@ pub async fn post(
             "at most 500 characters",
         ));
     }
-    db::post(pool, org, kind, amount.0, idempotency_key, description)
+    let entry = db::post(pool, org, kind, amount.0, idempotency_key, description)
         .await
         .map_err(|e| match e {
             LedgerError::Invalid(m) => DomainError::invalid("amount_brl", m),
             LedgerError::NotFound => DomainError::NotFound(Entity::Organization),
             LedgerError::Conflict => Conflict::IdempotencyReused.into(),
             LedgerError::Db(e) => e.into(),
-        })
+        })?;
+    // a top-up may arm a balance alert again, a debit cross one (a failed check is logged)
+    super::alerts::check(pool, org).await;
+    Ok(entry)
 }
 
 /// An organization's balance (`None` when postpaid) and its latest `limit` entries (at most
@@ -88,7 +91,7 @@ pub struct Wallet {
     pub spent: Micros,
     /// Refunds paid out.
     pub refunded: Micros,
-    /// Held by pending refund requests (none until refunds exist).
+    /// Held by pending refund requests (`hold` entries; see `domain::refunds`).
     pub held: Micros,
     /// Top-up entries.
     pub topups: i64,
@@ -99,7 +102,7 @@ pub async fn wallet(pool: &PgPool, org: Uuid) -> Result<Wallet, DomainError> {
     let w = db::wallet(pool, org)
         .await?
         .ok_or(DomainError::NotFound(Entity::Organization))?;
-    let held = 0;
+    let held = w.held;
     let summed = w.topped_up - w.spent - w.refunded - held;
     if let Some(b) = w.balance
         && b != summed

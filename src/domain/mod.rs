@@ -3,7 +3,9 @@
 //! contract names, no SQL: statements are in `crate::store`, and each contract surface
 //! (`crate::surfaces`) only parses its shapes, calls in here and renders the result.
 
+pub mod account;
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod error;
 pub mod incidents;
@@ -15,10 +17,14 @@ pub mod orgs;
 pub mod outbound;
 pub mod pix;
 pub mod plans;
+pub mod preferences;
 pub mod prompts;
+pub mod referrals;
+pub mod refunds;
 pub mod roles;
 pub mod sessions;
 pub mod templates;
+pub mod upstream_health;
 pub mod usage;
 pub mod webhooks;
 

@@ -5,7 +5,8 @@
 //! processes never send one row twice at once. A delivery is a `POST` of the JSON payload with
 //! `X-Catraca-Event`, `X-Catraca-Delivery` (the attempt's UUID, for the receiver's de-duplication; a replay is a new
 //! attempt with a new id) and,
-//! when the webhook has a secret, `X-Catraca-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+//! when the webhook has a secret, `X-Catraca-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+//! "<t>.<body>">` (the time of this send, so a receiver can refuse old replays; [`verify`]).
 //! A 2xx answer marks it delivered and sets the webhook's `last_triggered_at`; anything else is
 //! retried after 2^attempts seconds (at most an hour), and after [`MAX_ATTEMPTS`] the row is
 //! `failed`. Delivery is at least once: a process that dies after the POST and before the
@@ -47,6 +48,8 @@ pub const EVENTS: &[&str] = &[
     "plan_changed",
     "api_key_created",
     "api_key_revoked",
+    // a Tokia spending alert with `channel: webhook` fired (`domain::alerts`)
+    "alert_fired",
 ];
 
 /// What a webhook sender needs: the database, the box that opens signing secrets, and what
@@ -138,6 +141,23 @@ pub async fn list(pool: &PgPool, org: Uuid) -> Result<Vec<Webhook>, DomainError>
     Ok(db::of_org(pool, org).await?)
 }
 
+/// Most attempts one listing shows.
+pub const MAX_ATTEMPTS_LISTED: i64 = 200;
+
+/// The newest `limit` (1–200) delivery attempts of webhook `id`, newest first (operator).
+pub async fn attempts(
+    pool: &PgPool,
+    id: Uuid,
+    limit: i64,
+) -> Result<Vec<db::AttemptListRow>, DomainError> {
+    if !(1..=MAX_ATTEMPTS_LISTED).contains(&limit) {
+        return Err(DomainError::invalid("limit", "an integer from 1 to 200"));
+    }
+    db::attempts(pool, id, limit)
+        .await?
+        .ok_or(DomainError::NotFound(super::error::Entity::Webhook))
+}
+
 /// Send due deliveries until shutdown (polls every `every`).
 pub async fn run(s: Sender, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
@@ -187,7 +207,11 @@ pub async fn deliver_due(s: &Sender) -> Result<usize, sqlx::Error> {
                 fail(s, id, attempts, None, "the signing secret cannot be opened").await?;
                 continue;
             };
-            req = req.header("x-catraca-signature", signature(&secret, body.as_bytes()));
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            req = req.header(
+                "x-catraca-signature",
+                signature(&secret, now, body.as_bytes()),
+            );
         }
         match req.body(body).send().await {
             Ok(r) if r.status().is_success() => {
@@ -282,23 +306,70 @@ pub async fn replay(
     Ok((new, true))
 }
 
-/// `sha256=<hex>` of HMAC-SHA256(secret, body).
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
+/// `t=<unix_secs>,v1=<hex HMAC-SHA256(secret, "<unix_secs>.<body>")>`.
+pub fn signature(secret: &[u8], unix_secs: i64, body: &[u8]) -> String {
+    format!(
+        "t={unix_secs},v1={}",
+        hex::encode(mac(secret, unix_secs, body))
+    )
+}
+
+fn mac(secret: &[u8], unix_secs: i64, body: &[u8]) -> Vec<u8> {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return String::new(); // HMAC takes keys of any length
+        return Vec::new(); // HMAC takes keys of any length
     };
+    mac.update(unix_secs.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// What a receiver does with `X-Catraca-Signature`: the signing time when `header` is a
+/// signature of `body` with `secret` (compared in constant time), else `None`. The receiver
+/// then refuses times too far from its clock.
+pub fn verify(secret: &[u8], header: &str, body: &[u8]) -> Option<i64> {
+    let (mut t, mut v1) = (None, None);
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => v1 = hex::decode(v).ok(),
+            _ => {}
+        }
+    }
+    let (t, v1) = (t?, v1?);
+    let mut m = Hmac::<Sha256>::new_from_slice(secret).ok()?;
+    m.update(t.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    m.verify_slice(&v1).ok().map(|()| t)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn signature_matches_rfc_4231_case_2() {
-        // key "Jefe", data "what do ya want for nothing?"
+    fn signature_signs_the_time_and_the_body() {
+        // HMAC-SHA256 with RFC 4231 case 2's key over "1700000000.<its data>" (checked with
+        // Python's hmac module)
+        let body = b"what do ya want for nothing?";
+        let sig = super::signature(b"Jefe", 1_700_000_000, body);
         assert_eq!(
-            super::signature(b"Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            sig,
+            "t=1700000000,v1=1cdd0650c8be1cb0974b1788d458b1e781206cfef59b85faafc582d2e182c57e"
         );
+        assert_eq!(super::verify(b"Jefe", &sig, body), Some(1_700_000_000));
+        assert_eq!(super::verify(b"Jefx", &sig, body), None, "another secret");
+        assert_eq!(
+            super::verify(b"Jefe", &sig, b"what do ya want for nothing!"),
+            None
+        );
+        let moved = sig.replace("t=1700000000", "t=1700000001");
+        assert_eq!(
+            super::verify(b"Jefe", &moved, body),
+            None,
+            "the time is signed"
+        );
+        for bad in ["", "t=1", "v1=00", "t=x,v1=zz", "sha256=00"] {
+            assert_eq!(super::verify(b"Jefe", bad, body), None, "{bad}");
+        }
     }
 }

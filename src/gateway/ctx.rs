@@ -146,6 +146,8 @@ pub enum AttemptFailure {
 pub struct RequestCtx {
     /// When the request arrived.
     pub start: Instant,
+    /// When the current upstream attempt started.
+    pub attempt_start: Instant,
     /// Wall-clock arrival time, for the usage event.
     pub ts: time::OffsetDateTime,
     /// Request id.
@@ -238,8 +240,10 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// A fresh context.
     pub fn new() -> Self {
+        let now = Instant::now();
         RequestCtx {
-            start: Instant::now(),
+            start: now,
+            attempt_start: now,
             ts: time::OffsetDateTime::UNIX_EPOCH,
             request_id: String::new(),
             live: None,

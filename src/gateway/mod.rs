@@ -14,6 +14,7 @@
 pub mod bigbody;
 pub mod conn;
 pub mod ctx;
+pub mod health;
 pub mod logging;
 pub mod multipart;
 pub mod rate_usage;
@@ -73,6 +74,13 @@ impl Gateway {
             return;
         };
         let name = &live.deployment_names[d];
+        let health = &live.providers[live.config.deployments[d].provider].health;
+        if ctx.upstream_status.is_some() {
+            // the head was counted as an answer; its body then broke
+            health.broke_after_answer();
+        } else {
+            health.failed();
+        }
         let f = &live.config.failover;
         if live.breakers[d].on_failure(live.now_ms(), f.failures_to_trip, f.cooldown) {
             self.shared

@@ -27,12 +27,21 @@ pub struct Breaker {
     failures: AtomicU32,
     /// ms since [`Live::epoch`] until which the circuit is open; 0 = closed.
     open_until_ms: AtomicU64,
+    /// The circuit opened since the upstream-health task last looked (a cool-down shorter
+    /// than its period is still seen).
+    opened: std::sync::atomic::AtomicBool,
 }
 
 impl Breaker {
     /// Whether the deployment is cooling down at `now_ms`.
     pub fn is_open(&self, now_ms: u64) -> bool {
         self.open_until_ms.load(Ordering::Relaxed) > now_ms
+    }
+
+    /// Whether the circuit is open at `now_ms` or opened since the last call (which clears
+    /// that).
+    pub fn seen_open(&self, now_ms: u64) -> bool {
+        self.opened.swap(false, Ordering::Relaxed) | self.is_open(now_ms)
     }
 
     /// A successful attempt closes the circuit.
@@ -56,6 +65,7 @@ impl Breaker {
         if n >= trip && !self.is_open(now_ms) {
             self.open_until_ms
                 .store(now_ms + cooldown.as_millis() as u64, Ordering::Relaxed);
+            self.opened.store(true, Ordering::Relaxed);
             return true;
         }
         false
@@ -73,6 +83,8 @@ pub struct LiveProvider {
     pub auth_header: Option<HeaderValue>,
     /// The upstream URI of each route (`base_path` + the route's suffix), by [`Route::index`].
     pub uris: Vec<http::Uri>,
+    /// Attempt counts and latencies not yet in the rollup (kept across reloads by name).
+    pub health: Arc<super::health::ProviderHealth>,
 }
 
 /// Information about a recognised API key.
@@ -233,7 +245,17 @@ impl Live {
                 .map_err(|e| {
                     format!("provider {}: bad base path {:?}: {e}", p.name, p.base_path)
                 })?;
+            let health = previous
+                .and_then(|prev| {
+                    prev.config
+                        .providers
+                        .iter()
+                        .position(|pp| pp.name == p.name)
+                        .map(|i| prev.providers[i].health.clone())
+                })
+                .unwrap_or_default();
             providers.push(LiveProvider {
+                health,
                 uris,
                 addr,
                 host_header,

@@ -25,6 +25,9 @@ pub fn on_upstream_header(
     };
     let name = &live.deployment_names[d];
     let failed = status == 429 || status >= 500;
+    live.providers[live.config.deployments[d].provider]
+        .health
+        .answered(ctx.attempt_start.elapsed(), failed);
     if failed {
         let f = &live.config.failover;
         if live.breakers[d].on_failure(live.now_ms(), f.failures_to_trip, f.cooldown) {

@@ -23,6 +23,7 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         .filter(|_| ctx.attempts < ctx.max_attempts)
         .ok_or_else(|| Error::explain(ErrorType::InternalError, "no deployment left to try"))?;
     ctx.attempts += 1;
+    ctx.attempt_start = std::time::Instant::now();
     ctx.deployment = Some(d);
     ctx.upstream_status = None;
     ctx.sse_active = false;

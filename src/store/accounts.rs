@@ -270,19 +270,24 @@ pub async fn consume_one_time(
     .await
 }
 
-/// Queue a mail.
+/// Queue a mail; `template` names which one it is (`invitation`, `reset_password`,
+/// `verify_email`), as the user's notification list shows it.
 pub async fn queue_email(
     db: impl PgExecutor<'_>,
     to: &str,
+    template: &str,
     subject: &str,
     body: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox_email (to_address, subject, body) VALUES ($1, $2, $3)")
-        .bind(to)
-        .bind(subject)
-        .bind(body)
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "INSERT INTO outbox_email (to_address, template, subject, body) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(to)
+    .bind(template)
+    .bind(subject)
+    .bind(body)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

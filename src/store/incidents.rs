@@ -18,7 +18,14 @@ pub struct IncidentRow {
     pub created_at: time::OffsetDateTime,
     /// Resolved; `None` while active.
     pub resolved_at: Option<time::OffsetDateTime>,
+    /// `operator` or `breaker` (opened by a gateway while a provider's circuit is open).
+    pub source: String,
+    /// The provider of a breaker incident.
+    pub provider: Option<String>,
 }
+
+const COLUMNS: &str =
+    "incident_id, title, severity, message, created_at, resolved_at, source, provider";
 
 /// Open an incident.
 pub async fn create(
@@ -27,10 +34,9 @@ pub async fn create(
     severity: &str,
     message: &str,
 ) -> Result<IncidentRow, sqlx::Error> {
-    sqlx::query_as(
-        "INSERT INTO incident (title, severity, message) VALUES ($1, $2, $3)
-         RETURNING incident_id, title, severity, message, created_at, resolved_at",
-    )
+    sqlx::query_as(&format!(
+        "INSERT INTO incident (title, severity, message) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+    ))
     .bind(title)
     .bind(severity)
     .bind(message)
@@ -40,23 +46,64 @@ pub async fn create(
 
 /// Resolve an incident (a resolved one keeps its first resolution time); `None` if unknown.
 pub async fn resolve(pool: &PgPool, id: Uuid) -> Result<Option<IncidentRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "UPDATE incident SET resolved_at = coalesce(resolved_at, now()) WHERE incident_id = $1
-         RETURNING incident_id, title, severity, message, created_at, resolved_at",
-    )
+         RETURNING {COLUMNS}"
+    ))
     .bind(id)
     .fetch_optional(pool)
     .await
 }
 
-/// The unresolved incidents, newest first.
-pub async fn active(pool: &PgPool) -> Result<Vec<IncidentRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT incident_id, title, severity, message, created_at, resolved_at
-         FROM incident WHERE resolved_at IS NULL ORDER BY created_at DESC, incident_id",
-    )
+/// The unresolved incidents, newest first (a breaker incident only while a gateway saw its
+/// breaker open in the last `breaker_stale_secs`).
+pub async fn active(
+    pool: &PgPool,
+    breaker_stale_secs: f64,
+) -> Result<Vec<IncidentRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM incident
+         WHERE resolved_at IS NULL
+           AND (source = 'operator' OR last_seen_at > now() - make_interval(secs => $1))
+         ORDER BY created_at DESC, incident_id"
+    ))
+    .bind(breaker_stale_secs)
     .fetch_all(pool)
     .await
+}
+
+/// Open the breaker incident of `provider`, or note that its breaker is still open.
+pub async fn breaker_seen(
+    pool: &PgPool,
+    provider: &str,
+    title: &str,
+    message: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO incident (title, severity, message, source, provider, last_seen_at)
+         VALUES ($2, 'major', $3, 'breaker', $1, now())
+         ON CONFLICT (provider) WHERE source = 'breaker' AND resolved_at IS NULL
+         DO UPDATE SET last_seen_at = now()",
+    )
+    .bind(provider)
+    .bind(title)
+    .bind(message)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Resolve the breaker incidents no gateway has seen open for `stale_secs`.
+pub async fn breaker_expire(pool: &PgPool, stale_secs: f64) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "UPDATE incident SET resolved_at = now()
+         WHERE source = 'breaker' AND resolved_at IS NULL
+           AND last_seen_at <= now() - make_interval(secs => $1)",
+    )
+    .bind(stale_secs)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected())
 }
 
 /// Milliseconds a `SELECT 1` takes.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 pub struct Entry {
     /// Sequence number.
     pub ledger_entry_id: i64,
-    /// `topup`, `adjustment`, `usage` or `refund`.
+    /// `topup`, `adjustment`, `usage`, `refund` or `hold` (a refund request's, `store::refunds`).
     pub kind: String,
     /// Credit > 0, debit < 0 (micro-BRL).
     pub amount_brl_micros: i64,
@@ -148,7 +148,7 @@ pub async fn post(
 pub struct StatementRow {
     /// Sequence number.
     pub ledger_entry_id: i64,
-    /// `topup`, `adjustment`, `usage` or `refund`.
+    /// `topup`, `adjustment`, `usage`, `refund` or `hold` (a refund request's, `store::refunds`).
     pub kind: String,
     /// Credit > 0, debit < 0 (micro-BRL).
     pub amount_brl_micros: i64,
@@ -218,21 +218,26 @@ pub struct WalletRow {
     pub spent: i64,
     /// Refunds paid out (`refund` debits), as a positive amount.
     pub refunded: i64,
+    /// Held by pending refund requests (−sum of `hold` entries), as a positive amount.
+    pub held: i64,
     /// Top-up entries.
     pub topups: i64,
 }
 
 /// The wallet of `org`; `None` when there is no such organization. Every entry falls in
-/// exactly one of `topped_up`, `spent` and `refunded`, so their difference is the sum of the
-/// entries, which the balance column equals.
+/// exactly one of `topped_up`, `spent`, `refunded` and `held` (`hold` entries, migration
+/// 0027), so `topped_up − spent − refunded − held` is the sum of the entries, which the
+/// balance column equals.
 pub async fn wallet(pool: &PgPool, org: Uuid) -> Result<Option<WalletRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT o.balance_brl_micros AS balance,
                 coalesce(sum(e.amount_brl_micros) FILTER (
-                    WHERE e.kind <> 'usage' AND NOT (e.kind = 'refund' AND e.amount_brl_micros < 0)), 0)::int8 AS topped_up,
+                    WHERE e.kind NOT IN ('usage', 'hold')
+                      AND NOT (e.kind = 'refund' AND e.amount_brl_micros < 0)), 0)::int8 AS topped_up,
                 coalesce(-sum(e.amount_brl_micros) FILTER (WHERE e.kind = 'usage'), 0)::int8 AS spent,
                 coalesce(-sum(e.amount_brl_micros) FILTER (
                     WHERE e.kind = 'refund' AND e.amount_brl_micros < 0), 0)::int8 AS refunded,
+                coalesce(-sum(e.amount_brl_micros) FILTER (WHERE e.kind = 'hold'), 0)::int8 AS held,
                 count(e.ledger_entry_id) FILTER (WHERE e.kind = 'topup')::int8 AS topups
          FROM organization o LEFT JOIN ledger_entry e ON e.organization_id = o.organization_id
          WHERE o.organization_id = $1

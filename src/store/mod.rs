@@ -3,7 +3,9 @@
 //! catalog, and what the domain core reads and writes (accounts, keys, usage, templates,
 //! models, audit). The request path never waits on Postgres for a key it has seen.
 
+pub mod account;
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod catalog;
 pub mod funds;
@@ -19,8 +21,10 @@ pub mod pix;
 pub mod plans;
 pub mod prompts;
 pub mod rate_usage;
+pub mod refunds;
 pub mod sessions;
 pub mod templates;
+pub mod upstream_health;
 pub mod usage;
 pub mod usage_events;
 pub mod webhooks;

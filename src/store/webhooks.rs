@@ -241,3 +241,58 @@ pub async fn insert_replay(db: impl PgExecutor<'_>, id: i64) -> Result<AttemptRo
     .fetch_one(db)
     .await
 }
+
+/// One delivery attempt as the operator lists it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AttemptListRow {
+    /// Public id (`X-Catraca-Delivery`).
+    pub attempt_id: Uuid,
+    /// Event name.
+    pub event: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Sends tried so far.
+    pub attempts: i32,
+    /// The receiver's last HTTP status.
+    pub last_status: Option<i32>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// The public id of the attempt this one replays.
+    pub replay_of_attempt: Option<Uuid>,
+    /// Created.
+    pub created_at: time::OffsetDateTime,
+    /// Next send (while pending).
+    pub next_attempt_at: time::OffsetDateTime,
+    /// Delivered.
+    pub delivered_at: Option<time::OffsetDateTime>,
+}
+
+/// The newest `limit` attempts of webhook `id`, newest first; `None` when there is no such
+/// webhook.
+pub async fn attempts(
+    pool: &PgPool,
+    id: Uuid,
+    limit: i64,
+) -> Result<Option<Vec<AttemptListRow>>, sqlx::Error> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook WHERE webhook_id = $1)")
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+    if !exists {
+        return Ok(None);
+    }
+    sqlx::query_as(
+        "SELECT d.attempt_id, d.event, d.status, d.attempts, d.last_status, d.last_error,
+                (SELECT o.attempt_id FROM webhook_delivery o
+                 WHERE o.webhook_delivery_id = d.replay_of) AS replay_of_attempt,
+                d.created_at, d.next_attempt_at, d.delivered_at
+         FROM webhook_delivery d WHERE d.webhook_id = $1
+         ORDER BY d.webhook_delivery_id DESC LIMIT $2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map(Some)
+}

@@ -44,6 +44,9 @@ pub struct PgWriter {
     pub spilled: Arc<AtomicU64>,
     /// Events set aside because they can never be written (see [`insert_isolating`]).
     pub quarantined: Arc<AtomicU64>,
+    /// The spending alerts of the organizations each stored batch billed, checked beside the
+    /// writer (`domain::alerts`).
+    alerts: crate::domain::alerts::Checker,
 }
 
 /// A sink and its writer sharing one queue of `capacity` events.
@@ -64,14 +67,24 @@ pub fn channel(
             written: Arc::new(AtomicU64::new(0)),
             spilled: Arc::new(AtomicU64::new(0)),
             quarantined: Arc::new(AtomicU64::new(0)),
+            alerts: Default::default(),
         },
     )
 }
 
 impl PgWriter {
     /// Write until the process ends (shutdown does not stop it: requests finishing in the grace
-    /// period still send events; once it begins, batches no longer linger).
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+    /// period still send events; once it begins, batches no longer linger), checking the
+    /// spending alerts of what was stored beside it, off its path.
+    pub async fn run(&self, shutdown: watch::Receiver<bool>) {
+        let write = async {
+            self.write(shutdown).await;
+            self.alerts.close();
+        };
+        tokio::join!(write, self.alerts.run(self.pool.get()));
+    }
+
+    async fn write(&self, mut shutdown: watch::Receiver<bool>) {
         let Some(mut rx) = self.queue.rx.lock().await.take() else {
             return;
         };
@@ -100,6 +113,7 @@ impl PgWriter {
                         Ok(bad) => {
                             self.written.fetch_add(n - bad.len() as u64, Ordering::Relaxed);
                             self.quarantine(&batch, &bad);
+                            self.alerts.settled(&batch);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, events = n, "usage insert failed; spilling to {}", self.spill.display());
@@ -160,6 +174,7 @@ impl PgWriter {
                 Ok(bad) => {
                     quarantined += bad.len() as u64;
                     self.quarantine(chunk, &bad);
+                    self.alerts.settled(chunk);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "replay of spilled usage failed; will retry");

@@ -345,6 +345,9 @@ pub struct UserReq {
     organization_id: String,
     #[serde(default = "member")]
     role: String,
+    /// Another user's referral code: the new user is recorded as invited by them.
+    #[serde(default)]
+    referral_code: Option<String>,
 }
 
 fn member() -> String {
@@ -358,7 +361,7 @@ pub async fn create_user(
     Body(r): Body<UserReq>,
 ) -> Created {
     let org = wire::uuid(&r.organization_id, Entity::Organization)?;
-    let rows = crate::domain::accounts::create_user(
+    let rows = crate::domain::accounts::create_referred_user(
         &s.pool,
         crate::domain::accounts::NewUser {
             email: r.email,
@@ -367,6 +370,7 @@ pub async fn create_user(
             organization_id: org,
             role: r.role,
         },
+        r.referral_code.as_deref(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(wire::user(&rows))))
@@ -776,6 +780,33 @@ pub async fn list_webhooks(
     let all = crate::domain::webhooks::list(&s.pool, org).await?;
     Ok(Json(json!({
         "data": all.iter().map(|w| wire::webhook(w, org, None)).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptsQ {
+    limit: Option<String>,
+}
+
+/// A webhook's delivery attempts: `{webhook_id, data: [...]}`, newest first.
+pub async fn webhook_attempts(
+    State(s): State<AdminState>,
+    _: Operator,
+    Path(id): Path<String>,
+    Query(q): Query<AttemptsQ>,
+) -> Result<Json<Value>, OpError> {
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(t) => t
+            .parse()
+            .map_err(|_| DomainError::invalid("limit", "an integer from 1 to 200"))?,
+    };
+    let id = wire::uuid(&id, Entity::Webhook)?;
+    let list = crate::domain::webhooks::attempts(&s.pool, id, limit).await?;
+    Ok(Json(json!({
+        "webhook_id": id,
+        "data": list.iter().map(wire::webhook_attempt).collect::<Vec<_>>(),
     })))
 }
 

@@ -6,9 +6,11 @@
 //! Mounted so far: users (create with a password or an invitation mail, get, disable),
 //! organizations (create, list, get, disable, enable, their keys and members), their
 //! ledger (top-up, refund, adjustment, idempotent by `Idempotency-Key`), API keys (create with
-//! a prefix and limits, revoke, rotate), the audit log, and `/admin/v1/openapi.json`.
+//! a prefix and limits, revoke, rotate), the audit log, refund requests (the queue, approve,
+//! reject: [`refunds`]), and `/admin/v1/openapi.json`.
 
 pub mod handlers;
+pub mod refunds;
 pub mod wire;
 
 use axum::routing::{delete, get, patch, post};
@@ -217,6 +219,13 @@ pub fn api() -> Api<AdminState> {
             get(list_webhooks),
         )
         .route(
+            "GET",
+            "/admin/v1/webhooks/{id}/attempts",
+            "A webhook's delivery attempts, newest first (limit 1-200, default 50)",
+            true,
+            get(webhook_attempts),
+        )
+        .route(
             "POST",
             "/admin/v1/pix/charges",
             "Create a PIX charge (a top-up): its BR Code \"copia e cola\" and expiry",
@@ -244,4 +253,5 @@ pub fn api() -> Api<AdminState> {
             true,
             post(resolve_incident),
         )
+        .merge(refunds::api())
 }

@@ -402,6 +402,22 @@ pub fn pix_charge(c: &crate::domain::pix::Charge) -> Value {
     })
 }
 
+/// A webhook delivery attempt.
+pub fn webhook_attempt(a: &crate::store::webhooks::AttemptListRow) -> Value {
+    json!({
+        "id": a.attempt_id,
+        "event": a.event,
+        "status": a.status,
+        "attempts": a.attempts,
+        "last_status": a.last_status,
+        "last_error": a.last_error,
+        "replay_of": a.replay_of_attempt,
+        "created_at": rfc3339(a.created_at),
+        "next_attempt_at": (a.status == "pending").then(|| rfc3339(a.next_attempt_at)),
+        "delivered_at": a.delivered_at.map(rfc3339),
+    })
+}
+
 /// An incident.
 pub fn incident(i: &crate::domain::incidents::Incident) -> Value {
     json!({
@@ -410,6 +426,8 @@ pub fn incident(i: &crate::domain::incidents::Incident) -> Value {
         "severity": i.severity,
         "message": i.message,
         "status": if i.resolved_at.is_some() { "resolved" } else { "active" },
+        "source": i.source,
+        "provider": i.provider,
         "created_at": rfc3339(i.created_at),
         "resolved_at": i.resolved_at.map(rfc3339),
     })

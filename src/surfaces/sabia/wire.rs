@@ -110,7 +110,7 @@ fn field_message(field: &str) -> &'static str {
         "description" => "Descrição com no máximo 2000 caracteres",
         "url" => "URL http(s) inválida ou apontando para um endereço interno ou privado",
         "events" => {
-            "Informe eventos entre usage_limit_reached, payment_failed, plan_changed, api_key_created e api_key_revoked"
+            "Informe eventos entre usage_limit_reached, payment_failed, plan_changed, api_key_created, api_key_revoked e alert_fired"
         }
         "secret" => "De 1 a 256 caracteres",
         "groupBy" => "groupBy deve ser day, week ou month",

@@ -17,8 +17,9 @@ use uuid::Uuid;
 
 use super::wire::{self, Caller, Query, TokiaError};
 use crate::admin::AdminState;
+use crate::domain::keys::KeyOwner;
 use crate::domain::usage::{self, DEFAULT_TZ, Days, Period};
-use crate::domain::{DomainError, keys, ledger};
+use crate::domain::{DomainError, keys, ledger, preferences};
 
 type Answer = Result<Json<Value>, TokiaError>;
 
@@ -77,8 +78,11 @@ pub async fn usage(
     })))
 }
 
-async fn export_period(s: &AdminState, q: &PeriodQ) -> Result<Period, TokiaError> {
-    Ok(usage::period(&s.pool, q.from.as_deref(), q.to.as_deref(), DEFAULT_TZ).await?)
+/// The export's period, in the time zone of the key's user (`PUT me/preferences`;
+/// `America/Sao_Paulo` by default and for a key without a user).
+async fn export_period(s: &AdminState, c: &KeyOwner, q: &PeriodQ) -> Result<Period, TokiaError> {
+    let tz = preferences::timezone_of(&s.pool, c.user_id).await?;
+    Ok(usage::period(&s.pool, q.from.as_deref(), q.to.as_deref(), &tz).await?)
 }
 
 fn stream_error(e: DomainError) -> std::io::Error {
@@ -92,7 +96,7 @@ pub async fn export_csv(
     Caller(c): Caller,
     Query(q): Query<PeriodQ>,
 ) -> Result<Response, TokiaError> {
-    let p = export_period(&s, &q).await?;
+    let p = export_period(&s, &c, &q).await?;
     let head = futures_util::stream::once(async { Ok(Bytes::from(wire::csv_head())) });
     let rows = usage::export(&s.pool, c.organization_id, &p)
         .ready_chunks(ROWS_PER_CHUNK)
@@ -121,7 +125,7 @@ pub async fn export_json(
     Caller(c): Caller,
     Query(q): Query<PeriodQ>,
 ) -> Result<Response, TokiaError> {
-    let p = export_period(&s, &q).await?;
+    let p = export_period(&s, &c, &q).await?;
     let period = json!({"from": p.from.to_string(), "to": p.to.to_string(), "timezone": p.tz});
     let head = format!("{{\"period\":{period},\"events\":[");
     let head = futures_util::stream::once(async move { Ok(Bytes::from(head)) });

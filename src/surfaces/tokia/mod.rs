@@ -13,11 +13,14 @@
 //! This module is the route table only; [`handlers`] parse, call `crate::domain` and render
 //! with [`wire`].
 
+pub mod account;
 pub mod admin;
+pub mod alerts;
 pub mod handlers;
 pub mod pix;
 pub mod prompts;
 pub mod public;
+pub mod refunds;
 pub mod sessions;
 pub mod wire;
 
@@ -97,8 +100,11 @@ pub fn api() -> Api<AdminState> {
             read(recommendations),
         )
         .merge(pix::api())
+        .merge(account::api())
         .merge(admin::api())
+        .merge(alerts::api())
         .merge(prompts::api())
         .merge(sessions::api())
         .merge(public::api())
+        .merge(refunds::api())
 }

@@ -1,7 +1,8 @@
 //! Tokia's public routes (#14 item 10), no key: `GET /v1/healthz`, `GET /v1/healthz/db`
 //! (`{ok, latency_ms, timestamp}`, 503 with `ok: false` when Postgres does not answer
-//! `SELECT 1` within 2 s) and `GET /v1/incidents/active` (the operator's unresolved
-//! incidents, newest first).
+//! `SELECT 1` within 2 s), `GET /v1/incidents/active` (the operator's unresolved incidents
+//! and those opened while a provider's circuit breaker is open, newest first) and
+//! `GET /v1/upstream-health` (uptime and latency per provider, from the hourly rollup).
 
 use axum::Json;
 use axum::extract::State;
@@ -10,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::read;
-use super::wire::TokiaError;
+use super::wire::{Query, TokiaError};
 use crate::admin::openapi::Api;
 use crate::admin::{AdminState, rfc3339};
-use crate::domain::incidents;
+use crate::domain::{incidents, upstream_health};
 
 /// The public routes.
 pub fn api() -> Api<AdminState> {
@@ -33,6 +34,39 @@ pub fn api() -> Api<AdminState> {
             false,
             read(incidents_active),
         )
+        .route(
+            "GET",
+            "/v1/upstream-health",
+            "Saúde dos upstreams IA (públic)",
+            false,
+            read(upstream_health),
+        )
+}
+
+#[derive(serde::Deserialize)]
+pub struct HealthQ {
+    days: Option<String>,
+}
+
+/// `GET /v1/upstream-health?days=1..90`: `{period_days, providers: [{provider, attempts,
+/// failures, uptime_pct, latency_p50_ms, latency_p95_ms}]}` from the hourly rollup.
+pub async fn upstream_health(
+    State(s): State<AdminState>,
+    Query(q): Query<HealthQ>,
+) -> Result<Json<Value>, TokiaError> {
+    let period = upstream_health::Period::parse(q.days.as_deref())?;
+    let list = upstream_health::report(&s.pool, period).await?;
+    Ok(Json(json!({
+        "period_days": period.days(),
+        "providers": list.iter().map(|p| json!({
+            "provider": p.provider,
+            "attempts": p.attempts,
+            "failures": p.failures,
+            "uptime_pct": p.uptime_basis_points.map(|bp| crate::domain::money::Micros(bp * 10_000).json_number()),
+            "latency_p50_ms": p.p50_ms,
+            "latency_p95_ms": p.p95_ms,
+        })).collect::<Vec<_>>(),
+    })))
 }
 
 /// `GET /v1/healthz`: the admin app answers.
@@ -71,7 +105,8 @@ pub async fn incidents_active(State(s): State<AdminState>) -> Result<Json<Value>
             "title": i.title,
             "severity": i.severity,
             "message": i.message,
-            "source": "operator",
+            "source": i.source,
+            "provider": i.provider,
             "created_at": rfc3339(i.created_at),
         })).collect::<Vec<_>>(),
     })))
