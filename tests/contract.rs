@@ -9,6 +9,9 @@
 //!   conventions imply added (see `maxai_schema` in `tests/sdk/contract_check.py`).
 //! - SabIA: its seed is markdown, so catraca's own `/openapi.json`, only the operations tagged
 //!   `sabia` (shapes from the seed: `contracts` in `src/admin/openapi.rs`).
+//! - Tokia: the seed as written (`tests/contracts/tokia-openapi.yaml`, checked equal to
+//!   `../shared/seeds/`), its gaps filled from catraca's `/openapi.json` (see `tokia_schema` in
+//!   `tests/sdk/contract_check.py`), all 44 operations, with `content_type_conformance` too.
 //!
 //! Not exercised here, and why:
 //! - `/socket.io/` (MaxAI's live events): not a path of the seed (its info names it only), and a
@@ -260,4 +263,108 @@ async fn sabia_routes_hold_on_generated_input(pool: PgPool) {
             .all(|u| u == "http://127.0.0.1:9/catraca-contract-hook"),
         "{urls:?}"
     );
+}
+
+/// Tokia: the seed as written (`tests/contracts/tokia-openapi.yaml`, the same bytes as
+/// `../shared/seeds/`), with the statuses and shapes it leaves out taken from catraca's own
+/// `/openapi.json` (see `tokia_schema` in `tests/sdk/contract_check.py`). The key's
+/// organization has money, a webhook with a delivered attempt, a session and a prompt, so the
+/// routes that name one get past the lookup; the AI routes reach the mock.
+#[sqlx::test(migrations = "./migrations")]
+async fn tokia_seed_holds_on_generated_input(pool: PgPool) {
+    const MASTER: &str = "contract-tokia-master-key-0123456789";
+    let mock = Mock::start().await;
+    let models = format!(
+        "webhooks: {{allow_loopback: true}}\npricing: {{fx_usd_brl: \"5.0\"}}\nproviders:\n  - {{name: p, base_url: \"{}\"}}\ndeployments:\n  - {{name: d, provider: p, model: up}}\nmodels:\n  - {{name: deepseek-v3, input_usd_per_1m: \"0.3\", output_usd_per_1m: \"1.2\", deployments: [d]}}\n  - {{name: text-embedding-3-small, category: embedding, input_usd_per_1m: \"0.02\", deployments: [d]}}\n  - {{name: flux-schnell, category: image, usd_per_image: \"0.003\", deployments: [d]}}\n  - {{name: whisper-1, category: audio, usd_per_audio_second: \"0.0001\", deployments: [d]}}\n",
+        mock.base()
+    );
+    let gw = Gateway::start_with_env(
+        &models,
+        &[
+            ("DATABASE_URL", &db_url(&pool, None)),
+            ("CATRACA_MASTER_KEY", MASTER),
+            ("CATRACA_SECRET_KEY", &"c1".repeat(32)),
+            ("CATRACA_WEBHOOK_POLL_MS", "3600000"),
+        ],
+    )
+    .await;
+    let seed =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/tokia-openapi.yaml");
+    let t = crate::common::Tenant::make(&gw, MASTER, "Contrato Tokia", Some("100.00")).await;
+    let hook = ok(
+        &gw,
+        "POST",
+        "/admin/v1/webhooks",
+        Some(MASTER),
+        Some(
+            json!({"organization_id": t.org, "url": "http://127.0.0.1:9/hook",
+                    "events": ["usage_limit_reached"]}),
+        ),
+        201,
+    )
+    .await;
+    let webhook_id = hook["id"].as_str().unwrap().to_string();
+    let attempt_id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO webhook_delivery (webhook_id, event, dedup_key, payload, status)
+         VALUES ($1, 'usage_limit_reached', 'contract', '{}', 'delivered') RETURNING attempt_id",
+    )
+    .bind(uuid::Uuid::parse_str(&webhook_id).unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&t.key)
+        .header("x-tokia-session-id", "contrato-1")
+        .json(&json!({"model": "deepseek-v3", "messages": [{"role": "user", "content": "oi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let p = ok(
+        &gw,
+        "POST",
+        "/v1/me/prompts",
+        Some(&t.key),
+        Some(json!({"name": "contrato", "body": "Olá {{nome}}", "default_model": "deepseek-v3"})),
+        201,
+    )
+    .await;
+    // the session is listed once the usage writer stored the chat
+    let t0 = std::time::Instant::now();
+    while call(&gw, "GET", "/v1/me/sessions/contrato-1", Some(&t.key), None)
+        .await
+        .0
+        != 200
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the session never shows"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cfg = json!({
+        "schema": seed.display().to_string(),
+        "key": t.key,
+        "webhook_id": webhook_id,
+        "attempt_id": attempt_id.to_string(),
+        "session_id": "contrato-1",
+        "prompt_id": p["id"],
+    });
+    check(&gw, "tokia", cfg).await;
+}
+
+/// The seed kept in the repo is the shared one, byte for byte (when `../shared` is beside).
+#[test]
+fn the_tokia_seed_in_the_repo_is_the_shared_one() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/seeds/tokia-openapi.yaml");
+    let kept = std::fs::read(root.join("tests/contracts/tokia-openapi.yaml")).unwrap();
+    if let Ok(s) = std::fs::read(&shared) {
+        assert!(
+            s == kept,
+            "tests/contracts/tokia-openapi.yaml differs from {}",
+            shared.display()
+        );
+    }
 }

@@ -230,7 +230,7 @@ async fn sessions_group_the_callers_events(pool: PgPool) {
         .iter()
         .map(|e| {
             json!({
-                "id": e.usage_event_id,
+                "id": catraca::domain::usage::event_uuid(e.usage_event_id).to_string(),
                 "model_id": e.model,
                 "api_key_id": e.api_key_id,
                 "prompt_tokens": e.prompt_tokens,

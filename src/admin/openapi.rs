@@ -418,12 +418,27 @@ mod contracts {
         if d.path == "/v1/upstream-health" {
             return vec!["400", "503"];
         }
-        if d.method != "GET" || !d.auth {
+        if !d.auth {
             return Vec::new();
         }
+        // every keyed route: a bad parameter or body, no or a bad key, the database away; a
+        // path id of another organization or none: 404
         let mut v = vec!["400", "401"];
-        if d.path == "/v1/usage/by-key" {
+        if d.path == "/v1/admin/audit-log/export.csv" {
+            v.push("403"); // organization admins only
+        }
+        if d.path.contains('{') || d.path == "/v1/usage/by-key" {
             v.push("404");
+        }
+        match (d.method, d.path) {
+            // a prompt name (slug) taken
+            ("POST", "/v1/me/prompts")
+            | ("PATCH", "/v1/me/prompts/{id}")
+            | ("POST", "/v1/me/prompts/{id}/clone") => v.push("409"),
+            // a real gateway request: its refusal (402 balance, 429 limits) or the
+            // provider's failure reaches the caller with its status
+            ("POST", "/v1/me/prompts/{id}/run") => v.extend(["402", "429", "502", "504"]),
+            _ => {}
         }
         v.push("503");
         v

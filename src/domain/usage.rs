@@ -724,3 +724,24 @@ mod tokia_tests {
         );
     }
 }
+
+/// A usage event's id in UUID form, for contracts that type it so (Tokia's session detail): a
+/// version 8 UUID holding the event's number in its last 62 bits
+/// (`00000000-0000-8000-8000-00000000002a` is event 42), so each event has one stable UUID and
+/// the number can be read back.
+pub fn event_uuid(usage_event_id: i64) -> uuid::Uuid {
+    let n = (usage_event_id as u64) & 0x3fff_ffff_ffff_ffff;
+    uuid::Uuid::from_u64_pair(0x0000_0000_0000_8000, 0x8000_0000_0000_0000 | n)
+}
+
+#[cfg(test)]
+mod event_uuid_tests {
+    #[test]
+    fn event_uuids_are_version_8_and_hold_the_number() {
+        let u = super::event_uuid(42);
+        assert_eq!(u.to_string(), "00000000-0000-8000-8000-00000000002a");
+        assert_eq!(u.get_version_num(), 8);
+        assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+        assert_ne!(super::event_uuid(1), super::event_uuid(2));
+    }
+}

@@ -1,6 +1,6 @@
 """Schemathesis over one contract of a live catraca (run by tests/contract.rs).
 
-    python contract_check.py maxai|sabia
+    python contract_check.py maxai|sabia|tokia
 
 Environment: CATRACA_CONTRACT, a JSON object with `base_url` (the gateway, which serves the
 admin app's paths too), `dir` (scratch directory), `seed`, `max_examples`, and per part:
@@ -11,6 +11,9 @@ admin app's paths too), `dir` (scratch directory), `seed`, `max_examples`, and p
   template).
 - sabia: `token` (a user's JWT), `team_id`, `key_id` (a key of that team), `member_id` (a second
   member of that team).
+- tokia: `schema` (path of the Tokia seed, kept in the repo), `key` (an `sk-tokia-` key of a
+  funded organization), `webhook_id`, `attempt_id`, `session_id`, `prompt_id` (of that
+  organization).
 
 The schema of each part is written to `dir`, with a `schemathesis.toml`; then schemathesis's own
 CLI runs in this process (so the hooks below apply) and prints its report. Checks:
@@ -96,6 +99,73 @@ def sabia_schema():
     return doc
 
 
+# Tokia's AI routes and /models are the gateway's, not the admin app's: the statuses the gateway
+# gives generated input, documented with the seed's own `Error` schema (its errors are that
+# shape: {"error": {"message", "type", "code"}}).
+TOKIA_GATEWAY = {
+    "/chat/completions": ["400", "401", "402", "404", "413", "415", "429"],
+    "/embeddings": ["400", "401", "402", "404", "413", "415", "429"],
+    "/images/generations": ["400", "401", "402", "404", "413", "415", "429"],
+    "/audio/transcriptions": ["400", "401", "402", "404", "413", "415", "429"],
+    "/models": ["400", "401"],
+    "/usage/rate-limit": ["400", "401"],
+}
+
+
+def tokia_schema():
+    """The Tokia seed as written, plus what it leaves out, each addition named here.
+
+    1. Error statuses. The seed documents few (401/402 on chat, 404 on a session and a prompt).
+       Every status catraca documents for the same operation in its own /openapi.json
+       (`tokia_error_statuses` in src/admin/openapi.rs: 400 bad parameters or body, 401 no or a
+       bad key, 403, 404 another organization's or an unknown id, 409, 429, 503) is added with
+       catraca's schema for it, which is the seed's `Error` shape; the gateway's routes get
+       `TOKIA_GATEWAY` with the seed's `Error`.
+    2. Success answers the seed names without a schema (`me/profile`, `usage/by-key`, the
+       prompt routes, ...) or without any response (`me/teams`, `me/alerts`, `me/refunds`) take
+       catraca's documented schema and status (the README's shapes), so they are checked too;
+       where the seed gives a schema, the seed's is kept and checked.
+    3. `Model.category` gains `embedding` and `audio`: the issue's decision lists those models
+       under their own `?category=` filter, which the seed's own parameter enum offers.
+    4. Chat answers `text/event-stream` when the body asks `stream: true` (the seed's field).
+    """
+    import yaml
+
+    with open(CFG["schema"]) as f:
+        doc = yaml.safe_load(f)
+    with urllib.request.urlopen(CFG["base_url"] + "/openapi.json") as r:
+        own = json.load(r)
+    err = {"$ref": "#/components/schemas/Error"}
+    model = doc["components"]["schemas"]["Model"]["properties"]["category"]
+    model["enum"] = model["enum"] + ["embedding", "audio"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            responses = op.get("responses") or {}
+            op["responses"] = responses
+            if path in TOKIA_GATEWAY:
+                for status in TOKIA_GATEWAY[path]:
+                    r = responses.setdefault(status, {"description": "Error"})
+                    r.setdefault("content", {"application/json": {"schema": err}})
+                if path == "/chat/completions":
+                    # schemathesis checks each event: `data` is one chunk's JSON text
+                    responses["200"]["content"]["text/event-stream"] = {"schema": {
+                        "type": "object", "required": ["data"],
+                        "properties": {"data": {"type": "string"}}}}
+                continue
+            mine = own["paths"].get("/v1" + path, {}).get(method)
+            assert mine is not None, f"{method.upper()} /v1{path} is not in catraca's /openapi.json"
+            for status, r in mine.get("responses", {}).items():
+                seed = responses.get(status)
+                if seed is None:
+                    responses[status] = r
+                elif "content" not in seed and "content" in r:
+                    seed["content"] = r["content"]
+    # catraca's schemas may name its own components
+    for name, schema in own.get("components", {}).get("schemas", {}).items():
+        doc["components"]["schemas"].setdefault(name, schema)
+    return doc
+
+
 def toml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -143,6 +213,17 @@ elif PART == "sabia":
         {"include-path-regex": "\\{keyId\\}", "parameters": {"path.keyId": CFG["key_id"]}},
         {"include-path-regex": "\\{userId\\}", "parameters": {"path.userId": CFG["member_id"]}},
     ]
+elif PART == "tokia":
+    schema = tokia_schema()
+    auth = {"bearerAuth": CFG["key"]}
+    # the organization's own webhook, attempt, session and prompt, so the routes that name one
+    # get past the lookup
+    operations = [
+        {"include-path": "/webhooks/{id}/rotate-secret", "parameters": {"path.id": CFG["webhook_id"]}},
+        {"include-path": "/webhooks/attempts/{attemptId}/replay", "parameters": {"path.attemptId": CFG["attempt_id"]}},
+        {"include-path": "/me/sessions/{id}", "parameters": {"path.id": CFG["session_id"]}},
+        {"include-path-regex": "^/me/prompts/\\{id\\}", "parameters": {"path.id": CFG["prompt_id"]}},
+    ]
 else:
     sys.exit(f"unknown part {PART!r}")
 
@@ -163,6 +244,13 @@ def before_call(context, case, kwargs):
             case.body["api_key"] = CFG["key"]
     if path.endswith("/webhooks") and isinstance(case.body, dict) and "url" in case.body:
         case.body["url"] = SAFE_WEBHOOK_URL
+    if PART == "tokia" and isinstance(case.body, dict):
+        # `{all: true}` would revoke the key every later case authenticates with
+        if path == "/api-keys/bulk-revoke" and case.body.get("all") is True:
+            case.body["all"] = False
+        # a prompt run with the organization's real key reaches the gateway
+        if path.endswith("/run") and isinstance(case.body.get("api_key"), str):
+            case.body["api_key"] = CFG["key"]
 
 
 d = CFG["dir"]
@@ -175,12 +263,15 @@ with open(config_path, "w") as f:
     f.write(config(auth, operations))
 print(f"schema: {schema_path}\nconfig: {config_path}", flush=True)
 
+# Tokia's paths are under its server's `/v1`
+base = CFG["base_url"] + ("/v1" if PART == "tokia" else "")
+checks = CHECKS + (",content_type_conformance" if PART == "tokia" else "")
 args = [
     "--config-file", config_path,
     "--no-color",
     "run", schema_path,
-    "--url", CFG["base_url"],
-    "--checks", CHECKS,
+    "--url", base,
+    "--checks", checks,
     "--report", "json",
     "--report-dir", report_dir,
     "--request-timeout", "10",

@@ -108,3 +108,36 @@ pub fn api() -> Api<AdminState> {
         .merge(public::api())
         .merge(refunds::api())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every operation of the Tokia seed (kept unchanged in `tests/contracts/`) is served:
+    /// the AI routes, `/v1/models` and `usage/rate-limit` by the gateway, the rest by this
+    /// surface at the seed's path and method.
+    #[test]
+    fn every_operation_of_the_seed_is_mounted() {
+        let seed: serde_json::Value =
+            serde_saphyr::from_str(include_str!("../../../tests/contracts/tokia-openapi.yaml"))
+                .unwrap();
+        let (_, docs) = super::api().into_parts();
+        let mut n = 0;
+        let mut missing = Vec::new();
+        for (path, ops) in seed["paths"].as_object().unwrap() {
+            let full = format!("/v1{path}");
+            for method in ops.as_object().unwrap().keys() {
+                n += 1;
+                let method = method.to_uppercase();
+                let gateway = crate::gateway::ctx::Route::from_path(&full).is_some();
+                let surface = docs.iter().any(|d| d.method == method && d.path == full);
+                if gateway == surface {
+                    // neither, or both (a route the gateway would shadow)
+                    missing.push(format!(
+                        "{method} {full} (gateway {gateway}, surface {surface})"
+                    ));
+                }
+            }
+        }
+        assert_eq!(n, 44, "the seed's operations");
+        assert!(missing.is_empty(), "not served exactly once: {missing:#?}");
+    }
+}

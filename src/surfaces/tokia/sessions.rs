@@ -111,7 +111,7 @@ pub async fn detail(
                 .iter()
                 .map(|e| {
                     json!({
-                        "id": e.usage_event_id,
+                        "id": crate::domain::usage::event_uuid(e.usage_event_id),
                         "model_id": e.model,
                         "api_key_id": e.api_key_id,
                         "prompt_tokens": e.prompt_tokens,
