@@ -483,6 +483,30 @@ async fn prompt_runs_go_through_the_gateway_billed_once(pool: PgPool) {
     )
     .await;
     assert_eq!(s, 402, "{v}");
+    assert_eq!(v["error"]["code"], "saldo_insuficiente", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Saldo insuficiente"),
+        "{v}"
+    );
+    // the gateway's own answer to a chat, in English when asked
+    let r = reqwest::Client::new()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("accept-language", "en-US,en;q=0.9")
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "oi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 402);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["error"],
+        json!({"message": "Insufficient balance: top up your account (PIX) to continue",
+               "type": "insufficient_quota", "param": null, "code": "saldo_insuficiente"})
+    );
 
     // ---------- a top-up, then a run billed once with its session id
     let (s, e) = op(

@@ -148,6 +148,9 @@ pub struct RequestCtx {
     pub start: Instant,
     /// When the current upstream attempt started.
     pub attempt_start: Instant,
+    /// The key presented is a Tokia key (`sk-tokia-`): a low balance is Tokia's
+    /// `saldo_insuficiente`.
+    pub tokia_key: bool,
     /// Wall-clock arrival time, for the usage event.
     pub ts: time::OffsetDateTime,
     /// Request id.
@@ -244,6 +247,7 @@ impl RequestCtx {
         RequestCtx {
             start: now,
             attempt_start: now,
+            tokia_key: false,
             ts: time::OffsetDateTime::UNIX_EPOCH,
             request_id: String::new(),
             live: None,

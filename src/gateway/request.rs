@@ -77,6 +77,7 @@ pub async fn prepare(
 
     // key auth before anything else is revealed
     let key = presented_key(session).ok_or(ApiError::MissingKey)?;
+    ctx.tokia_key = key.starts_with(crate::surfaces::tokia::wire::KEY_PREFIX);
     ctx.key = Some(authenticate(&live, db_keys, key).await?);
     if route == Route::RateLimitUsage {
         if method != http::Method::GET {

@@ -190,6 +190,21 @@ impl From<DomainError> for TokiaError {
     }
 }
 
+/// The gateway's 402 for a Tokia key whose organization's balance cannot cover a request:
+/// `{"error": {"message", "type": "insufficient_quota", "param": null, "code":
+/// "saldo_insuficiente"}}` (OpenAI's shape, which is Tokia's, plus OpenAI's `param`).
+pub fn low_balance(english: bool) -> bytes::Bytes {
+    if english {
+        bytes::Bytes::from_static(
+            br#"{"error":{"message":"Insufficient balance: top up your account (PIX) to continue","type":"insufficient_quota","param":null,"code":"saldo_insuficiente"}}"#,
+        )
+    } else {
+        bytes::Bytes::from_static(
+            "{\"error\":{\"message\":\"Saldo insuficiente: recarregue sua conta (PIX) para continuar\",\"type\":\"insufficient_quota\",\"param\":null,\"code\":\"saldo_insuficiente\"}}".as_bytes(),
+        )
+    }
+}
+
 /// Whether the client prefers English: the `Accept-Language` entry with the highest `q`
 /// (the first among equals) is `en` or `en-*`. Anything else, or no header, is pt-BR.
 pub fn wants_english(headers: &HeaderMap) -> bool {
