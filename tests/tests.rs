@@ -38,3 +38,4 @@ mod tokia_models;
 mod tokia_prompts;
 mod tokia_refunds;
 mod tokia_sessions;
+mod tokia_tenants;
