@@ -106,7 +106,9 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     // off the proxy threads (the first request of a key with a token limit, a balance or a
     // budget, or a completion whose upstream reports no usage), so a gateway that never needs
     // one never holds it and every gateway starts small.
+    let pix = crate::domain::pix::Receiver::new(config.pix.clone());
     let shared = Arc::new(Shared {
+        pix: pix.clone(),
         live: ArcSwap::from_pointee(live),
         metrics,
         usage: sink,
@@ -187,6 +189,7 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
                 jwt: Arc::new(crate::admin::jwt_from_env()),
                 gateway_url: config.listen.first().map(|l| format!("http://{l}")),
                 outbound: config.outbound,
+                pix,
             },
         ));
         server.add_service(background_service(
@@ -319,6 +322,7 @@ struct AdminService {
     jwt: Arc<crate::admin::auth::Jwt>,
     gateway_url: Option<String>,
     outbound: crate::domain::outbound::Policy,
+    pix: crate::domain::pix::Receiver,
 }
 
 #[async_trait]
@@ -326,6 +330,7 @@ impl BackgroundService for AdminService {
     async fn start(&self, shutdown: ShutdownWatch) {
         let state = crate::admin::AdminState {
             pool: self.pool.get().clone(),
+            pix: self.pix.clone(),
             jwt: self.jwt.clone(),
             started: Instant::now(),
             gateway_url: self.gateway_url.clone(),
@@ -352,6 +357,7 @@ pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
         migrate_and_sync(&db.url, &config).await?;
         let state = crate::admin::AdminState {
             pool: store::pg::pool(&db.url, db.max_connections)?,
+            pix: crate::domain::pix::Receiver::new(config.pix.clone()),
             jwt: Arc::new(crate::admin::jwt_from_env()),
             started: Instant::now(),
             gateway_url: std::env::var("CATRACA_GATEWAY_URL")

@@ -13,6 +13,8 @@ use crate::usage::UsageSink;
 pub struct Shared {
     /// Current routing snapshot.
     pub live: ArcSwap<Live>,
+    /// The PIX receiver (the admin app's PIX routes read it; a reload sets it).
+    pub pix: crate::domain::pix::Receiver,
     /// Metrics registry.
     pub metrics: Metrics,
     /// Usage events go here.

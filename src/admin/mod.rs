@@ -29,6 +29,8 @@ use tokio::sync::watch;
 pub struct AdminState {
     /// Database.
     pub pool: PgPool,
+    /// The PIX receiver of the config now serving.
+    pub pix: crate::domain::pix::Receiver,
     /// Access-token keys.
     pub jwt: Arc<auth::Jwt>,
     /// Process start, for uptime.

@@ -138,6 +138,7 @@ pub async fn reload(path: &std::path::Path, shared: &Shared, reason: &str) -> bo
     match Live::build(Arc::new(config), Some(&old), old.epoch).await {
         Ok(live) => {
             let config = live.config.clone();
+            shared.pix.set(config.pix.clone());
             shared.live.store(Arc::new(live));
             shared.metrics.reloads.with_label_values(&["ok"]).inc();
             tracing::info!(reason, path = %path.display(), "config reloaded");

@@ -409,10 +409,7 @@ pub fn load_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
             message: format!("cannot read file: {e}"),
         }]
     })?;
-    let config = parse_str(&text, path, &|name| std::env::var(name).ok())?;
-    // the admin app's PIX routes read the receiver installed here (on start and on reload)
-    crate::domain::pix::install(config.pix.clone());
-    Ok(config)
+    parse_str(&text, path, &|name| std::env::var(name).ok())
 }
 
 /// Parse and validate config text. `env` looks up environment variables (injected for tests).

@@ -32,19 +32,29 @@ pub const MAX_AMOUNT: Micros = Micros(100_000_000_000);
 /// The GUI of field 26.
 pub const GUI: &str = "br.gov.bcb.pix";
 
-static CONFIG: ArcSwapOption<PixConfig> = ArcSwapOption::const_empty();
+/// The PIX receiver of the config now serving (`None`: PIX routes answer 503). One handle is
+/// shared by the gateway, which sets it on start and on each accepted reload, and the admin
+/// app, which reads it per request.
+#[derive(Debug, Clone, Default)]
+pub struct Receiver(Arc<ArcSwapOption<PixConfig>>);
 
-/// Make `config` the receiver every PIX route uses (the config loader calls this; `None`:
-/// PIX routes answer 503).
-pub fn install(config: Option<PixConfig>) {
-    CONFIG.store(config.map(Arc::new));
-}
+impl Receiver {
+    /// A handle holding `config`.
+    pub fn new(config: Option<PixConfig>) -> Receiver {
+        Receiver(Arc::new(ArcSwapOption::new(config.map(Arc::new))))
+    }
 
-/// The installed receiver, or 503 naming the missing section.
-pub fn config() -> Result<Arc<PixConfig>, DomainError> {
-    CONFIG.load_full().ok_or(DomainError::NotConfigured(
-        "PIX (the config's pix: section with key, merchant_name and merchant_city)",
-    ))
+    /// Serve `config` from now on.
+    pub fn set(&self, config: Option<PixConfig>) {
+        self.0.store(config.map(Arc::new));
+    }
+
+    /// The receiver, or 503 naming the missing section.
+    pub fn get(&self) -> Result<Arc<PixConfig>, DomainError> {
+        self.0.load_full().ok_or(DomainError::NotConfigured(
+            "PIX (the config's pix: section with key, merchant_name and merchant_city)",
+        ))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,8 +315,13 @@ pub fn parse_amount(text: &str) -> Result<Micros, DomainError> {
 }
 
 /// A new pending charge of `amount` for `org`, with its BR Code and expiry (audited).
-pub async fn create(pool: &PgPool, org: Uuid, amount: Micros) -> Result<Charge, DomainError> {
-    let cfg = config()?;
+pub async fn create(
+    pool: &PgPool,
+    receiver: &Receiver,
+    org: Uuid,
+    amount: Micros,
+) -> Result<Charge, DomainError> {
+    let cfg = receiver.get()?;
     if !(MIN_AMOUNT.0..=MAX_AMOUNT.0).contains(&amount.0) {
         return Err(DomainError::invalid(
             "amount_brl",
@@ -345,8 +360,12 @@ pub async fn get_of_org(pool: &PgPool, org: Uuid, id: Uuid) -> Result<Option<Cha
 
 /// Check `X-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with the PSP secret, in
 /// constant time. No secret configured: 503 naming it; a missing or wrong signature: 401.
-pub fn verify_signature(body: &[u8], header: Option<&str>) -> Result<(), DomainError> {
-    let cfg = config()?;
+pub fn verify_signature(
+    receiver: &Receiver,
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<(), DomainError> {
+    let cfg = receiver.get()?;
     let Some(secret) = cfg.webhook_secret.as_deref() else {
         return Err(DomainError::NotConfigured(
             "the PIX webhook secret (env CATRACA_PIX_WEBHOOK_SECRET, or the variable pix.webhook_secret_env names)",

@@ -825,7 +825,7 @@ pub async fn create_pix_charge(
 ) -> Created {
     let org = wire::uuid(&r.organization_id, Entity::Organization)?;
     let amount = crate::domain::pix::parse_amount(&r.amount_brl)?;
-    let c = crate::domain::pix::create(&s.pool, org, amount).await?;
+    let c = crate::domain::pix::create(&s.pool, &s.pix, org, amount).await?;
     Ok((StatusCode::CREATED, Json(wire::pix_charge(&c))))
 }
 

@@ -155,7 +155,7 @@ async fn create_topup(
         Amount::Number(n) => n.to_string(),
     };
     let amount = pix::parse_amount(&text).map_err(error)?;
-    let c = pix::create(&s.pool, key.organization_id, amount)
+    let c = pix::create(&s.pool, &s.pix, key.organization_id, amount)
         .await
         .map_err(error)?;
     Ok((StatusCode::CREATED, Json(charge(&c))))
@@ -185,7 +185,7 @@ async fn webhook(
 ) -> Result<Json<Value>, TokiaError> {
     const EXPECTED: &str = "{\"pix\":[{\"endToEndId\",\"txid\",\"valor\",\"horario\"}]}";
     let sig = headers.get("x-signature").and_then(|v| v.to_str().ok());
-    pix::verify_signature(&body, sig).map_err(|e| match e {
+    pix::verify_signature(&s.pix, &body, sig).map_err(|e| match e {
         DomainError::Unauthorized(_) => {
             tracing::warn!("PIX webhook refused: bad or missing X-Signature");
             TokiaError::new(
