@@ -28,13 +28,13 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::handler::Handler;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::lang;
 use super::wire::{self, Caller, Query, TokiaError};
 use crate::admin::openapi::Api;
 use crate::admin::{AdminState, rfc3339};
@@ -43,15 +43,6 @@ use crate::domain::account::{self, Me, Notification, Profile, Team};
 use crate::domain::preferences::{self, Preferences};
 use crate::domain::referrals;
 use crate::domain::roles::Role;
-
-/// `r` with error answers that follow the client's `Accept-Language`.
-fn lang<H, T>(r: fn(H) -> MethodRouter<AdminState>, h: H) -> MethodRouter<AdminState>
-where
-    H: Handler<T, AdminState>,
-    T: 'static,
-{
-    r(h).layer(axum::middleware::from_fn(wire::language))
-}
 
 /// The account routes.
 pub fn api() -> Api<AdminState> {

@@ -14,15 +14,15 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::handler::Handler;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::lang;
 use super::wire::{Caller, Query, TokiaError};
 use crate::admin::openapi::Api;
 use crate::admin::{AdminState, rfc3339};
@@ -35,15 +35,6 @@ use crate::surfaces::kit::csv_cell;
 
 /// Newest audit rows one export holds.
 pub const AUDIT_EXPORT_ROWS: i64 = 10_000;
-
-/// `r` with error answers that follow the client's `Accept-Language`.
-fn lang<H, T>(r: fn(H) -> MethodRouter<AdminState>, h: H) -> MethodRouter<AdminState>
-where
-    H: Handler<T, AdminState>,
-    T: 'static,
-{
-    r(h).layer(axum::middleware::from_fn(super::wire::language))
-}
 
 /// The administration routes.
 pub fn api() -> Api<AdminState> {

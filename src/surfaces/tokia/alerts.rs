@@ -17,28 +17,19 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::handler::Handler;
 use axum::http::StatusCode;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::lang;
 use super::wire::{Caller, TokiaError, brl};
 use crate::admin::openapi::Api;
 use crate::admin::{AdminState, rfc3339};
 use crate::domain::DomainError;
 use crate::domain::alerts::{self, Alert, NewAlert, Refused};
 use crate::domain::money::Micros;
-
-/// `r` with error answers that follow the client's `Accept-Language`.
-fn lang<H, T>(r: fn(H) -> MethodRouter<AdminState>, h: H) -> MethodRouter<AdminState>
-where
-    H: Handler<T, AdminState>,
-    T: 'static,
-{
-    r(h).layer(axum::middleware::from_fn(super::wire::language))
-}
 
 /// The alert routes.
 pub fn api() -> Api<AdminState> {

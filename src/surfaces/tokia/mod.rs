@@ -40,6 +40,16 @@ where
     get(h).layer(axum::middleware::from_fn(wire::language))
 }
 
+/// A route made by `r` (`get`, `post`, ...) whose error answers follow the client's
+/// `Accept-Language`.
+fn lang<H, T>(r: fn(H) -> MethodRouter<AdminState>, h: H) -> MethodRouter<AdminState>
+where
+    H: Handler<T, AdminState>,
+    T: 'static,
+{
+    r(h).layer(axum::middleware::from_fn(wire::language))
+}
+
 /// Tokia's routes.
 pub fn api() -> Api<AdminState> {
     Api::new("tokia")

@@ -21,14 +21,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::handler::Handler;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::lang;
 use super::wire::{Caller, Query, TokiaError, brl};
 use crate::admin::openapi::Api;
 use crate::admin::{AdminState, rfc3339};
@@ -36,15 +36,6 @@ use crate::domain::money::Micros;
 use crate::domain::prompts::{self, NewPrompt, Patch, Prompt, RunInput};
 use crate::domain::templates::RunOutcome;
 use crate::domain::{Conflict, DomainError};
-
-/// `r` with error answers that follow the client's `Accept-Language`.
-fn lang<H, T>(r: fn(H) -> MethodRouter<AdminState>, h: H) -> MethodRouter<AdminState>
-where
-    H: Handler<T, AdminState>,
-    T: 'static,
-{
-    r(h).layer(axum::middleware::from_fn(super::wire::language))
-}
 
 /// The prompt routes.
 pub fn api() -> Api<AdminState> {
