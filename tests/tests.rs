@@ -39,3 +39,4 @@ mod tokia_prompts;
 mod tokia_refunds;
 mod tokia_sessions;
 mod tokia_tenants;
+mod vault;

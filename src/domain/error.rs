@@ -67,6 +67,8 @@ pub enum Entity {
     WebhookAttempt,
     /// A refund request.
     Refund,
+    /// A vault secret.
+    Secret,
 }
 
 impl Entity {
@@ -82,6 +84,7 @@ impl Entity {
             Entity::Webhook => "webhook",
             Entity::WebhookAttempt => "webhook_attempt",
             Entity::Refund => "refund",
+            Entity::Secret => "secret",
         }
     }
 }
@@ -110,6 +113,12 @@ pub enum Conflict {
     /// The refund request was approved or rejected before.
     #[error("the refund request is not pending (already approved or rejected)")]
     RefundNotPending,
+    /// Another secret of the organization has the name in that environment.
+    #[error("a secret with this name already exists in this environment")]
+    SecretNameTaken,
+    /// The secret is inactive: the platform never uses it.
+    #[error("the secret is inactive")]
+    SecretInactive,
 }
 
 /// Why credentials were refused.

@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod templates;
 pub mod upstream_health;
 pub mod usage;
+pub mod vault;
 pub mod webhooks;
 
 pub use error::{Conflict, DomainError, Entity, Unauthorized};

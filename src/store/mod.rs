@@ -27,4 +27,5 @@ pub mod templates;
 pub mod upstream_health;
 pub mod usage;
 pub mod usage_events;
+pub mod vault;
 pub mod webhooks;
