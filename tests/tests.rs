@@ -25,6 +25,7 @@ mod openapi;
 mod operator;
 mod pix;
 mod proxy;
+mod pytake;
 mod reload;
 mod sabia;
 mod sdk;

@@ -119,6 +119,7 @@ pub fn api() -> openapi::Api<AdminState> {
     openapi::Api::new("catraca")
         .merge(crate::surfaces::maxai::api())
         .merge(crate::surfaces::operator::api())
+        .merge(crate::surfaces::pytake::api())
         .merge(crate::surfaces::sabia::api())
         .merge(crate::surfaces::tokia::api())
 }

@@ -231,6 +231,7 @@ mod contracts {
                 v
             }
             "tokia" => tokia_error_statuses(d),
+            "pytake" => pytake_error_statuses(d),
             _ => Vec::new(),
         }
     }
@@ -256,6 +257,11 @@ mod contracts {
                 json!({"error": obj(&["message", "type", "code"], json!({
                     "message": string(), "type": string(), "code": string(),
                 }))}),
+            ),
+            // "Respostas de Erro": `ErrorResponse`
+            "pytake" => obj(
+                &["detail", "status_code", "error_code"],
+                json!({"detail": string(), "status_code": int(), "error_code": string()}),
             ),
             // the seed's `Error`
             _ => obj(&[], json!({"error": string(), "details": string()})),
@@ -392,11 +398,112 @@ mod contracts {
     pub fn shape(d: &RouteDoc) -> Shape {
         match (d.tag, d.method, d.path) {
             ("maxai", "POST", "/api/auth/register" | "/api/keys") => plain("201"),
+            ("pytake", method, path) => pytake(method, path),
             ("sabia", method, path) => sabia(method, path),
             ("tokia", method, "/v1/me/alerts") => tokia_alerts(method),
             ("tokia", method, path) if tokia_account_path(path) => tokia_account(method, path),
             ("tokia", method, "/v1/me/refunds") => tokia_refunds(method),
             ("tokia", "GET", path) => tokia(path),
+            _ => plain("200"),
+        }
+    }
+
+    /// PyTake's errors: 422 a body not of the schema, 400 a value that breaks a rule (and a
+    /// taken email), 401 a missing or bad token (login: bad credentials), 403 another
+    /// organization in `X-Organization-Id`, 404 an organization a `super_admin` names that
+    /// does not exist, 429 throttled logins.
+    fn pytake_error_statuses(d: &RouteDoc) -> Vec<&'static str> {
+        match d.path {
+            "/api/v1/auth/login" => vec!["400", "401", "422", "429"],
+            "/api/v1/auth/refresh" => vec!["401", "422"],
+            "/api/v1/auth/me" => vec!["400", "401", "403", "404"],
+            "/api/v1/auth/logout" => vec!["400", "401", "403", "404", "422"],
+            _ => vec!["400", "422"],
+        }
+    }
+
+    /// The PyTake user (`me`, and `user` in token answers).
+    fn pytake_user() -> Value {
+        obj(
+            &[
+                "id",
+                "email",
+                "name",
+                "role",
+                "organization_id",
+                "is_active",
+                "created_at",
+            ],
+            json!({
+                "id": {"type": "string", "format": "uuid"}, "email": email(), "name": string(),
+                "role": enumerated(&["super_admin", "org_admin", "agent", "viewer"]),
+                "organization_id": {"type": "string", "format": "uuid"},
+                "is_active": {"type": "boolean"}, "created_at": time(),
+            }),
+        )
+    }
+
+    /// PyTake's auth bodies and answers (the contract's "Endpoints de Auth", plus the
+    /// `refresh_token` register and refresh also return).
+    fn pytake(method: &str, path: &str) -> Shape {
+        let tokens = |with_user: bool| {
+            let mut props = json!({"access_token": string(), "refresh_token": string(),
+                                   "token_type": {"const": "bearer"}});
+            let mut req = vec!["access_token", "refresh_token", "token_type"];
+            if with_user {
+                props["user"] = pytake_user();
+                req.push("user");
+            }
+            obj(&req, props)
+        };
+        let message = || Some(obj(&["message"], json!({"message": string()})));
+        let with = |status, body: Value, answer: Option<Value>| Shape {
+            status,
+            body: Some(body),
+            query: Vec::new(),
+            answer,
+        };
+        match (method, path) {
+            ("POST", "/api/v1/auth/register") => with(
+                "201",
+                obj(
+                    &["email", "password", "name", "organization_name"],
+                    json!({"email": email(), "password": password(), "name": name(), "organization_name": name()}),
+                ),
+                Some(tokens(true)),
+            ),
+            ("POST", "/api/v1/auth/login") => with(
+                "200",
+                obj(
+                    &["email", "password"],
+                    json!({"email": email(), "password": string()}),
+                ),
+                Some(tokens(true)),
+            ),
+            ("POST", "/api/v1/auth/refresh") => with(
+                "200",
+                obj(&["refresh_token"], json!({"refresh_token": filled()})),
+                Some(tokens(false)),
+            ),
+            ("POST", "/api/v1/auth/logout") => Shape {
+                body: None,
+                ..plain("204")
+            },
+            ("GET", "/api/v1/auth/me") => Shape {
+                answer: Some(pytake_user()),
+                ..plain("200")
+            },
+            ("POST", "/api/v1/auth/forgot-password") => {
+                with("200", obj(&["email"], json!({"email": email()})), message())
+            }
+            ("POST", "/api/v1/auth/reset-password") => with(
+                "200",
+                obj(
+                    &["token", "new_password"],
+                    json!({"token": filled(), "new_password": password()}),
+                ),
+                message(),
+            ),
             _ => plain("200"),
         }
     }

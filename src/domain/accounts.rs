@@ -111,6 +111,27 @@ impl Jwt {
             .map_err(|e| DomainError::internal("token signing failed", e))
     }
 
+    /// Sign any claims with these keys (contracts' own tokens, e.g. PyTake's refresh tokens,
+    /// which carry an audience so no surface mistakes them for another's).
+    pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, DomainError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.enc)
+            .map_err(|e| DomainError::internal("token signing failed", e))
+    }
+
+    /// Verify signature and expiry of a token signed by [`Jwt::sign`]; the audience is left to
+    /// the caller (who dispatches on it).
+    pub fn verify_claims<C: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<C, DomainError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 5;
+        v.validate_aud = false;
+        jsonwebtoken::decode::<C>(token, &self.dec, &v)
+            .map(|d| d.claims)
+            .map_err(|_| Unauthorized::BadToken.into())
+    }
+
     /// Verify signature and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, DomainError> {
         let mut v = Validation::new(Algorithm::HS256);
@@ -201,6 +222,18 @@ pub async fn register(
     name: &str,
     org_kind: &str,
 ) -> Result<(Uuid, Uuid), DomainError> {
+    register_named(pool, email, password, name, name, org_kind).await
+}
+
+/// [`register`], with the organization named `org_name` (PyTake's `organization_name`).
+pub async fn register_named(
+    pool: &PgPool,
+    email: &Email,
+    password: &Password,
+    name: &str,
+    org_name: &str,
+    org_kind: &str,
+) -> Result<(Uuid, Uuid), DomainError> {
     let phc = hash_password(password.as_str())?;
     let mut tx = pool.begin().await?;
     let user = match db::insert_user(&mut *tx, email.as_str(), name, &phc).await {
@@ -210,7 +243,7 @@ pub async fn register(
         }
         Err(e) => return Err(e.into()),
     };
-    let org = db::insert_organization(&mut *tx, name, org_kind).await?;
+    let org = db::insert_organization(&mut *tx, org_name, org_kind).await?;
     db::insert_membership(&mut *tx, org, user, "owner").await?;
     crate::store::audit::insert(&mut *tx, org, Some(user), "user.register", None).await?;
     tx.commit().await?;
@@ -615,12 +648,19 @@ pub async fn create_referred_user(
     if name.is_empty() || name.len() > 200 {
         return Err(DomainError::invalid("name", "1 to 200 characters"));
     }
-    if !matches!(new.role.as_str(), "owner" | "admin" | "member" | "viewer") {
-        return Err(DomainError::invalid(
-            "role",
-            "owner, admin, member or viewer",
-        ));
-    }
+    // the domain's names, or PyTake's (mapped onto them; `super_admin` also sets the flag)
+    let (role, super_admin) = match super::roles::Role::parse(&new.role) {
+        Ok(r) => (r, false),
+        Err(_) => match super::roles::PyTakeRole::parse(&new.role) {
+            Ok(p) => (p.membership(), p == super::roles::PyTakeRole::SuperAdmin),
+            Err(_) => {
+                return Err(DomainError::invalid(
+                    "role",
+                    "owner, admin, member, viewer, super_admin, org_admin or agent",
+                ));
+            }
+        },
+    };
     let password = new.password.as_deref().map(Password::parse).transpose()?;
     // no password: an unusable random one until the invitation is used
     let secret = match &password {
@@ -649,7 +689,10 @@ pub async fn create_referred_user(
     if let Some(r) = referrer {
         super::referrals::record(&mut *tx, user, r).await?;
     }
-    db::insert_membership(&mut *tx, new.organization_id, user, &new.role).await?;
+    db::insert_membership(&mut *tx, new.organization_id, user, role.as_str()).await?;
+    if super_admin {
+        crate::store::pytake_auth::set_super_admin(&mut *tx, user).await?;
+    }
     crate::store::audit::insert(
         &mut *tx,
         new.organization_id,

@@ -19,6 +19,7 @@ pub mod pix;
 pub mod plans;
 pub mod preferences;
 pub mod prompts;
+pub mod pytake;
 pub mod referrals;
 pub mod refunds;
 pub mod roles;

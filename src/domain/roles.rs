@@ -32,6 +32,14 @@ pub enum Action {
     ChangePlan,
     /// Create webhooks.
     ManageWebhooks,
+    /// PyTake: read a secret's value (everything else is [`Action::Read`]).
+    ReadSecretValues,
+    /// PyTake: send WhatsApp messages.
+    SendWhatsApp,
+    /// PyTake: create contacts.
+    CreateContacts,
+    /// PyTake: every other change in the organization (flows, automations, secrets, numbers).
+    ManageContent,
 }
 
 /// The matrix: rows are actions, columns owner / admin / member / viewer.
@@ -42,7 +50,81 @@ const MATRIX: &[(Action, [bool; 4])] = &[
     (Action::Leave, [true, true, true, true]),
     (Action::ChangePlan, [true, true, false, false]),
     (Action::ManageWebhooks, [true, true, false, false]),
+    (Action::ReadSecretValues, [true, true, false, false]),
+    (Action::SendWhatsApp, [true, true, true, false]),
+    (Action::CreateContacts, [true, true, true, false]),
+    (Action::ManageContent, [true, true, false, false]),
 ];
+
+/// PyTake's role names over the same matrix: `org_admin` is an admin (the organization's
+/// creator is its owner, shown as `org_admin` too), `agent` a member, `viewer` a viewer.
+/// `super_admin` is not a membership but a flag on the person: stored as an admin membership
+/// of the organization given plus the flag, and acting as an owner in any organization it
+/// names (`X-Organization-Id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PyTakeRole {
+    /// Every organization.
+    SuperAdmin,
+    /// Everything in its organization.
+    OrgAdmin,
+    /// Reads, sends WhatsApp messages, creates contacts.
+    Agent,
+    /// Reads everything but secret values.
+    Viewer,
+}
+
+impl PyTakeRole {
+    /// Parse a PyTake role name.
+    pub fn parse(s: &str) -> Result<PyTakeRole, DomainError> {
+        match s {
+            "super_admin" => Ok(PyTakeRole::SuperAdmin),
+            "org_admin" => Ok(PyTakeRole::OrgAdmin),
+            "agent" => Ok(PyTakeRole::Agent),
+            "viewer" => Ok(PyTakeRole::Viewer),
+            _ => Err(DomainError::invalid(
+                "role",
+                "super_admin, org_admin, agent or viewer",
+            )),
+        }
+    }
+
+    /// PyTake's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PyTakeRole::SuperAdmin => "super_admin",
+            PyTakeRole::OrgAdmin => "org_admin",
+            PyTakeRole::Agent => "agent",
+            PyTakeRole::Viewer => "viewer",
+        }
+    }
+
+    /// The membership stored for this role.
+    pub fn membership(self) -> Role {
+        match self {
+            PyTakeRole::SuperAdmin | PyTakeRole::OrgAdmin => Role::Admin,
+            PyTakeRole::Agent => Role::Member,
+            PyTakeRole::Viewer => Role::Viewer,
+        }
+    }
+
+    /// How a member with `role` (and the platform flag) is shown to PyTake.
+    pub fn of(role: Role, super_admin: bool) -> PyTakeRole {
+        match (super_admin, role) {
+            (true, _) => PyTakeRole::SuperAdmin,
+            (false, Role::Owner | Role::Admin) => PyTakeRole::OrgAdmin,
+            (false, Role::Member) => PyTakeRole::Agent,
+            (false, Role::Viewer) => PyTakeRole::Viewer,
+        }
+    }
+
+    /// The column of the matrix this role is checked against ([`allows`]).
+    pub fn acting(self) -> Role {
+        match self {
+            PyTakeRole::SuperAdmin => Role::Owner,
+            r => r.membership(),
+        }
+    }
+}
 
 impl Role {
     /// Parse a stored or requested role name.
@@ -110,5 +192,46 @@ mod tests {
         }
         assert!(Role::parse("root").is_err());
         assert!(Role::parse("Admin").is_err());
+    }
+
+    #[test]
+    fn pytake_matrix_viewer_reads_agent_sends_admins_do_everything() {
+        use PyTakeRole::*;
+        let pytake = [
+            Action::Read,
+            Action::ReadSecretValues,
+            Action::SendWhatsApp,
+            Action::CreateContacts,
+            Action::ManageContent,
+        ];
+        let expect = |r: PyTakeRole, a: Action| match r {
+            SuperAdmin | OrgAdmin => true,
+            Agent => matches!(
+                a,
+                Action::Read | Action::SendWhatsApp | Action::CreateContacts
+            ),
+            Viewer => a == Action::Read,
+        };
+        for r in [SuperAdmin, OrgAdmin, Agent, Viewer] {
+            for a in pytake {
+                assert_eq!(allows(r.acting(), a), expect(r, a), "{r:?} {a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn pytake_roles_round_trip_through_memberships() {
+        for r in [
+            PyTakeRole::SuperAdmin,
+            PyTakeRole::OrgAdmin,
+            PyTakeRole::Agent,
+            PyTakeRole::Viewer,
+        ] {
+            assert_eq!(PyTakeRole::parse(r.as_str()).ok(), Some(r));
+            let flag = r == PyTakeRole::SuperAdmin;
+            assert_eq!(PyTakeRole::of(r.membership(), flag), r);
+        }
+        assert_eq!(PyTakeRole::of(Role::Owner, false), PyTakeRole::OrgAdmin);
+        assert!(PyTakeRole::parse("owner").is_err() && PyTakeRole::parse("Agent").is_err());
     }
 }

@@ -20,6 +20,7 @@ pub mod pg;
 pub mod pix;
 pub mod plans;
 pub mod prompts;
+pub mod pytake_auth;
 pub mod rate_usage;
 pub mod refunds;
 pub mod sessions;

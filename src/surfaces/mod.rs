@@ -5,6 +5,7 @@
 pub mod kit;
 pub mod maxai;
 pub mod operator;
+pub mod pytake;
 pub mod sabia;
 pub mod tokia;
 
