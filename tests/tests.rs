@@ -26,6 +26,8 @@ mod operator;
 mod pix;
 mod proxy;
 mod pytake;
+mod pytake_content;
+mod pytake_secrets;
 mod reload;
 mod sabia;
 mod sdk;

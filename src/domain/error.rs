@@ -69,6 +69,10 @@ pub enum Entity {
     Refund,
     /// A vault secret.
     Secret,
+    /// A PyTake contact.
+    Contact,
+    /// A PyTake flow.
+    Flow,
 }
 
 impl Entity {
@@ -85,6 +89,8 @@ impl Entity {
             Entity::WebhookAttempt => "webhook_attempt",
             Entity::Refund => "refund",
             Entity::Secret => "secret",
+            Entity::Contact => "contact",
+            Entity::Flow => "flow",
         }
     }
 }
@@ -119,6 +125,9 @@ pub enum Conflict {
     /// The secret is inactive: the platform never uses it.
     #[error("the secret is inactive")]
     SecretInactive,
+    /// Another contact of the organization has the WhatsApp id.
+    #[error("a contact with this whatsapp_id already exists")]
+    WhatsappIdTaken,
 }
 
 /// Why credentials were refused.

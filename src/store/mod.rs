@@ -8,6 +8,8 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod catalog;
+pub mod contacts;
+pub mod flows;
 pub mod funds;
 pub mod incidents;
 pub mod key_cache;

@@ -3,6 +3,9 @@
 //! bradax: the handler dispatches on the refresh token's audience.
 
 pub mod auth;
+pub mod contacts;
+pub mod flows;
+pub mod secrets;
 pub mod wire;
 
 use axum::routing::{get, post};
@@ -62,4 +65,7 @@ pub fn api() -> Api<AdminState> {
             false,
             post(auth::reset_password),
         )
+        .merge(secrets::routes())
+        .merge(contacts::routes())
+        .merge(flows::routes())
 }
