@@ -36,6 +36,7 @@ cleanup() {
   kill $PIDS 2>/dev/null || true
   if [ "${KEEP:-0}" != 1 ] && [ "${SEED_ONLY:-0}" != 1 ]; then
     psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $DBNAME WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -f "$OUT/tokia_scale.key" "$OUT/tokia_scale.org"
   fi
   rm -rf "$WORK"
 }
@@ -120,9 +121,10 @@ say "gateway pid $GW ($BIN)"
 
 # the routes, sequentially; a first request of each warms the key cache and the plan cache
 TODAY=$(date -u +%F); FROM=$(date -u -d '364 days ago' +%F)
-ROUTES="/v1/me/usage-summary /v1/me/usage-summary?days=365 /v1/me/sessions /v1/me/sessions?days=90&limit=500 /v1/usage/by-key /v1/usage/by-key?days=365"
+ROUTES=("/v1/me/usage-summary" "/v1/me/usage-summary?days=365" "/v1/me/sessions"
+  "/v1/me/sessions?days=90&limit=500" "/v1/usage/by-key" "/v1/usage/by-key?days=365")
 echo '{"routes": {' >"$WORK/res.json"; sep=""
-for r in $ROUTES; do
+for r in "${ROUTES[@]}"; do
   "$PY" "$HELP" seq 127.0.0.1 18280 "$KEY" "$r" 3 >/dev/null || die "$r failed"
   line=$("$PY" "$HELP" seq 127.0.0.1 18280 "$KEY" "$r" "$N") || die "$r failed"
   say "$r: $line"

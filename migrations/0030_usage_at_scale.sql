@@ -1,11 +1,14 @@
 -- What a year of usage costs to read (#14, measured by loadtests/tokia_scale.sh at 1,000,000
--- usage events; before/after in loadtests/README.md "Tokia at 1M usage events"). Three reads
--- grew with the organization's whole history:
+-- usage events; before/after in loadtests/README.md "Tokia at 1M usage events"). These reads
+-- grew with the organization's whole history (EXPLAIN ANALYZE there):
 --   - the wallet (`store::ledger::wallet`: me/usage-summary, usage, …) summed every ledger
---     entry, one `usage` debit per billed request: 0.5–0.8 s at 1M entries;
---   - usage/by-key grouped every event of the window: 0.55 s over 365 days;
+--     entry, one `usage` debit per billed request: 0.39 s at 970,000 entries;
+--   - usage/by-key grouped every event of the window: 0.43 s over 365 days;
 --   - me/sessions read every event of the window to keep the 20 % with a session id and
---     sorted them by session: 0.07 s over 30 days, 0.18 s over 90.
+--     sorted them by session: 0.05 s over 30 days, 0.16 s over 90;
+--   - a refund request (`store::refunds`, under the organization's row lock) and the referral
+--     credits (`store::account`) read every entry to find the few that are not usage debits:
+--     0.17 s and 0.46 s (per invitee).
 --
 -- 1. ledger_total: an organization's running totals, in the wallet's four buckets. Every entry
 --    falls in exactly one (the rules of `store::ledger::wallet`, hold entries of migration 0027
@@ -167,3 +170,12 @@ SELECT organization_id, (created_at AT TIME ZONE 'UTC')::date, session_id, coale
 FROM usage_event
 WHERE organization_id IS NOT NULL AND session_id IS NOT NULL
 GROUP BY 1, 2, 3, 4;
+
+-- 3. The entries that are not usage debits (every one of them has an idempotency key, CHECK of
+--    migration 0009; usage debits have none): a few per organization however many requests it
+--    made. Serves the refundable funds of a refund request (which asks for `idempotency_key IS
+--    NOT NULL`) and the referral credits (keys `referral:<user>…`: equality or prefix, hence
+--    text_pattern_ops), both from the index alone.
+CREATE INDEX ledger_entry_org_key_idx ON ledger_entry (organization_id, idempotency_key text_pattern_ops)
+    INCLUDE (kind, amount_brl_micros)
+    WHERE idempotency_key IS NOT NULL;

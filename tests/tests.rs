@@ -42,4 +42,5 @@ mod tokia_prompts;
 mod tokia_refunds;
 mod tokia_sessions;
 mod tokia_tenants;
+mod tokia_totals;
 mod vault;

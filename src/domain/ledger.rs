@@ -80,7 +80,8 @@ pub async fn statement(pool: &PgPool, org: Uuid, limit: u32) -> Result<Statement
 }
 
 /// An organization's wallet in exact micro-BRL: `balance = topped_up - spent - refunded - held`
-/// to the last unit, every term summed from the ledger in one snapshot.
+/// to the last unit, every term a running total of the ledger (migration 0030), read in one
+/// snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wallet {
     /// What can be spent now.
@@ -107,8 +108,8 @@ pub async fn wallet(pool: &PgPool, org: Uuid) -> Result<Wallet, DomainError> {
     if let Some(b) = w.balance
         && b != summed
     {
-        // the balance column and its entries are written in one transaction; a difference
-        // is a broken invariant, reported once here and answered from the entries
+        // the balance column and the totals of its entries are written in one transaction; a
+        // difference is a broken invariant, reported once here and answered from the totals
         tracing::error!(%org, balance = b, summed, "ledger balance differs from its entries");
     }
     Ok(Wallet {

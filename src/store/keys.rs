@@ -482,7 +482,9 @@ pub struct KeyUsageRow {
 
 /// The organization's keys (revoked ones too; deleted ones only when they have usage in the
 /// window) with their usage over the last `days` UTC days (today and the `days - 1` before),
-/// most billed first; only `key` when given.
+/// most billed first; only `key` when given. Read from the per-key daily rollup
+/// (`usage_key_daily`, migration 0030): at most days × keys × models rows, however many
+/// requests.
 pub async fn usage_by_key(
     pool: &PgPool,
     org: Uuid,
@@ -491,23 +493,24 @@ pub async fn usage_by_key(
 ) -> Result<Vec<KeyUsageRow>, sqlx::Error> {
     sqlx::query_as(
         "WITH per_model AS (
-             SELECT u.api_key_id, u.model, count(*)::int8 AS requests,
-                    coalesce(sum(u.prompt_tokens), 0)::int8 AS prompt_tokens,
-                    coalesce(sum(u.completion_tokens), 0)::int8 AS completion_tokens,
-                    coalesce(sum(u.cost_billed_brl_micros), 0)::int8 AS billed,
-                    coalesce(sum(u.cost_upstream_usd_micros), 0)::int8 AS usd,
-                    max(u.created_at) AS last_at
-             FROM usage_event u
-             WHERE u.organization_id = $1 AND u.api_key_id IS NOT NULL
-               AND u.created_at >= (((now() AT TIME ZONE 'UTC')::date - ($2 - 1))::timestamp AT TIME ZONE 'UTC')
-               AND ($3::uuid IS NULL OR u.api_key_id = $3)
-             GROUP BY u.api_key_id, u.model),
+             SELECT d.api_key_id, d.model, sum(d.requests)::int8 AS requests,
+                    sum(d.prompt_tokens)::int8 AS prompt_tokens,
+                    sum(d.completion_tokens)::int8 AS completion_tokens,
+                    sum(d.cost_billed_brl_micros)::int8 AS billed,
+                    sum(d.cost_usd_micros)::int8 AS usd,
+                    max(d.last_request_at) AS last_at
+             FROM usage_key_daily d
+             WHERE d.organization_id = $1
+               AND d.day > (now() AT TIME ZONE 'UTC')::date - $2
+               AND ($3::uuid IS NULL OR d.api_key_id = $3)
+             GROUP BY d.api_key_id, d.model),
          per_key AS (
              SELECT api_key_id, sum(requests)::int8 AS requests,
                     sum(prompt_tokens)::int8 AS prompt_tokens,
                     sum(completion_tokens)::int8 AS completion_tokens,
                     sum(billed)::int8 AS billed, sum(usd)::int8 AS usd, max(last_at) AS last_at,
-                    (array_agg(model ORDER BY billed DESC, model) FILTER (WHERE model IS NOT NULL))[1:3] AS top_models
+                    -- model '' is the rollups' stand-in for none
+                    (array_agg(model ORDER BY billed DESC, model) FILTER (WHERE model <> ''))[1:3] AS top_models
              FROM per_model GROUP BY api_key_id)
          SELECT k.api_key_id, k.name, k.prefix, k.status, k.created_at, k.revoked_at,
                 coalesce(p.requests, 0)::int8 AS requests,

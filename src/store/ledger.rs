@@ -207,7 +207,8 @@ pub async fn statement(
     Ok(Statement { balance, entries })
 }
 
-/// An organization's wallet, summed from its ledger in one statement (one snapshot).
+/// An organization's wallet, read with its balance in one statement (one snapshot) from the
+/// running totals of its ledger (`ledger_total`, migration 0030).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WalletRow {
     /// The balance column, micro-BRL (`None`: postpaid).
@@ -227,8 +228,28 @@ pub struct WalletRow {
 /// The wallet of `org`; `None` when there is no such organization. Every entry falls in
 /// exactly one of `topped_up`, `spent`, `refunded` and `held` (`hold` entries, migration
 /// 0027), so `topped_up − spent − refunded − held` is the sum of the entries, which the
-/// balance column equals.
+/// balance column equals. The buckets are running totals that a trigger adds each statement's
+/// new entries to, in that statement (migration 0030), so this reads one row however long the
+/// ledger is; [`summed`] is what they must equal.
 pub async fn wallet(pool: &PgPool, org: Uuid) -> Result<Option<WalletRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.balance_brl_micros AS balance,
+                coalesce(t.topped_up_brl_micros, 0) AS topped_up,
+                coalesce(t.spent_brl_micros, 0) AS spent,
+                coalesce(t.refunded_brl_micros, 0) AS refunded,
+                coalesce(t.held_brl_micros, 0) AS held,
+                coalesce(t.topups, 0) AS topups
+         FROM organization o LEFT JOIN ledger_total t ON t.organization_id = o.organization_id
+         WHERE o.organization_id = $1",
+    )
+    .bind(org)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The wallet of `org` summed from every entry of its ledger, as [`wallet`] read it before the
+/// running totals: what the totals must equal (tests and audits; it reads the whole ledger).
+pub async fn summed(pool: &PgPool, org: Uuid) -> Result<Option<WalletRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT o.balance_brl_micros AS balance,
                 coalesce(sum(e.amount_brl_micros) FILTER (

@@ -198,7 +198,10 @@ pub async fn request(
                 coalesce(-sum(amount_brl_micros) FILTER (
                     WHERE kind = 'refund' AND amount_brl_micros < 0), 0)::int8 AS refunded,
                 coalesce(-sum(amount_brl_micros) FILTER (WHERE kind = 'hold'), 0)::int8 AS held
-         FROM ledger_entry WHERE organization_id = $1",
+         FROM ledger_entry
+         -- every entry but usage debits has a key: this reads those few from
+         -- ledger_entry_org_key_idx (migrations/0030), not the whole ledger
+         WHERE organization_id = $1 AND idempotency_key IS NOT NULL",
     )
     .bind(org)
     .bind(balance)

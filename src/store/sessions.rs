@@ -1,5 +1,8 @@
 //! Sessions: one organization's usage events grouped by `session_id` (the gateway stores
-//! `x-tokia-session-id` there). Served by `usage_event_org_session_idx` (migrations/0023).
+//! `x-tokia-session-id` there). The list of a window reads the per-session daily rollup
+//! (`usage_session_daily`, migrations/0030: about one row per session and UTC day, however many
+//! requests); one session's totals and events read `usage_event_org_session_idx`
+//! (migrations/0023).
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -58,22 +61,30 @@ const GROUPED: &str = "count(*)::int8 AS request_count,
     max(created_at) AS last_request_at";
 
 /// The sessions of `org` with events in the last `days` UTC days (today and the `days - 1`
-/// before), newest last request first, at most `limit`.
+/// before), newest last request first, at most `limit`; totals over those events (the rollup's
+/// rows of the window's days: the same sums, minima and maxima as `GROUPED` over the events).
 pub async fn list(
     pool: &PgPool,
     org: Uuid,
     days: i32,
     limit: i64,
 ) -> Result<Vec<SessionRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT session_id, {GROUPED}
-         FROM usage_event
-         WHERE organization_id = $1 AND session_id IS NOT NULL
-           AND created_at >= ((now() AT TIME ZONE 'UTC')::date - ($2 - 1))::timestamp AT TIME ZONE 'UTC'
+    sqlx::query_as(
+        "SELECT session_id, sum(requests)::int8 AS request_count,
+                sum(cost_billed_brl_micros)::int8 AS billed_brl_micros,
+                sum(prompt_tokens)::int8 AS prompt_tokens,
+                sum(completion_tokens)::int8 AS completion_tokens,
+                -- model '' is the rollup's stand-in for none
+                coalesce(array_agg(DISTINCT model ORDER BY model) FILTER (WHERE model <> ''), '{}') AS models,
+                min(first_start_at) AS first_start,
+                min(first_request_at) AS first_request_at,
+                max(last_request_at) AS last_request_at
+         FROM usage_session_daily
+         WHERE organization_id = $1 AND day > (now() AT TIME ZONE 'UTC')::date - $2
          GROUP BY session_id
          ORDER BY last_request_at DESC, session_id
-         LIMIT $3"
-    ))
+         LIMIT $3",
+    )
     .bind(org)
     .bind(days)
     .bind(limit)
