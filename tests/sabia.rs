@@ -599,16 +599,26 @@ async fn team_keys_lifecycle_at_the_gateway(pool: PgPool) {
         assert!(t0.elapsed() < Duration::from_secs(1));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // the deleted key's usage still says which key it was
-    let (s, v) = call(
-        &gw,
-        "GET",
-        &format!("/v1/teams/{team}/usage-logs"),
-        Some(&ta),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    // the deleted key's usage still says which key it was (once the usage writer, which
+    // batches, has stored it)
+    let t0 = Instant::now();
+    let v = loop {
+        let (s, v) = call(
+            &gw,
+            "GET",
+            &format!("/v1/teams/{team}/usage-logs"),
+            Some(&ta),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        if v["data"]["logs"].as_array().is_some_and(|l| !l.is_empty())
+            || t0.elapsed() > Duration::from_secs(5)
+        {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let logs = v["data"]["logs"].as_array().cloned().unwrap_or_default();
     let mine: Vec<&Value> = logs.iter().filter(|l| l["status"] == "success").collect();
     assert!(!mine.is_empty(), "{v}");
