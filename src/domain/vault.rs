@@ -954,6 +954,10 @@ pub async fn test(
     targets: &TestTargets,
 ) -> Result<TestOutcome, DomainError> {
     let meta = get(pool, who, id).await?;
+    // an inactive secret is never used, not even by a test, whatever its service
+    if meta.status == Status::Inactive {
+        return Err(Conflict::SecretInactive.into());
+    }
     let service = meta.service.as_deref().map(str::to_ascii_lowercase);
     let url = match service.as_deref() {
         None => None,

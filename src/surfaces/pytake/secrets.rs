@@ -24,8 +24,8 @@ use crate::admin::openapi::Api;
 use crate::admin::{AdminState, rfc3339};
 use crate::domain::pytake::{Actor, authorize};
 use crate::domain::roles::Action;
-use crate::domain::vault::{self, Secret, Status, UsageStats, Who};
-use crate::domain::{Conflict, DomainError, Entity};
+use crate::domain::vault::{self, Secret, UsageStats, Who};
+use crate::domain::{DomainError, Entity};
 use crate::secrets::SecretBox;
 
 type Answer = Result<Response, PyError>;
@@ -330,9 +330,6 @@ pub async fn test(
     let _: TestReq = optional_body(&body)?;
     let k = admit(&s, &a, Action::ManageContent)?;
     let w = who(&a);
-    if vault::get(&s.pool, &w, i).await?.status == Status::Inactive {
-        return Err(DomainError::from(Conflict::SecretInactive).into());
-    }
     let targets = vault::TestTargets {
         providers: PROVIDERS
             .iter()
