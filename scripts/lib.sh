@@ -36,10 +36,12 @@ need_cmake() {
 
 # python3 with tests/sdk/requirements.txt (the openai SDK for the SDK compatibility test,
 # aiosmtpd for the mail tests' SMTP server, schemathesis for the contract test, python-socketio
-# for the live events test). Prints the interpreter to use.
+# for the live events test, setuptools + pytest + httpx for the bradax SDK test). Prints the
+# interpreter to use.
+PY_PROBE='import openai, aiosmtpd, schemathesis, socketio, websocket, pytest, httpx, setuptools.command.bdist_wheel'
 need_python_sdk() {
   command -v python3 >/dev/null || apt_install python3 python3-venv
-  if python3 -c 'import openai, aiosmtpd, schemathesis, socketio, websocket' 2>/dev/null; then
+  if python3 -c "$PY_PROBE" 2>/dev/null; then
     command -v python3
     return
   fi
@@ -47,7 +49,7 @@ need_python_sdk() {
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
   fi
-  if ! "$venv/bin/python" -c 'import openai, aiosmtpd, schemathesis, socketio, websocket' 2>/dev/null; then
+  if ! "$venv/bin/python" -c "$PY_PROBE" 2>/dev/null; then
     say "installing tests/sdk/requirements.txt into $venv"
     "$venv/bin/pip" install -q -r "$ROOT/tests/sdk/requirements.txt" >&2
   fi
