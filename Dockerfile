@@ -6,6 +6,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 # migrations are embedded at compile time; tests and benches are declared targets of the manifest
 COPY migrations ./migrations
+COPY assets ./assets
 COPY tests ./tests
 COPY benches ./benches
 RUN cargo build --release --locked --bin catraca

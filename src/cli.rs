@@ -132,6 +132,13 @@ pub enum Command {
         /// Latency added to every response, ms.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// Where the Graph API stand-in posts signed status webhooks of the messages it
+        /// accepts (e.g. `http://127.0.0.1:8080/api/v1/whatsapp/webhook`).
+        #[arg(long)]
+        graph_webhook_url: Option<String>,
+        /// The app secret those webhooks are signed with.
+        #[arg(long, env = "MOCK_GRAPH_APP_SECRET")]
+        graph_app_secret: Option<String>,
         /// Worker threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,

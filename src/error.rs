@@ -36,6 +36,9 @@ pub enum ApiError {
     /// 403: the key may not use this model.
     #[error("this API key may not use the model '{0}'")]
     ModelNotAllowed(String),
+    /// 403: a bradax access token without the scope this route needs.
+    #[error("the token lacks the scope this route needs ({0})")]
+    ScopeMissing(&'static str),
     /// 404: no such model in the catalog.
     #[error("the model '{0}' does not exist")]
     ModelNotFound(String),
@@ -110,7 +113,7 @@ impl ApiError {
             | ApiError::InvalidKey
             | ApiError::DisabledKey
             | ApiError::ExpiredKey => 401,
-            ApiError::ModelNotAllowed(_) => 403,
+            ApiError::ModelNotAllowed(_) | ApiError::ScopeMissing(_) => 403,
             ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::BodyTooLarge(_) => 413,
@@ -144,7 +147,7 @@ impl ApiError {
             | ApiError::InvalidKey
             | ApiError::DisabledKey
             | ApiError::ExpiredKey => "authentication_error",
-            ApiError::ModelNotAllowed(_) => "permission_error",
+            ApiError::ModelNotAllowed(_) | ApiError::ScopeMissing(_) => "permission_error",
             ApiError::RateLimited { .. } => "rate_limit_error",
             ApiError::InsufficientBalance
             | ApiError::BudgetExceeded
@@ -169,6 +172,7 @@ impl ApiError {
             ApiError::ExpiredKey => "api_key_expired",
             ApiError::KeyStoreUnavailable => "key_store_unavailable",
             ApiError::ModelNotAllowed(_) => "model_not_allowed",
+            ApiError::ScopeMissing(_) => "insufficient_scope",
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::RouteNotFound(_) => "route_not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",

@@ -112,6 +112,7 @@ async fn org(url: &str, action: OrgAction) -> anyhow::Result<Output> {
                     name,
                     slug,
                     kind,
+                    tier: None,
                     plan,
                     prepaid,
                     limits: Default::default(),
@@ -518,6 +519,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fail_status,
             fail_rate,
             latency_ms,
+            graph_webhook_url,
+            graph_app_secret,
             threads,
         } => {
             if !(0.0..=1.0).contains(&fail_rate) {
@@ -531,6 +534,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 fail_status,
                 fail_rate,
                 latency: std::time::Duration::from_millis(latency_ms),
+                graph_webhook_url,
+                graph_app_secret,
             };
             rt.block_on(catraca::mock_upstream::run(listen, opts))?;
             Ok(ExitCode::SUCCESS)

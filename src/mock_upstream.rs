@@ -9,6 +9,7 @@
 //! (stream one SSE event of this many bytes that never ends, then close).
 //! Per process: `--fail-status`, `--fail-rate`, `--latency-ms`.
 //! `GET /mock/stats` reports counters and the last request body seen, for tests.
+//! `/graph/{version}/…` is a WhatsApp Cloud API (Graph) stand-in (see [`graph_messages`]).
 //! `POST /psp/pay` is a PIX PSP stand-in: it "pays" a charge by calling the webhook with a
 //! signed body (see [`psp_pay`]).
 
@@ -37,6 +38,11 @@ pub struct MockOptions {
     pub fail_rate: f64,
     /// Latency added before every response.
     pub latency: Duration,
+    /// Where the Graph API stand-in posts the status webhooks (`sent`, `delivered`) of each
+    /// message it accepts; `None`: no webhooks.
+    pub graph_webhook_url: Option<String>,
+    /// The app secret those webhooks are signed with (`X-Hub-Signature-256`).
+    pub graph_app_secret: Option<String>,
 }
 
 #[derive(Default)]
@@ -52,6 +58,10 @@ struct Stats {
     /// The last JSON (or multipart size) body received; a short-held lock, never across await.
     last_body: Mutex<Value>,
     last_headers: Mutex<Value>,
+    /// Every Graph API call (`{method, path, authorization, body}`), oldest first.
+    graph_calls: Mutex<Vec<Value>>,
+    /// Every status webhook posted back (`{wamid, status, http_status}`).
+    graph_webhooks: Mutex<Vec<Value>>,
 }
 
 struct Mock {
@@ -80,6 +90,12 @@ pub fn router(opts: MockOptions) -> Router {
         .route("/mock/stats", get(stats))
         .route("/mock/config", post(set_config))
         .route("/psp/pay", post(psp_pay))
+        .route("/graph/{version}/me", get(graph_me))
+        .route("/graph/{version}/{id}/messages", post(graph_messages))
+        .route(
+            "/graph/{version}/{id}/phone_numbers",
+            get(graph_phone_numbers),
+        )
         .layer(axum::middleware::from_fn(tag_version))
         .with_state(mock)
 }
@@ -407,10 +423,7 @@ async fn embeddings(State(m): S, h: HeaderMap, body: Bytes) -> Response {
         .iter()
         .enumerate()
         .map(|(i, inp)| {
-            let seed = inp.to_string().len() as f32;
-            let emb: Vec<f32> = (0..dims)
-                .map(|k| ((seed + k as f32) * 0.01).sin())
-                .collect();
+            let emb = bag_of_words(inp, dims);
             let embedding = if base64 {
                 use base64::Engine;
                 let bytes: Vec<u8> = emb.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -428,6 +441,42 @@ async fn embeddings(State(m): S, h: HeaderMap, body: Bytes) -> Response {
         out.to_string(),
     )
         .into_response()
+}
+
+/// A deterministic embedding that depends on the words: each lowercased word (letters and
+/// digits) counted in one of `dims` slots chosen by its hash (FNV-1a, then mixed), the counts
+/// normalized to length 1. Texts sharing words point the same way, so similar texts score
+/// higher by cosine (no signs: two words can never cancel each other out).
+/// An input without words gets a fixed vector from its length.
+fn bag_of_words(inp: &Value, dims: usize) -> Vec<f32> {
+    let text = match inp {
+        Value::String(s) => s.to_lowercase(),
+        other => other.to_string(),
+    };
+    let mut v = vec![0f32; dims];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in word.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        // splitmix64's finalizer: FNV's low bits alone spread poorly over few slots
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
+        v[(h % dims as u64) as usize] += 1.0;
+    }
+    if v.iter().all(|x| *x == 0.0) {
+        let seed = text.len() as f32;
+        v = (0..dims)
+            .map(|k| ((seed + k as f32) * 0.01).sin() + 0.5)
+            .collect();
+    }
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
 }
 
 async fn images(State(m): S, h: HeaderMap, body: Bytes) -> Response {
@@ -516,6 +565,20 @@ async fn models(State(m): S, h: HeaderMap) -> Response {
     if let Some(r) = preflight(&m, &h).await {
         return r;
     }
+    // a key the provider does not know (the vault's `test` checks keys here)
+    let bearer = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if bearer.is_some_and(|k| k.starts_with("sk-invalid")) {
+        let err = json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}});
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            err.to_string(),
+        )
+            .into_response();
+    }
     let out = json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "created": 1_700_000_000u64, "owned_by": "mock"}]});
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -540,6 +603,12 @@ async fn set_config(State(m): S, body: Bytes) -> Response {
     if let Some(l) = v.get("latency_ms").and_then(Value::as_u64) {
         o.latency = Duration::from_millis(l);
     }
+    if let Some(u) = v.get("graph_webhook_url") {
+        o.graph_webhook_url = u.as_str().map(str::to_string);
+    }
+    if let Some(u) = v.get("graph_app_secret") {
+        o.graph_app_secret = u.as_str().map(str::to_string);
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -555,6 +624,8 @@ async fn stats(State(m): S) -> Result<Response, Infallible> {
         "reported_completion_tokens": s.reported_completion.load(Ordering::Relaxed),
         "last_body": s.last_body.lock().clone(),
         "last_headers": s.last_headers.lock().clone(),
+        "graph_calls": s.graph_calls.lock().clone(),
+        "graph_webhooks": s.graph_webhooks.lock().clone(),
     });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
@@ -636,4 +707,160 @@ async fn psp_pay(body: Bytes) -> Response {
         )
             .into_response(),
     }
+}
+
+// ---- WhatsApp Cloud API (Graph) stand-in ----------------------------------------------------
+
+/// A Graph API error answer (`{"error":{message,type,code,fbtrace_id}}`).
+fn graph_error(status: StatusCode, code: u64, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": "OAuthException", "code": code,
+        "fbtrace_id": "AmockTrace"}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Record a Graph call; `Some` answer (401, code 190) without a Bearer token or with one
+/// containing `invalid` (how tests present a revoked token).
+fn graph_call(m: &Mock, method: &str, path: &str, h: &HeaderMap, body: Value) -> Option<Response> {
+    m.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let auth = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    m.stats
+        .graph_calls
+        .lock()
+        .push(json!({"method": method, "path": path, "authorization": auth, "body": body}));
+    match auth.strip_prefix("Bearer ") {
+        Some(t) if !t.is_empty() && !t.contains("invalid") => None,
+        _ => Some(graph_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+        )),
+    }
+}
+
+/// `GET /graph/{version}/me`: the token's user (what the vault's `test` calls).
+async fn graph_me(
+    State(m): S,
+    axum::extract::Path(version): axum::extract::Path<String>,
+    h: HeaderMap,
+) -> Response {
+    if let Some(r) = graph_call(&m, "GET", &format!("/graph/{version}/me"), &h, Value::Null) {
+        return r;
+    }
+    json_response(json!({"id": "100000000000001", "name": "Mock System User"}))
+}
+
+/// `GET /graph/{version}/{waba_id}/phone_numbers`: two numbers per WABA, `<waba>1` connected
+/// and verified, `<waba>2` pending and not verified.
+async fn graph_phone_numbers(
+    State(m): S,
+    axum::extract::Path((version, waba)): axum::extract::Path<(String, String)>,
+    h: HeaderMap,
+) -> Response {
+    let path = format!("/graph/{version}/{waba}/phone_numbers");
+    if let Some(r) = graph_call(&m, "GET", &path, &h, Value::Null) {
+        return r;
+    }
+    if !waba.bytes().all(|b| b.is_ascii_digit()) || waba.len() > 25 {
+        return graph_error(StatusCode::BAD_REQUEST, 100, "Unsupported get request.");
+    }
+    let tail = &waba[waba.len().saturating_sub(4)..];
+    json_response(json!({"data": [
+        {"id": format!("{waba}1"), "display_phone_number": format!("+55 11 99{tail}-0001"),
+         "verified_name": "Mock Store", "code_verification_status": "VERIFIED",
+         "quality_rating": "GREEN", "status": "CONNECTED"},
+        {"id": format!("{waba}2"), "display_phone_number": format!("+55 11 99{tail}-0002"),
+         "verified_name": "Mock Store 2", "code_verification_status": "NOT_VERIFIED",
+         "quality_rating": "UNKNOWN", "status": "PENDING"}
+    ], "paging": {"cursors": {"before": "QVFI", "after": "QVFI"}}}))
+}
+
+/// `POST /graph/{version}/{phone_number_id}/messages`: checks the body as the Cloud API does
+/// (`messaging_product: whatsapp`, `to`, a `text.body` or a `template.name` and
+/// `template.language.code`), answers a fresh `wamid.…`, and then, when a webhook URL and app
+/// secret are set (`POST /mock/config {"graph_webhook_url", "graph_app_secret"}`), posts the
+/// signed status webhooks `sent` and `delivered` for it, in order. The process latency
+/// (`latency_ms`) applies after the call is recorded.
+async fn graph_messages(
+    State(m): S,
+    axum::extract::Path((version, pnid)): axum::extract::Path<(String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let path = format!("/graph/{version}/{pnid}/messages");
+    if let Some(r) = graph_call(&m, "POST", &path, &h, v.clone()) {
+        return r;
+    }
+    let latency = m.opts.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let to = v.get("to").and_then(Value::as_str).unwrap_or("");
+    let ok = v.get("messaging_product").and_then(Value::as_str) == Some("whatsapp")
+        && !to.is_empty()
+        && match v.get("type").and_then(Value::as_str).unwrap_or("text") {
+            "text" => v
+                .pointer("/text/body")
+                .and_then(Value::as_str)
+                .is_some_and(|b| !b.is_empty()),
+            "template" => {
+                v.pointer("/template/name")
+                    .and_then(Value::as_str)
+                    .is_some()
+                    && v.pointer("/template/language/code")
+                        .and_then(Value::as_str)
+                        .is_some()
+            }
+            _ => false,
+        };
+    if !ok {
+        return graph_error(StatusCode::BAD_REQUEST, 100, "(#100) Invalid parameter");
+    }
+    use base64::Engine;
+    let raw: [u8; 18] = std::array::from_fn(|_| fastrand::u8(..));
+    let wamid = format!(
+        "wamid.{}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    );
+    let (url, secret) = {
+        let o = m.opts.lock();
+        (o.graph_webhook_url.clone(), o.graph_app_secret.clone())
+    };
+    if let (Some(url), Some(secret)) = (url, secret) {
+        let (m2, wamid2, to2) = (m.clone(), wamid.clone(), to.to_string());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for status in ["sent", "delivered"] {
+                let ts = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+                let payload = json!({"object": "whatsapp_business_account", "entry": [{
+                    "id": "0", "changes": [{"field": "messages", "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": {"display_phone_number": "5511999990001", "phone_number_id": pnid},
+                        "statuses": [{"id": wamid2, "status": status, "timestamp": ts,
+                                      "recipient_id": to2}]}}]}]});
+                let raw = payload.to_string();
+                let sig = crate::domain::whatsapp::sign(&secret, raw.as_bytes());
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", sig)
+                    .body(raw)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+                let code = r.map(|r| r.status().as_u16()).unwrap_or(0);
+                m2.stats
+                    .graph_webhooks
+                    .lock()
+                    .push(json!({"wamid": wamid2, "status": status, "http_status": code}));
+            }
+        });
+    }
+    json_response(json!({"messaging_product": "whatsapp",
+        "contacts": [{"input": to, "wa_id": to}],
+        "messages": [{"id": wamid, "message_status": "accepted"}]}))
 }

@@ -107,8 +107,16 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     // budget, or a completion whose upstream reports no usage), so a gateway that never needs
     // one never holds it and every gateway starts small.
     let pix = crate::domain::pix::Receiver::new(config.pix.clone());
+    let current = crate::config::current::Current::new(live.config.clone());
+    // one set of token keys for the admin app (which signs) and the gateway (which verifies
+    // bradax access tokens), so a random secret is still shared by both
+    let jwt = config
+        .database
+        .as_ref()
+        .map(|_| Arc::new(crate::admin::jwt_from_env()));
     let shared = Arc::new(Shared {
         pix: pix.clone(),
+        config: current.clone(),
         live: ArcSwap::from_pointee(live),
         metrics,
         usage: sink,
@@ -117,6 +125,7 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
         limiter,
         funds: funds.clone(),
         in_flight: Arc::default(),
+        jwt: jwt.clone(),
         usage_quarantined: quarantined,
     });
 
@@ -186,10 +195,14 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
             AdminService {
                 pool: store::pg::LazyPool::new(&db.url, db.max_connections)?,
                 addr: config.admin_listen,
-                jwt: Arc::new(crate::admin::jwt_from_env()),
+                jwt: jwt
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(crate::admin::jwt_from_env())),
                 gateway_url: config.listen.first().map(|l| format!("http://{l}")),
                 outbound: config.outbound,
                 pix,
+                config: current.clone(),
+                whatsapp: Arc::new(config.whatsapp.clone()),
             },
         ));
         server.add_service(background_service(
@@ -323,6 +336,8 @@ struct AdminService {
     gateway_url: Option<String>,
     outbound: crate::domain::outbound::Policy,
     pix: crate::domain::pix::Receiver,
+    config: crate::config::current::Current,
+    whatsapp: Arc<crate::config::resolve::WhatsappConfig>,
 }
 
 #[async_trait]
@@ -331,12 +346,18 @@ impl BackgroundService for AdminService {
         let state = crate::admin::AdminState {
             pool: self.pool.get().clone(),
             pix: self.pix.clone(),
+            config: self.config.clone(),
             jwt: self.jwt.clone(),
             started: Instant::now(),
             gateway_url: self.gateway_url.clone(),
             http: reqwest::Client::new(),
             secrets: crate::secrets::SecretBox::from_env().map(Arc::new),
             outbound: self.outbound,
+            whatsapp: self.whatsapp.clone(),
+            vectors: Arc::new(crate::domain::vectors::PgVectors::new(
+                self.pool.get().clone(),
+                self.config.with(|c| c.vectors.cache_max_bytes),
+            )),
         };
         crate::admin::serve(self.addr, state, shutdown).await;
     }
@@ -355,9 +376,11 @@ pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
         .context("runtime")?;
     rt.block_on(async {
         migrate_and_sync(&db.url, &config).await?;
+        let pool = store::pg::pool(&db.url, db.max_connections)?;
         let state = crate::admin::AdminState {
-            pool: store::pg::pool(&db.url, db.max_connections)?,
+            pool: pool.clone(),
             pix: crate::domain::pix::Receiver::new(config.pix.clone()),
+            config: crate::config::current::Current::new(Arc::new(config.clone())),
             jwt: Arc::new(crate::admin::jwt_from_env()),
             started: Instant::now(),
             gateway_url: std::env::var("CATRACA_GATEWAY_URL")
@@ -366,6 +389,11 @@ pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
             http: reqwest::Client::new(),
             secrets: crate::secrets::SecretBox::from_env().map(Arc::new),
             outbound: config.outbound,
+            whatsapp: Arc::new(config.whatsapp.clone()),
+            vectors: Arc::new(crate::domain::vectors::PgVectors::new(
+                pool,
+                config.vectors.cache_max_bytes,
+            )),
         };
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

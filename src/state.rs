@@ -15,6 +15,8 @@ pub struct Shared {
     pub live: ArcSwap<Live>,
     /// The PIX receiver (the admin app's PIX routes read it; a reload sets it).
     pub pix: crate::domain::pix::Receiver,
+    /// The config now serving, as the admin app reads it (a reload sets it).
+    pub config: crate::config::current::Current,
     /// Metrics registry.
     pub metrics: Metrics,
     /// Usage events go here.
@@ -29,6 +31,9 @@ pub struct Shared {
     pub limiter: crate::limits::Limiter,
     /// Requests in flight, for a graceful shutdown.
     pub in_flight: Arc<crate::gateway::conn::InFlight>,
+    /// The admin app's token keys: the gateway verifies bradax access tokens with them
+    /// (`None` without a database: no admin app, no bradax tokens).
+    pub jwt: Option<Arc<crate::domain::accounts::Jwt>>,
     /// Usage events set aside as unwritable (Postgres mode).
     pub usage_quarantined: Arc<std::sync::atomic::AtomicU64>,
 }

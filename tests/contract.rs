@@ -87,7 +87,7 @@ async fn ok(
 }
 
 /// Run `tests/sdk/contract_check.py <part>` with `cfg`; panics with its report unless it passed.
-async fn check(gw: &Gateway, part: &str, mut cfg: Value) {
+pub async fn check(gw: &Gateway, part: &str, mut cfg: Value) {
     // scripts/test.sh points CATRACA_PYTHON at an interpreter with tests/sdk/requirements.txt
     let python = std::env::var("CATRACA_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = std::process::Command::new(&python)

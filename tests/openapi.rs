@@ -268,9 +268,14 @@ async fn another_organization_never_gets_data(pool: PgPool) {
                 .unwrap();
             let status = r.status().as_u16();
             let text = r.text().await.unwrap();
+            // bradax routes take only bradax access tokens: this user's token is a 401 there
+            // (another project's token: tests/bradax_vectors.rs, tests/bradax_graphs.rs)
+            let bradax = ops[method]["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "bradax"));
             if path.contains('{') {
                 assert!(
-                    status == 403 || status == 404,
+                    status == 403 || status == 404 || (bradax && status == 401),
                     "{method} {path} as another org: {status} {text}"
                 );
             }

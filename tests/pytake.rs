@@ -6,10 +6,8 @@
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::common::pytake::{JWT as SECRET, MASTER, assert_error, register};
 use crate::common::{Gateway, Mock, call, db_url};
-
-const MASTER: &str = "pytake-master-key-0123456789";
-const SECRET: &str = "pytake-jwt-secret-pytake-jwt-secret-0123";
 
 async fn start(pool: &PgPool) -> (Gateway, Mock) {
     let mock = Mock::start().await;
@@ -53,31 +51,6 @@ async fn raw(
         s,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-/// The error body is exactly `{detail, status_code, error_code}`.
-fn assert_error(s: u16, v: &Value, status: u16, code: &str) {
-    assert_eq!(s, status, "{v}");
-    let o = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"));
-    assert_eq!(o.len(), 3, "{v}");
-    assert!(o["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
-    assert_eq!(o["status_code"], json!(status), "{v}");
-    assert_eq!(o["error_code"], json!(code), "{v}");
-}
-
-async fn register(gw: &Gateway, email: &str, org: &str) -> Value {
-    let (s, v) = call(
-        gw,
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        Some(json!({"email": email, "password": "senha-forte-1", "name": "Ana", "organization_name": org})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    v
 }
 
 async fn refresh(gw: &Gateway, token: &str) -> (u16, Value) {
@@ -181,7 +154,7 @@ async fn register_login_me_refresh_with_grace_reuse_revokes_and_logout(pool: PgP
     assert_eq!(s, 200, "r1 itself stays valid until r2 is used: {c2}");
     let live = count(
         &pool,
-        "SELECT count(*) FROM pytake_refresh_token WHERE revoked_at IS NULL",
+        "SELECT count(*) FROM rotating_refresh_token WHERE revoked_at IS NULL AND audience = 'pytake'",
     )
     .await;
     // reuse of the spent r0 revokes the whole family
@@ -189,7 +162,7 @@ async fn register_login_me_refresh_with_grace_reuse_revokes_and_logout(pool: PgP
     assert_error(s, &v, 401, "refresh_token_reused");
     let after = count(
         &pool,
-        "SELECT count(*) FROM pytake_refresh_token WHERE revoked_at IS NULL",
+        "SELECT count(*) FROM rotating_refresh_token WHERE revoked_at IS NULL AND audience = 'pytake'",
     )
     .await;
     assert_eq!(after, 1, "only the register family lives (was {live})");
@@ -229,7 +202,7 @@ async fn register_login_me_refresh_with_grace_reuse_revokes_and_logout(pool: PgP
     assert_eq!(
         count(
             &pool,
-            "SELECT count(*) FROM pytake_refresh_token WHERE revoked_at IS NULL"
+            "SELECT count(*) FROM rotating_refresh_token WHERE revoked_at IS NULL AND audience = 'pytake'"
         )
         .await,
         0
@@ -261,7 +234,6 @@ async fn refresh_tells_tokens_apart_by_audience(pool: PgPool) {
     let reg = register(&gw, "bia@pytake.dev", "Bia").await;
     for t in [
         reg["access_token"].as_str().unwrap().to_string(),
-        foreign_token(Some("bradax")),
         foreign_token(None),
         "not-a-token".to_string(),
         reg["refresh_token"].as_str().unwrap().replace('.', "x"),
@@ -269,6 +241,10 @@ async fn refresh_tells_tokens_apart_by_audience(pool: PgPool) {
         let (s, v) = refresh(&gw, &t).await;
         assert_error(s, &v, 401, "invalid_token");
     }
+    // a token of bradax's audience goes to bradax's refresh: 401 in bradax's shape
+    let (s, v) = refresh(&gw, &foreign_token(Some("bradax"))).await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["error"], "authentication_failed", "{v}");
     // a PyTake refresh token is no access token either
     let (s, v) = call(
         &gw,

@@ -6,10 +6,8 @@
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::common::pytake::{JWT as SECRET, MASTER, admin, assert_error, member};
 use crate::common::{Gateway, Mock, call, db_url};
-
-const MASTER: &str = "pytake-master-key-0123456789";
-const SECRET: &str = "pytake-jwt-secret-pytake-jwt-secret-0123";
 
 async fn start(pool: &PgPool) -> (Gateway, Mock) {
     let mock = Mock::start().await;
@@ -41,62 +39,6 @@ async fn raw(gw: &Gateway, method: &str, path: &str, token: &str, body: &str) ->
         s,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-/// The error body is exactly `{detail, status_code, error_code}`.
-fn assert_error(s: u16, v: &Value, status: u16, code: &str) {
-    assert_eq!(s, status, "{v}");
-    let o = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"));
-    assert_eq!(o.len(), 3, "{v}");
-    assert!(o["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
-    assert_eq!(o["status_code"], json!(status), "{v}");
-    assert_eq!(o["error_code"], json!(code), "{v}");
-}
-
-/// An org_admin with a new organization: (access token, organization id).
-async fn admin(gw: &Gateway, email: &str, org: &str) -> (String, String) {
-    let (s, v) = call(
-        gw,
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        Some(json!({"email": email, "password": "senha-forte-1", "name": "Ana", "organization_name": org})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    (
-        v["access_token"].as_str().unwrap().to_string(),
-        v["user"]["organization_id"].as_str().unwrap().to_string(),
-    )
-}
-
-/// A member of `org` with `role` (operator API), logged in: their access token.
-async fn member(gw: &Gateway, org: &str, email: &str, role: &str) -> String {
-    let (s, u) = call(
-        gw,
-        "POST",
-        "/admin/v1/users",
-        Some(MASTER),
-        Some(
-            json!({"email": email, "name": role, "password": "senha-forte-1",
-                    "organization_id": org, "role": role}),
-        ),
-    )
-    .await;
-    assert_eq!(s, 201, "{u}");
-    let (s, l) = call(
-        gw,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"email": email, "password": "senha-forte-1"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{l}");
-    assert_eq!(l["user"]["role"], role);
-    l["access_token"].as_str().unwrap().to_string()
 }
 
 async fn count(pool: &PgPool, table: &str) -> i64 {

@@ -8,10 +8,8 @@
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::common::pytake::{JWT, MASTER, admin as register, assert_error, member};
 use crate::common::{Gateway, Mock, db_url};
-
-const MASTER: &str = "pytake-master-key-0123456789";
-const JWT: &str = "pytake-jwt-secret-pytake-jwt-secret-0123";
 const PLAIN: &str = "sk-plaintext-a1b2c3d4e5f6-never-shown";
 const PLAIN_WA: &str = "EAAG-whatsapp-token-zz9988-never-shown";
 const PLAIN_NEW: &str = "sk-rotated-q7w8e9r0-never-shown";
@@ -28,8 +26,19 @@ async fn start(pool: &PgPool, with_keys: bool) -> (Gateway, Mock) {
     if with_keys {
         env.push(("CATRACA_SECRET_KEY", key.as_str()));
     }
-    let gw =
-        Gateway::start_with_env(&crate::common::single_model(&mock, "gpt-4o-mini", ""), &env).await;
+    // the provider is named `openai`: a secret of that service is tested against it
+    // WhatsApp tokens are tested against the mock's Graph API stand-in
+    let graph = format!(
+        "whatsapp: {{graph_base_url: \"http://{}/graph/v21.0\"}}\n",
+        mock.addr
+    );
+    let body = crate::common::single_model(&mock, "gpt-4o-mini", &graph).replacen(
+        "{name: p, ",
+        "{name: openai, ",
+        1,
+    );
+    let body = body.replacen("provider: p,", "provider: openai,", 1);
+    let gw = Gateway::start_with_env(&body, &env).await;
     (gw, mock)
 }
 
@@ -81,18 +90,6 @@ impl Seen {
     }
 }
 
-/// The error body is exactly `{detail, status_code, error_code}`.
-fn assert_error(s: u16, v: &Value, status: u16, code: &str) {
-    assert_eq!(s, status, "{v}");
-    let o = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"));
-    assert_eq!(o.len(), 3, "{v}");
-    assert!(o["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
-    assert_eq!(o["status_code"], json!(status), "{v}");
-    assert_eq!(o["error_code"], json!(code), "{v}");
-}
-
 /// The contract's `Secret`: exactly these fields, never a value.
 fn assert_secret(v: &Value, key: &str, env: &str, service: Option<&str>, status: &str, org: &str) {
     let o = v
@@ -136,50 +133,6 @@ fn assert_secret(v: &Value, key: &str, env: &str, service: Option<&str>, status:
     }
 }
 
-async fn register(seen: &mut Seen, gw: &Gateway, email: &str, org: &str) -> (String, String) {
-    let (s, v) = seen
-        .json(
-            gw,
-            "POST",
-            "/api/v1/auth/register",
-            None,
-            json!({"email": email, "password": "senha-forte-1", "name": "Ana", "organization_name": org}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    (
-        v["access_token"].as_str().unwrap().to_string(),
-        v["user"]["organization_id"].as_str().unwrap().to_string(),
-    )
-}
-
-/// A user of `role` in `org` (operator API), logged in through PyTake: the access token.
-async fn member(seen: &mut Seen, gw: &Gateway, org: &str, email: &str, role: &str) -> String {
-    let (s, u) = seen
-        .json(
-            gw,
-            "POST",
-            "/admin/v1/users",
-            Some(MASTER),
-            json!({"email": email, "name": role, "password": "senha-forte-1",
-                   "organization_id": org, "role": role}),
-        )
-        .await;
-    assert_eq!(s, 201, "{u}");
-    let (s, l) = seen
-        .json(
-            gw,
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            json!({"email": email, "password": "senha-forte-1"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{l}");
-    assert_eq!(l["user"]["role"], role, "{l}");
-    l["access_token"].as_str().unwrap().to_string()
-}
-
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -196,12 +149,12 @@ async fn secrets_row(pool: &PgPool) -> Vec<String> {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn crud_values_roles_isolation_rotation_usage_and_no_plaintext_anywhere(pool: PgPool) {
-    let (gw, _mock) = start(&pool, true).await;
+    let (gw, mock) = start(&pool, true).await;
     let mut seen = Seen::default();
-    let (admin, org) = register(&mut seen, &gw, "ana@pytake.dev", "Ana Ltda").await;
-    let (other, other_org) = register(&mut seen, &gw, "bia@pytake.dev", "Bia SA").await;
-    let viewer = member(&mut seen, &gw, &org, "viewer@pytake.dev", "viewer").await;
-    let agent = member(&mut seen, &gw, &org, "agent@pytake.dev", "agent").await;
+    let (admin, org) = register(&gw, "ana@pytake.dev", "Ana Ltda").await;
+    let (other, other_org) = register(&gw, "bia@pytake.dev", "Bia SA").await;
+    let viewer = member(&gw, &org, "viewer@pytake.dev", "viewer").await;
+    let agent = member(&gw, &org, "agent@pytake.dev", "agent").await;
 
     // create, with and without the trailing slash
     let (s, a) = seen
@@ -564,8 +517,9 @@ async fn crud_values_roles_isolation_rotation_usage_and_no_plaintext_anywhere(po
         .await;
     assert_eq!((s, v), (200, json!({"value": PLAIN_NEW})));
 
-    // test: a provider key is checked for real (a fake key never passes; the check is a use),
-    // a WhatsApp token is honestly not checkable yet (and not a use)
+    // test: a provider key is checked for real against the configured provider of its service
+    // (the mock accepts it; the check is a use), a WhatsApp token is honestly not checkable yet
+    // (and not a use)
     let (s, t) = seen
         .call(
             &gw,
@@ -576,19 +530,21 @@ async fn crud_values_roles_isolation_rotation_usage_and_no_plaintext_anywhere(po
         )
         .await;
     assert_eq!(s, 200, "{t}");
-    assert_eq!(t["valid"], false, "{t}");
-    assert!(t["message"].as_str().is_some_and(|m| !m.is_empty()), "{t}");
+    assert_eq!(t["valid"], true, "{t}");
+    assert!(
+        t["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("{}/models", mock.base()))),
+        "{t}"
+    );
     assert_eq!(t.as_object().unwrap().len(), 2, "{t}");
     let (s, t) = seen
         .call(&gw, "POST", &one(&w_id, "/test"), Some(&admin), None)
         .await;
     assert_eq!(s, 200, "{t}");
-    assert_eq!(t["valid"], false, "{t}");
+    assert_eq!(t["valid"], true, "{t}");
     assert!(
-        t["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot be checked yet"),
+        t["message"].as_str().unwrap().contains("/graph/v21.0/me"),
         "{t}"
     );
     let (s, e) = seen
@@ -610,7 +566,7 @@ async fn crud_values_roles_isolation_rotation_usage_and_no_plaintext_anywhere(po
     assert_eq!(u.as_object().unwrap().len(), 4, "{u}");
     assert_eq!(u["secret_id"], a_id.as_str());
     assert_eq!(u["total_requests"], 1);
-    assert_eq!(u["success_rate"], json!(0.0));
+    assert_eq!(u["success_rate"], json!(1.0));
     assert!(u["last_used_at"].as_str().is_some(), "{u}");
     let (s, uw) = seen
         .call(&gw, "GET", &one(&w_id, "/usage"), Some(&admin), None)
@@ -618,8 +574,10 @@ async fn crud_values_roles_isolation_rotation_usage_and_no_plaintext_anywhere(po
     assert_eq!(s, 200, "{uw}");
     assert_eq!(
         uw,
-        json!({"secret_id": w_id, "total_requests": 0, "success_rate": null, "last_used_at": null})
+        json!({"secret_id": w_id, "total_requests": 1, "success_rate": 1.0,
+               "last_used_at": uw["last_used_at"]})
     );
+    assert!(uw["last_used_at"].as_str().is_some(), "{uw}");
     let (s, all) = seen
         .call(
             &gw,
@@ -723,7 +681,7 @@ async fn crud_values_roles_isolation_rotation_usage_and_no_plaintext_anywhere(po
 async fn without_a_master_key_every_secrets_route_answers_503(pool: PgPool) {
     let (gw, _mock) = start(&pool, false).await;
     let mut seen = Seen::default();
-    let (admin, _) = register(&mut seen, &gw, "ana@pytake.dev", "Ana Ltda").await;
+    let (admin, _) = register(&gw, "ana@pytake.dev", "Ana Ltda").await;
     let id = uuid::Uuid::new_v4();
     for (m, path) in [
         ("GET", "/api/v1/secrets/".to_string()),

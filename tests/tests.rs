@@ -7,6 +7,11 @@ mod common;
 
 mod accounting;
 
+mod bradax;
+mod bradax_graphs;
+mod bradax_llm;
+mod bradax_sdk;
+mod bradax_vectors;
 mod cli;
 mod config_cli;
 mod contract;
@@ -26,8 +31,11 @@ mod operator;
 mod pix;
 mod proxy;
 mod pytake;
+mod pytake_automations;
 mod pytake_content;
+mod pytake_contract;
 mod pytake_secrets;
+mod pytake_whatsapp;
 mod reload;
 mod sabia;
 mod sdk;

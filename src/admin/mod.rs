@@ -7,6 +7,7 @@
 //! (`crate::surfaces`). This module is the app itself: its state, the shared extractors, the
 //! generated OpenAPI, and serving.
 
+pub mod deprecation;
 pub mod extract;
 pub mod openapi;
 
@@ -31,6 +32,9 @@ pub struct AdminState {
     pub pool: PgPool,
     /// The PIX receiver of the config now serving.
     pub pix: crate::domain::pix::Receiver,
+    /// The config now serving (deprecated routes, providers for the vault's checks); a reload
+    /// sets it.
+    pub config: crate::config::current::Current,
     /// Access-token keys.
     pub jwt: Arc<auth::Jwt>,
     /// Process start, for uptime.
@@ -44,6 +48,10 @@ pub struct AdminState {
     pub secrets: Option<Arc<crate::secrets::SecretBox>>,
     /// What webhook calls may reach.
     pub outbound: crate::domain::outbound::Policy,
+    /// PyTake's WhatsApp Cloud API settings (read at start).
+    pub whatsapp: Arc<crate::config::resolve::WhatsappConfig>,
+    /// bradax's vector collections (Postgres, with the vectors cached in memory).
+    pub vectors: Arc<dyn crate::domain::vectors::VectorStore>,
 }
 
 impl AdminState {
@@ -87,6 +95,10 @@ pub fn router(state: AdminState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn(audit_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deprecation::mark,
+        ))
         .with_state(state)
 }
 
@@ -117,6 +129,7 @@ async fn audit_context(
 /// Every contract surface, as mounted.
 pub fn api() -> openapi::Api<AdminState> {
     openapi::Api::new("catraca")
+        .merge(crate::surfaces::bradax::api())
         .merge(crate::surfaces::maxai::api())
         .merge(crate::surfaces::operator::api())
         .merge(crate::surfaces::pytake::api())
@@ -152,6 +165,32 @@ fn webhook_poll() -> std::time::Duration {
     )
 }
 
+/// The flow-automation runner of this app: polls every `CATRACA_AUTOMATION_POLL_MS` (default
+/// 500) when idle; a claim holds `CATRACA_AUTOMATION_LEASE_MS` (default 90000, above the
+/// longest node: a Graph call 30 s, an `ai` call 60 s) past the last node executed, after
+/// which another runner resumes the job.
+fn automation_runner(state: &AdminState) -> crate::domain::automations::Runner {
+    let ms = |name: &str, default: u64| {
+        std::time::Duration::from_millis(
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(default),
+        )
+    };
+    crate::domain::automations::Runner {
+        pool: state.pool.clone(),
+        keys: state.secrets.clone(),
+        whatsapp: state.whatsapp.clone(),
+        http: state.http.clone(),
+        gateway_url: state.gateway_url.clone(),
+        poll: ms("CATRACA_AUTOMATION_POLL_MS", 500),
+        lease: ms("CATRACA_AUTOMATION_LEASE_MS", 90_000),
+        batch: 8,
+    }
+}
+
 /// Serve the admin app on `addr` until shutdown; deliver webhooks beside it.
 pub async fn serve(addr: SocketAddr, state: AdminState, mut shutdown: watch::Receiver<bool>) {
     let listener = match crate::server::bind_reusable(addr) {
@@ -167,6 +206,8 @@ pub async fn serve(addr: SocketAddr, state: AdminState, mut shutdown: watch::Rec
         webhook_poll(),
         shutdown.clone(),
     ));
+    // PyTake's flow automations: durable jobs claimed from Postgres
+    tokio::spawn(automation_runner(&state).run(shutdown.clone()));
     // MaxAI's live events (`/socket.io/`) and their feed
     let (live_layer, live) = crate::surfaces::maxai::live::start(state.clone(), shutdown.clone());
     let app = router(state).layer(live_layer).layer(axum::Extension(live));

@@ -6,6 +6,8 @@ use axum::Router;
 use axum::routing::MethodRouter;
 use serde_json::{Map, Value, json};
 
+mod v1;
+
 /// One mounted route, as documented.
 #[derive(Debug, Clone)]
 pub struct RouteDoc {
@@ -136,9 +138,22 @@ pub fn document(docs: &[RouteDoc]) -> Value {
         "components": {"securitySchemes": {
             "BearerJWT": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             "TokiaKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sk-tokia-"},
-        }},
+        }, "schemas": v1::components()},
         "paths": paths,
     })
+}
+
+/// The document of `/api/v1` (`GET /api/v1/openapi.json`): the PyTake and bradax operations of
+/// `docs` with their named schemas and the decisions the contracts leave open.
+pub fn v1_document(docs: &[RouteDoc]) -> Value {
+    let v1: Vec<RouteDoc> = docs
+        .iter()
+        .filter(|d| matches!(d.tag, "pytake" | "bradax"))
+        .cloned()
+        .collect();
+    let mut doc = document(&v1);
+    v1::finish(&mut doc);
+    doc
 }
 
 /// What the seed contracts say about their operations beyond the route table: statuses, error
@@ -231,7 +246,7 @@ mod contracts {
                 v
             }
             "tokia" => tokia_error_statuses(d),
-            "pytake" => pytake_error_statuses(d),
+            "pytake" | "bradax" => super::v1::error_statuses(d),
             _ => Vec::new(),
         }
     }
@@ -258,11 +273,10 @@ mod contracts {
                     "message": string(), "type": string(), "code": string(),
                 }))}),
             ),
-            // "Respostas de Erro": `ErrorResponse`
-            "pytake" => obj(
-                &["detail", "status_code", "error_code"],
-                json!({"detail": string(), "status_code": int(), "error_code": string()}),
-            ),
+            // "Respostas de Erro": `ErrorResponse` (inline, as every contract's error here)
+            "pytake" => super::v1::schemas()["ErrorResponse"].clone(),
+            // "Error Format"
+            "bradax" => super::v1::schemas()["BradaxError"].clone(),
             // the seed's `Error`
             _ => obj(&[], json!({"error": string(), "details": string()})),
         }
@@ -396,6 +410,11 @@ mod contracts {
 
     /// The shapes of `d` (sections of `sabia-labs-api.md`; MaxAI's creations answer 201).
     pub fn shape(d: &RouteDoc) -> Shape {
+        if matches!(d.tag, "pytake" | "bradax")
+            && let Some(s) = super::v1::shape(d)
+        {
+            return s;
+        }
         match (d.tag, d.method, d.path) {
             ("maxai", "POST", "/api/auth/register" | "/api/keys") => plain("201"),
             ("pytake", method, path) => pytake(method, path),
@@ -408,39 +427,9 @@ mod contracts {
         }
     }
 
-    /// PyTake's errors: 422 a body not of the schema, 400 a value that breaks a rule (and a
-    /// taken email), 401 a missing or bad token (login: bad credentials), 403 another
-    /// organization in `X-Organization-Id`, 404 an organization a `super_admin` names that
-    /// does not exist, 429 throttled logins.
-    fn pytake_error_statuses(d: &RouteDoc) -> Vec<&'static str> {
-        match d.path {
-            "/api/v1/auth/login" => vec!["400", "401", "422", "429"],
-            "/api/v1/auth/refresh" => vec!["401", "422"],
-            "/api/v1/auth/me" => vec!["400", "401", "403", "404"],
-            "/api/v1/auth/logout" => vec!["400", "401", "403", "404", "422"],
-            _ => vec!["400", "422"],
-        }
-    }
-
-    /// The PyTake user (`me`, and `user` in token answers).
+    /// The PyTake user (`me`, and `user` in token answers): the named `User`.
     fn pytake_user() -> Value {
-        obj(
-            &[
-                "id",
-                "email",
-                "name",
-                "role",
-                "organization_id",
-                "is_active",
-                "created_at",
-            ],
-            json!({
-                "id": {"type": "string", "format": "uuid"}, "email": email(), "name": string(),
-                "role": enumerated(&["super_admin", "org_admin", "agent", "viewer"]),
-                "organization_id": {"type": "string", "format": "uuid"},
-                "is_active": {"type": "boolean"}, "created_at": time(),
-            }),
-        )
+        super::v1::schema("User")
     }
 
     /// PyTake's auth bodies and answers (the contract's "Endpoints de Auth", plus the

@@ -1,6 +1,8 @@
 //! Configuration: the YAML file ([`raw`]), its validation into typed values ([`resolve`]) and
 //! the hot reload of routing ([`reload`]).
 
+pub mod current;
+pub mod deprecation;
 pub mod raw;
 pub mod reload;
 pub mod resolve;

@@ -116,6 +116,19 @@ pub struct RawConfig {
     /// Webhook delivery.
     #[serde(default)]
     pub webhooks: Option<RawWebhooks>,
+    /// PyTake's WhatsApp Cloud API (Graph base URL, webhook secrets). Absent = the defaults.
+    #[serde(default)]
+    pub whatsapp: Option<RawWhatsapp>,
+    /// bradax's student tier (`{student_rpm, student_models}`). Absent = the defaults.
+    #[serde(default)]
+    pub bradax: Option<Spanned<crate::domain::bradax::Policy>>,
+    /// bradax's vector collections: the embedding model and the in-memory vector cache.
+    /// Absent = the defaults.
+    #[serde(default)]
+    pub vectors: Option<RawVectors>,
+    /// bradax's graphs: the model of `llm` nodes that name none. Absent = the defaults.
+    #[serde(default)]
+    pub graphs: Option<RawGraphs>,
     /// The PIX receiver of top-ups (charges' BR Codes and the PSP's payment webhook). Absent =
     /// the PIX routes answer 503.
     #[serde(default)]
@@ -132,6 +145,10 @@ pub struct RawConfig {
     /// API keys of the no-database mode.
     #[serde(default)]
     pub keys: Vec<Spanned<RawKey>>,
+    /// Deprecated routes: `[{method, path, sunset?}]`. Each answers `Deprecated: true` (and
+    /// `Sunset` when dated) and keeps working. Takes effect on start and on reload. Default none.
+    #[serde(default)]
+    pub deprecations: Vec<Spanned<RawDeprecation>>,
 }
 
 /// `client:` section.
@@ -235,6 +252,51 @@ pub struct RawWebhooks {
     /// metadata addresses stay refused. For tests and single-box setups. Default false.
     #[serde(default)]
     pub allow_loopback: Option<Spanned<bool>>,
+}
+
+/// `vectors:` (bradax's vector collections).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVectors {
+    /// Public model (of `models:`) that embeds documents and query texts sent without a
+    /// vector, called through the gateway with the caller's token. Default
+    /// `text-embedding-3-small`. Follows reloads.
+    #[serde(default)]
+    pub embedding_model: Option<Spanned<String>>,
+    /// Memory for collections' vectors kept between queries, in MiB (least recently used
+    /// dropped first; a bigger collection is read from Postgres on every query). Default
+    /// 2048. Read at start.
+    #[serde(default)]
+    pub cache_max_mb: Option<Spanned<u64>>,
+}
+
+/// `graphs:` (bradax's graphs).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGraphs {
+    /// Public model of `llm` nodes without `model`. Default `gpt-4o-mini`. Follows reloads.
+    #[serde(default)]
+    pub default_model: Option<Spanned<String>>,
+}
+
+/// `whatsapp:` (PyTake's WhatsApp Cloud API).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhatsapp {
+    /// Graph API base, version included (calls go to `<base>/<phone_number_id>/messages`,
+    /// `<base>/<waba_id>/phone_numbers`, `<base>/me`). Default
+    /// `https://graph.facebook.com/v21.0`.
+    #[serde(default)]
+    pub graph_base_url: Option<Spanned<String>>,
+    /// Name of the environment variable holding the Meta app secret that signs webhooks
+    /// (`X-Hub-Signature-256`). Default `WHATSAPP_APP_SECRET`; unset = webhooks refused.
+    #[serde(default)]
+    pub app_secret_env: Option<Spanned<String>>,
+    /// Name of the environment variable holding the verify token of the subscription
+    /// handshake (`GET .../webhook?hub.verify_token=`). Default `WHATSAPP_VERIFY_TOKEN`;
+    /// unset = every handshake refused.
+    #[serde(default)]
+    pub verify_token_env: Option<Spanned<String>>,
 }
 
 /// One entry of `providers:`.
@@ -440,4 +502,19 @@ pub struct RawPix {
     /// How long a charge can be paid, seconds. Default 3600; 60 to 2592000 (30 days).
     #[serde(default)]
     pub charge_ttl_secs: Option<Spanned<u64>>,
+}
+
+/// One entry of `deprecations:` (PyTake's deprecation policy; see `config::deprecation`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeprecation {
+    /// HTTP method, e.g. `GET`.
+    pub method: Spanned<String>,
+    /// The route's path as `/openapi.json` lists it, e.g. `/api/v1/flows/{id}` (a gateway AI
+    /// route such as `/v1/chat/completions` too). An unknown route is a config error.
+    pub path: Spanned<String>,
+    /// When the route goes away: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time; sent as
+    /// `Sunset` (RFC 8594). Default none (no `Sunset` header).
+    #[serde(default)]
+    pub sunset: Option<Spanned<String>>,
 }

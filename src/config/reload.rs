@@ -139,6 +139,7 @@ pub async fn reload(path: &std::path::Path, shared: &Shared, reason: &str) -> bo
         Ok(live) => {
             let config = live.config.clone();
             shared.pix.set(config.pix.clone());
+            shared.config.set(config.clone());
             shared.live.store(Arc::new(live));
             shared.metrics.reloads.with_label_values(&["ok"]).inc();
             tracing::info!(reason, path = %path.display(), "config reloaded");

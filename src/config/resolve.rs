@@ -132,6 +132,14 @@ pub struct Config {
     pub outbound: crate::domain::outbound::Policy,
     /// The PIX receiver of top-ups (`None`: the PIX routes answer 503).
     pub pix: Option<PixConfig>,
+    /// PyTake's WhatsApp Cloud API (`whatsapp:`; defaults when absent).
+    pub whatsapp: WhatsappConfig,
+    /// bradax's student tier (`bradax:`; defaults when absent).
+    pub bradax: crate::domain::bradax::Policy,
+    /// bradax's vector collections (`vectors:`; defaults when absent).
+    pub vectors: VectorsConfig,
+    /// bradax's graphs (`graphs:`; defaults when absent).
+    pub graphs: GraphsConfig,
     /// Providers, in file order.
     pub providers: Vec<Provider>,
     /// Deployments, in file order.
@@ -140,6 +148,8 @@ pub struct Config {
     pub models: Vec<Model>,
     /// Config-declared API keys.
     pub keys: Vec<KeyEntry>,
+    /// Deprecated routes (`deprecations:`), answered with `Deprecated`/`Sunset` headers.
+    pub deprecations: Vec<super::deprecation::Deprecation>,
 }
 
 /// What one client connection may take.
@@ -341,6 +351,49 @@ impl fmt::Debug for MailConfig {
             .field("retry_base", &self.retry_base)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// bradax's vector collections (the `vectors:` section; see [`crate::domain::vectors`]).
+#[derive(Debug, Clone)]
+pub struct VectorsConfig {
+    /// Public model that embeds texts sent without a vector.
+    pub embedding_model: String,
+    /// Bytes of vectors kept in memory between queries.
+    pub cache_max_bytes: usize,
+}
+
+/// bradax's graphs (the `graphs:` section; see [`crate::domain::graphs`]).
+#[derive(Debug, Clone)]
+pub struct GraphsConfig {
+    /// Model of `llm` nodes that name none.
+    pub default_model: String,
+}
+
+/// PyTake's WhatsApp Cloud API (the `whatsapp:` section; see [`crate::domain::whatsapp`]).
+#[derive(Clone)]
+pub struct WhatsappConfig {
+    /// Graph API base with its version, no trailing slash (`https://graph.facebook.com/v21.0`).
+    pub graph_base_url: String,
+    /// The Meta app secret signing webhooks (`None`: webhooks answer 503; never printed).
+    pub app_secret: Option<String>,
+    /// The variable the app secret is read from, for messages.
+    pub app_secret_env: String,
+    /// The subscription handshake's verify token (`None`: every handshake is refused).
+    pub verify_token: Option<String>,
+    /// The variable the verify token is read from, for messages.
+    pub verify_token_env: String,
+}
+
+impl fmt::Debug for WhatsappConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhatsappConfig")
+            .field("graph_base_url", &self.graph_base_url)
+            .field("app_secret_env", &self.app_secret_env)
+            .field("app_secret", &self.app_secret.as_ref().map(|_| "<set>"))
+            .field("verify_token_env", &self.verify_token_env)
+            .field("verify_token", &self.verify_token.as_ref().map(|_| "<set>"))
+            .finish()
     }
 }
 
@@ -750,6 +803,19 @@ impl Resolver {
 
         let mail = self.mail(raw.mail.as_ref(), env);
         let pix = self.pix(raw.pix.as_ref(), env);
+        let deprecations =
+            super::deprecation::resolve(&raw.deprecations, &mut |at, m| self.err(at, m));
+        let whatsapp = self.whatsapp(raw.whatsapp.as_ref(), env);
+        let (vectors, graphs) = self.ai(raw.vectors.as_ref(), raw.graphs.as_ref());
+        let bradax = match &raw.bradax {
+            None => crate::domain::bradax::Policy::default(),
+            Some(b) => {
+                if b.value.student_rpm == 0 {
+                    self.err(&b.referenced, "bradax.student_rpm: at least 1".into());
+                }
+                b.value.clone()
+            }
+        };
 
         let failover = {
             let f = raw.failover.as_ref();
@@ -1042,6 +1108,10 @@ impl Resolver {
             limits,
             mail,
             pix,
+            whatsapp,
+            bradax,
+            vectors,
+            graphs,
             reserve_output_tokens,
             failover,
             fx_usd_brl_micros,
@@ -1049,6 +1119,7 @@ impl Resolver {
             deployments,
             models,
             keys,
+            deprecations,
         }
     }
 
@@ -1185,9 +1256,103 @@ impl Resolver {
         }
     }
 
+    /// The `vectors:` and `graphs:` sections: model names non-empty, the cache 1 to 1048576 MiB.
+    fn ai(
+        &mut self,
+        v: Option<&super::raw::RawVectors>,
+        g: Option<&super::raw::RawGraphs>,
+    ) -> (VectorsConfig, GraphsConfig) {
+        let mut model = |s: Option<&Spanned<String>>, name: &str, default: &str| match s {
+            Some(m) if m.value.trim().is_empty() || m.value.chars().any(char::is_control) => {
+                self.err(&m.referenced, format!("{name}: a model name"));
+                default.to_string()
+            }
+            Some(m) => m.value.trim().to_string(),
+            None => default.to_string(),
+        };
+        let embedding_model = model(
+            v.and_then(|v| v.embedding_model.as_ref()),
+            "vectors.embedding_model",
+            "text-embedding-3-small",
+        );
+        let default_model = model(
+            g.and_then(|g| g.default_model.as_ref()),
+            "graphs.default_model",
+            "gpt-4o-mini",
+        );
+        let mb = match v.and_then(|v| v.cache_max_mb.as_ref()) {
+            Some(m) if !(1..=1_048_576).contains(&m.value) => {
+                self.err(
+                    &m.referenced,
+                    "vectors.cache_max_mb: 1 to 1048576".to_string(),
+                );
+                2048
+            }
+            Some(m) => m.value,
+            None => 2048,
+        };
+        (
+            VectorsConfig {
+                embedding_model,
+                cache_max_bytes: (mb as usize).saturating_mul(1024 * 1024),
+            },
+            GraphsConfig { default_model },
+        )
+    }
+
     /// The `pix:` section: key, merchant name and city required (folded to ASCII and bounded
     /// as the BR Code needs), the webhook secret read from the environment (16 bytes or more;
     /// absent is allowed: the webhook then answers 503).
+    fn whatsapp(
+        &mut self,
+        raw: Option<&super::raw::RawWhatsapp>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> WhatsappConfig {
+        const GRAPH: &str = "https://graph.facebook.com/v21.0";
+        let graph_base_url = match raw.and_then(|w| w.graph_base_url.as_ref()) {
+            Some(g) => match parse_base_url(&g.value) {
+                Ok(_) => g.value.trim_end_matches('/').to_string(),
+                Err(m) => {
+                    self.err(&g.referenced, format!("whatsapp.graph_base_url: {m}"));
+                    GRAPH.to_string()
+                }
+            },
+            None => GRAPH.to_string(),
+        };
+        let mut var = |v: Option<&Spanned<String>>, name: &str, default: &str| -> String {
+            match v {
+                Some(s)
+                    if s.value.is_empty() || s.value.contains('=') || s.value.contains('\0') =>
+                {
+                    self.err(
+                        &s.referenced,
+                        format!("whatsapp.{name}: an environment variable name"),
+                    );
+                    default.to_string()
+                }
+                Some(s) => s.value.clone(),
+                None => default.to_string(),
+            }
+        };
+        let app_secret_env = var(
+            raw.and_then(|w| w.app_secret_env.as_ref()),
+            "app_secret_env",
+            "WHATSAPP_APP_SECRET",
+        );
+        let verify_token_env = var(
+            raw.and_then(|w| w.verify_token_env.as_ref()),
+            "verify_token_env",
+            "WHATSAPP_VERIFY_TOKEN",
+        );
+        WhatsappConfig {
+            graph_base_url,
+            app_secret: env(&app_secret_env).filter(|v| !v.is_empty()),
+            app_secret_env,
+            verify_token: env(&verify_token_env).filter(|v| !v.is_empty()),
+            verify_token_env,
+        }
+    }
+
     fn pix(
         &mut self,
         raw: Option<&Spanned<RawPix>>,

@@ -107,8 +107,9 @@ pub async fn create(
     let w = whatsapp_id(raw_whatsapp_id)?;
     let n = name(raw_name)?;
     let e = raw_email.map(Email::parse).transpose()?;
-    db::insert(
-        pool,
+    let mut tx = pool.begin().await?;
+    let c = db::insert(
+        &mut *tx,
         actor.organization_id,
         &w,
         n.as_deref(),
@@ -118,10 +119,27 @@ pub async fn create(
     .map(Contact::from)
     .map_err(|e| match e {
         sqlx::Error::Database(d) if d.constraint() == Some(db::WHATSAPP_KEY) => {
-            Conflict::WhatsappIdTaken.into()
+            DomainError::from(Conflict::WhatsappIdTaken)
         }
         e => e.into(),
-    })
+    })?;
+    super::audit::change(
+        &mut *tx,
+        actor.organization_id,
+        Some(actor.user_id),
+        "contact.create",
+        &format!("contact:{}", c.id),
+        None,
+        Some(audit(&c)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(c)
+}
+
+/// What the audit log keeps of a contact.
+fn audit(c: &Contact) -> serde_json::Value {
+    serde_json::json!({"whatsapp_id": c.whatsapp_id, "name": c.name, "email": c.email})
 }
 
 /// `%text%` for `ILIKE`, with `\`, `%` and `_` taken literally.

@@ -73,6 +73,14 @@ pub enum Entity {
     Contact,
     /// A PyTake flow.
     Flow,
+    /// A PyTake WhatsApp number.
+    WhatsappNumber,
+    /// A PyTake flow automation.
+    Automation,
+    /// A bradax vector collection.
+    Collection,
+    /// A bradax graph.
+    Graph,
 }
 
 impl Entity {
@@ -91,6 +99,10 @@ impl Entity {
             Entity::Secret => "secret",
             Entity::Contact => "contact",
             Entity::Flow => "flow",
+            Entity::Collection => "collection",
+            Entity::Graph => "graph",
+            Entity::WhatsappNumber => "whatsapp_number",
+            Entity::Automation => "flow_automation",
         }
     }
 }
@@ -128,6 +140,12 @@ pub enum Conflict {
     /// Another contact of the organization has the WhatsApp id.
     #[error("a contact with this whatsapp_id already exists")]
     WhatsappIdTaken,
+    /// Another organization registered the WhatsApp number.
+    #[error("the WhatsApp number is registered by another organization")]
+    NumberTaken,
+    /// The automation was started before.
+    #[error("the automation was already started")]
+    AutomationStarted,
 }
 
 /// Why credentials were refused.

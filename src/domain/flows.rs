@@ -331,8 +331,9 @@ pub async fn create(pool: &PgPool, actor: &Actor, c: Changes) -> Result<Flow, Do
     let edges = c.edges.unwrap_or_default();
     check_graph(&nodes, &edges)?;
     let description = k.description.flatten();
+    let mut tx = pool.begin().await?;
     let row = db::insert(
-        pool,
+        &mut *tx,
         actor.organization_id,
         actor.user_id,
         FlowFields {
@@ -344,7 +345,35 @@ pub async fn create(pool: &PgPool, actor: &Actor, c: Changes) -> Result<Flow, Do
         },
     )
     .await?;
-    row.try_into()
+    let f: Flow = row.try_into()?;
+    super::audit::change(
+        &mut *tx,
+        actor.organization_id,
+        Some(actor.user_id),
+        "flow.create",
+        &target(f.id),
+        None,
+        Some(audit(&f)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(f)
+}
+
+fn target(id: Uuid) -> String {
+    format!("flow:{id}")
+}
+
+/// What the audit log keeps of a flow: its fields and the size of its graph (the graph itself
+/// can be large; the flow row holds it).
+fn audit(f: &Flow) -> serde_json::Value {
+    serde_json::json!({
+        "name": f.name,
+        "description": f.description,
+        "status": f.status.as_str(),
+        "nodes": f.nodes.len(),
+        "edges": f.edges.len(),
+    })
 }
 
 /// A page of the actor's organization's flows, newest first.
@@ -387,6 +416,7 @@ pub async fn update(
         .await?
         .ok_or(DomainError::NotFound(Entity::Flow))?
         .try_into()?;
+    let before = audit(&cur);
     let nodes = c.nodes.unwrap_or(cur.nodes);
     let edges = c.edges.unwrap_or(cur.edges);
     check_graph(&nodes, &edges)?;
@@ -406,18 +436,44 @@ pub async fn update(
     )
     .await?
     .ok_or(DomainError::NotFound(Entity::Flow))?;
+    let f: Flow = row.try_into()?;
+    super::audit::change(
+        &mut *tx,
+        actor.organization_id,
+        Some(actor.user_id),
+        "flow.update",
+        &target(id),
+        Some(before),
+        Some(audit(&f)),
+    )
+    .await?;
     tx.commit().await?;
-    row.try_into()
+    Ok(f)
 }
 
 /// Delete a flow of the actor's organization.
 pub async fn delete(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), DomainError> {
     authorize(actor, Action::ManageContent)?;
-    if db::delete(pool, actor.organization_id, id).await? {
-        Ok(())
-    } else {
-        Err(DomainError::NotFound(Entity::Flow))
+    let mut tx = pool.begin().await?;
+    let cur: Flow = db::get(&mut *tx, actor.organization_id, id, true)
+        .await?
+        .ok_or(DomainError::NotFound(Entity::Flow))?
+        .try_into()?;
+    if !db::delete(&mut *tx, actor.organization_id, id).await? {
+        return Err(DomainError::NotFound(Entity::Flow));
     }
+    super::audit::change(
+        &mut *tx,
+        actor.organization_id,
+        Some(actor.user_id),
+        "flow.delete",
+        &target(id),
+        Some(audit(&cur)),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -279,6 +279,9 @@ pub struct NewOperatorKey {
     pub scopes: Vec<String>,
     /// Expiry.
     pub expires_at: Option<time::OffsetDateTime>,
+    /// bradax's student tier (config `bradax:`; `None`: its defaults): a key of a student
+    /// project gets at most its rpm.
+    pub bradax: Option<super::bradax::Policy>,
 }
 
 fn valid_literal(p: &str) -> bool {
@@ -334,7 +337,7 @@ pub async fn create_for_operator(
     if k.budget.is_some_and(|b| b.0 < 0) {
         return Err(DomainError::invalid("budget_usd", "must not be negative"));
     }
-    let (rps, rpm, rpd, tpm, concurrency) = (
+    let (rps, mut rpm, rpd, tpm, concurrency) = (
         positive(k.rps, "rps")?,
         positive(k.rpm, "rpm")?,
         positive(k.rpd, "rpd")?,
@@ -343,8 +346,21 @@ pub async fn create_for_operator(
     );
     let minted = mint(&literal, OPERATOR_KEY_BYTES, literal.len() + 4);
     let mut tx = pool.begin().await?;
-    if crate::store::orgs::get_org(&mut *tx, org).await?.is_none() {
+    let Some(owner) = crate::store::orgs::get_org(&mut *tx, org).await? else {
         return Err(DomainError::NotFound(Entity::Organization));
+    };
+    if owner.kind == "project" {
+        // a bradax project's key: bradax's scopes only; a student's rpm capped
+        super::bradax::Scopes::check_key_scopes(&k.scopes)?;
+        let tier = owner
+            .tier
+            .as_deref()
+            .and_then(super::bradax::Tier::parse)
+            .unwrap_or(super::bradax::Tier::Full);
+        let policy = k.bradax.unwrap_or_default();
+        rpm = policy
+            .key_rpm(tier, rpm.map(i64::from))
+            .map(|r| r.clamp(1, i64::from(i32::MAX)) as i32);
     }
     let row = db::insert_operator(
         &mut *tx,

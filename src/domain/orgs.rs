@@ -143,6 +143,8 @@ pub struct NewOrg {
     pub slug: Option<String>,
     /// `customer` (default), `team` or `project`.
     pub kind: Option<String>,
+    /// A project's tier: `full` (default for projects) or `student`; only projects have one.
+    pub tier: Option<String>,
     /// Plan code.
     pub plan: Option<String>,
     /// Prepaid (a balance, starting at zero) or postpaid.
@@ -208,6 +210,21 @@ pub async fn create(pool: &PgPool, new: NewOrg) -> Result<Organization, DomainEr
     if !matches!(kind, "customer" | "team" | "project") {
         return Err(DomainError::invalid("kind", "customer, team or project"));
     }
+    let tier = match (kind, new.tier.as_deref()) {
+        ("project", None) => Some("full"),
+        ("project", Some(t)) => Some(
+            super::bradax::Tier::parse(t)
+                .ok_or_else(|| DomainError::invalid("tier", "full or student"))?
+                .as_str(),
+        ),
+        (_, None) => None,
+        (_, Some(_)) => {
+            return Err(DomainError::invalid(
+                "tier",
+                "only organizations of kind project have a tier",
+            ));
+        }
+    };
     let mut tx = pool.begin().await?;
     let plan = match new.plan.as_deref() {
         None => None,
@@ -217,7 +234,7 @@ pub async fn create(pool: &PgPool, new: NewOrg) -> Result<Organization, DomainEr
                 .ok_or_else(|| DomainError::invalid("plan", format!("no plan {code:?}")))?,
         ),
     };
-    let id = match db::insert_org(&mut *tx, name, &slug, kind, plan, new.prepaid).await {
+    let id = match db::insert_org(&mut *tx, name, &slug, kind, tier, plan, new.prepaid).await {
         Ok(id) => id,
         Err(sqlx::Error::Database(e)) if e.constraint() == Some(db::ORG_SLUG_KEY) => {
             return Err(super::error::Conflict::SlugTaken.into());

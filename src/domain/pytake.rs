@@ -5,10 +5,8 @@
 //!
 //! * a JWT signed with the admin app's key, audience [`AUDIENCE`], so `POST
 //!   /api/v1/auth/refresh` (shared with bradax) can tell whose token it holds ([`audience`]);
-//! * stored as SHA-256 of its text, in families (one login each);
-//! * rotation with grace: exchanging a token gives a successor, and the token stays valid
-//!   until a successor is first used (an old client that lost the answer keeps working); a
-//!   spent token presented again revokes the whole family.
+//! * stored as SHA-256 of its text, in families (one login each), rotated with grace by the
+//!   rule every contract shares ([`super::refresh`]).
 
 use std::time::Duration;
 
@@ -187,14 +185,14 @@ async fn issue(
     // who they are first: a user who left the organization gets no new token
     let access_token = jwt.issue(user, org, generation)?;
     let actor = authenticate(pool, jwt, &access_token, None).await?;
-    db::insert_refresh(
+    super::refresh::store(
         pool,
         family,
         parent,
-        user,
+        super::refresh::Owner::User(user),
         org,
-        &token_hash(&refresh),
-        REFRESH_TTL.as_secs() as f64,
+        &refresh,
+        REFRESH_TTL,
     )
     .await?;
     Ok(Tokens {
@@ -242,33 +240,20 @@ pub async fn refresh(pool: &PgPool, jwt: &Jwt, token: &str) -> Result<Tokens, Do
     if claims.aud != AUDIENCE {
         return Err(Unauthorized::BadToken.into());
     }
-    let hash = token_hash(token);
-    let mut tx = pool.begin().await?;
-    let Some(row) = db::use_refresh(&mut *tx, &hash).await? else {
-        drop(tx);
-        if let Some(family) = db::spent_family(pool, &hash).await? {
-            db::revoke_family(pool, family).await?;
-            tracing::warn!(%family, "pytake refresh token reuse; family revoked");
-            return Err(Unauthorized::Reused.into());
-        }
-        return Err(Unauthorized::BadToken.into());
-    };
-    if let Some(parent) = row.parent_id {
-        db::spend_predecessors(&mut *tx, row.pytake_refresh_token_id, parent).await?;
-    }
-    tx.commit().await?;
-    let current = crate::store::accounts::token_generation(pool, row.user_id).await?;
+    let row = super::refresh::exchange(pool, AUDIENCE, token).await?;
+    let user = row.user_id.ok_or(Unauthorized::BadToken)?;
+    let current = crate::store::accounts::token_generation(pool, user).await?;
     if current != Some(claims.r#gen) {
-        db::revoke_family(pool, row.family_id).await?;
+        super::refresh::revoke_family(pool, row.family_id).await?;
         return Err(Unauthorized::BadToken.into());
     }
     issue(
         pool,
         jwt,
-        row.user_id,
+        user,
         row.organization_id,
         row.family_id,
-        Some(row.pytake_refresh_token_id),
+        Some(row.rotating_refresh_token_id),
     )
     .await
 }

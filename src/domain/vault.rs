@@ -15,8 +15,8 @@
 //! - Inactive secrets are never used: [`use_value`] and [`test`] refuse them.
 //!   [`record_use`] counts each use by the platform; [`usage`] / [`usage_by_org`] sum them.
 //! - [`test`] checks the services it knows for real (a provider key against
-//!   `<base_url>/models`, a WhatsApp token against `<graph>/me`) through the outbound address
-//!   check, and says when a service is not checkable.
+//!   `<base_url>/models` of the running config's provider named like the service, a WhatsApp
+//!   token against `<graph>/me`), and says when a service is not checkable.
 //!
 //! Every input is checked before anything is read; other organizations' ids are not found.
 
@@ -31,7 +31,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::{Conflict, DomainError, Entity};
-use super::outbound;
 use crate::secrets::SecretBox;
 use crate::store::vault as db;
 
@@ -821,7 +820,9 @@ pub async fn rewrap_older(pool: &PgPool, keys: &SecretBox, batch: i64) -> Result
 
 /// A provider whose keys [`test`] can check: `GET <base_url>/models` with
 /// `Authorization: Bearer <key>` (OpenAI's convention; `base_url` ends before `/models`, e.g.
-/// `https://api.openai.com/v1`).
+/// `https://api.openai.com/v1`). These come from the operator's config (the providers the
+/// gateway routes to), so they are called at whatever address they have, as the gateway calls
+/// them, without the outbound policy meant for user-given URLs.
 #[derive(Debug, Clone)]
 pub struct ProviderCheck {
     /// The secret's `service` it applies to (compared case-insensitively).
@@ -838,8 +839,6 @@ pub struct TestTargets {
     /// The Graph API base for `whatsapp` tokens (`GET <graph>/me`), e.g.
     /// `https://graph.facebook.com/v19.0`; `None`: WhatsApp is not checkable.
     pub graph_base_url: Option<String>,
-    /// Which addresses may be called.
-    pub policy: outbound::Policy,
     /// Per check.
     pub timeout: Duration,
 }
@@ -896,22 +895,21 @@ impl TestOutcome {
     }
 }
 
+/// Call `url` with the value as Bearer. Every URL here is the operator's own config (a
+/// provider the gateway routes to, the Graph API base), so it is called as configured, like
+/// the gateway calls it; the outbound policy is for user-given URLs (webhooks).
 async fn check(url: &str, value: &SecretValue, t: &TestTargets) -> TestOutcome {
-    let (host, addrs) = match outbound::resolve(url, t.policy).await {
-        Ok(x) => x,
-        Err(e) => {
-            return TestOutcome::Failed {
-                reason: format!("the check URL is refused: {e}"),
-            };
-        }
-    };
     let Ok(mut auth) = http::HeaderValue::from_str(&format!("Bearer {}", value.expose())) else {
         return TestOutcome::Failed {
             reason: "the value cannot be sent as a bearer token".into(),
         };
     };
     auth.set_sensitive(true);
-    let client = match outbound::pinned_client(&host, &addrs, t.timeout) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(t.timeout)
+        .build();
+    let client = match client {
         Ok(c) => c,
         Err(e) => {
             return TestOutcome::Failed {
@@ -964,6 +962,7 @@ pub async fn test(
         Some("whatsapp") => targets
             .graph_base_url
             .as_ref()
+            // the Graph base is the operator's config too (`whatsapp.graph_base_url`)
             .map(|g| format!("{}/me", g.trim_end_matches('/'))),
         Some(s) => targets
             .providers

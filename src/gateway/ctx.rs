@@ -32,6 +32,10 @@ pub enum Route {
     Health,
     /// `GET /v1/usage/rate-limit` (Tokia): the caller's keys' RPM/TPM use and headroom.
     RateLimitUsage,
+    /// `POST /api/v1/llm/invoke` (bradax): a chat completion in bradax's shapes.
+    BradaxInvoke,
+    /// `POST /api/v1/llm/stream` (bradax): the same, streamed as `{"delta","finished"}` events.
+    BradaxStream,
 }
 
 /// Which contract's error shape a gateway route answers in. The renderers live with their
@@ -43,6 +47,8 @@ pub enum Dialect {
     OpenAi,
     /// `{"success": false, "error": {"code", "message"}}`.
     Sabia,
+    /// `{"error", "message", "details": [{"code", "message"}], "request_id", "timestamp"}`.
+    Bradax,
 }
 
 impl Route {
@@ -50,12 +56,13 @@ impl Route {
     pub fn dialect(self) -> Dialect {
         match self {
             Route::Ocr | Route::Recognition => Dialect::Sabia,
+            Route::BradaxInvoke | Route::BradaxStream => Dialect::Bradax,
             _ => Dialect::OpenAi,
         }
     }
 
     /// Every route, in declaration order ([`Route::index`]).
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 12] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -66,6 +73,8 @@ impl Route {
         Route::Models,
         Route::Health,
         Route::RateLimitUsage,
+        Route::BradaxInvoke,
+        Route::BradaxStream,
     ];
     /// How many routes there are.
     pub const COUNT: usize = Route::ALL.len();
@@ -88,6 +97,8 @@ impl Route {
             "/v1/models" => Route::Models,
             "/healthz" => Route::Health,
             "/v1/usage/rate-limit" => Route::RateLimitUsage,
+            "/api/v1/llm/invoke" => Route::BradaxInvoke,
+            "/api/v1/llm/stream" => Route::BradaxStream,
             _ => return None,
         })
     }
@@ -95,7 +106,7 @@ impl Route {
     /// Path appended to the provider's base URL.
     pub fn upstream_suffix(self) -> &'static str {
         match self {
-            Route::Chat => "/chat/completions",
+            Route::Chat | Route::BradaxInvoke | Route::BradaxStream => "/chat/completions",
             Route::Completions => "/completions",
             Route::Embeddings => "/embeddings",
             Route::Images => "/images/generations",
@@ -105,6 +116,11 @@ impl Route {
             Route::Models => "/models",
             Route::Health | Route::RateLimitUsage => "/",
         }
+    }
+
+    /// bradax's LLM routes (their bodies and answers are translated).
+    pub fn is_bradax(self) -> bool {
+        matches!(self, Route::BradaxInvoke | Route::BradaxStream)
     }
 
     /// Uploads streamed through as multipart, never read ahead.
@@ -125,6 +141,8 @@ impl Route {
             Route::Models => "models",
             Route::Health => "healthz",
             Route::RateLimitUsage => "usage.rate_limit",
+            Route::BradaxInvoke => "bradax.llm.invoke",
+            Route::BradaxStream => "bradax.llm.stream",
         }
     }
 }
@@ -238,6 +256,9 @@ pub struct RequestCtx {
     pub body_deadline: Option<Instant>,
     /// Time spent inside catraca so far, when `overhead_header` is on.
     pub overhead: Option<Duration>,
+    /// A bradax caller (a bradax access token): its grant and, on bradax's LLM routes, the
+    /// answer being translated.
+    pub bradax: Option<Box<super::bradax::BxState>>,
 }
 
 impl RequestCtx {
@@ -291,6 +312,7 @@ impl RequestCtx {
             in_flight: None,
             body_deadline: None,
             overhead: None,
+            bradax: None,
         }
     }
 

@@ -12,6 +12,7 @@
 //! | `logging`: usage event and metrics | [`logging`] |
 
 pub mod bigbody;
+pub mod bradax;
 pub mod conn;
 pub mod ctx;
 pub mod health;
@@ -224,6 +225,7 @@ impl ProxyHttp for Gateway {
             admin,
             &self.shared.limiter,
             self.shared.funds.as_deref(),
+            self.shared.jwt.as_deref(),
         )
         .await;
         if ctx.live.as_ref().is_some_and(|l| l.config.overhead_header) {
@@ -362,7 +364,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _s: &mut Session,
+        s: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -372,6 +374,19 @@ impl ProxyHttp for Gateway {
         }
         let t0 = ctx.overhead.map(|_| std::time::Instant::now());
         stream::on_upstream_header(&self.shared, resp, ctx)?;
+        // a deprecated route (config `deprecations:`; none configured: one length check)
+        if let Some(live) = ctx.live.as_ref()
+            && let Some(d) = crate::config::deprecation::find(
+                &live.config.deprecations,
+                s.req_header().method.as_str(),
+                s.req_header().uri.path(),
+            )
+        {
+            resp.insert_header("deprecated", "true")?;
+            if let Some(v) = &d.sunset {
+                resp.insert_header("sunset", v.as_str())?;
+            }
+        }
         add_overhead(ctx, t0);
         if let Some(d) = ctx.overhead {
             // milliseconds with microsecond precision, e.g. 0.042
@@ -483,7 +498,11 @@ impl ProxyHttp for Gateway {
                 .take()
                 .unwrap_or(ApiError::StreamInterrupted);
             ctx.error_code = Some(err.code());
-            if ctx.sse_active {
+            if bradax::translates_stream(ctx) {
+                let _ = session
+                    .write_response_body(Some(bradax::error_event(&err)), true)
+                    .await;
+            } else if ctx.sse_active {
                 let _ = session
                     .write_response_body(Some(err.sse_event()), true)
                     .await;

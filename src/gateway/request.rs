@@ -32,6 +32,7 @@ pub async fn prepare(
     admin: Option<std::net::SocketAddr>,
     limiter: &crate::limits::Limiter,
     funds: Option<&crate::funds::Funds>,
+    jwt: Option<&crate::domain::accounts::Jwt>,
 ) -> Result<Outcome, ApiError> {
     let live = ctx.live.clone().ok_or(ApiError::Internal)?;
     let path = session.req_header().uri.path();
@@ -78,7 +79,14 @@ pub async fn prepare(
     // key auth before anything else is revealed
     let key = presented_key(session).ok_or(ApiError::MissingKey)?;
     ctx.tokia_key = key.starts_with(crate::surfaces::tokia::wire::KEY_PREFIX);
-    ctx.key = Some(authenticate(&live, db_keys, key).await?);
+    if route.is_bradax() || (jwt.is_some() && crate::domain::bradax::looks_like_jwt(key)) {
+        // a bradax access token (bradax's routes take nothing else), bound to its key
+        let (info, bx) = super::bradax::authenticate(jwt, db_keys, key, route).await?;
+        ctx.key = Some(info);
+        ctx.bradax = Some(bx);
+    } else {
+        ctx.key = Some(authenticate(&live, db_keys, key).await?);
+    }
     if route == Route::RateLimitUsage {
         if method != http::Method::GET {
             return Err(ApiError::MethodNotAllowed(method.to_string()));
@@ -177,6 +185,15 @@ pub async fn prepare(
     if session.as_ref().retry_buffer_truncated() {
         super::bigbody::wrap(session, body.clone());
     }
+    // bradax's `{model, messages, parameters}` becomes an OpenAI chat body (the upstream's and
+    // everything below reads that one)
+    let body = if route.is_bradax() {
+        let b = super::bradax::translate(&body, route)?;
+        ctx.body = Some(b.clone());
+        b
+    } else {
+        body
+    };
 
     #[derive(Deserialize)]
     struct Probe<'a> {
@@ -219,7 +236,11 @@ pub async fn prepare(
         let start = m.as_ptr() as usize - body.as_ptr() as usize;
         ctx.model_span = Some((start, start + m.len()));
     }
-    ctx.stream = probe.stream.unwrap_or(false) && matches!(route, Route::Chat | Route::Completions);
+    ctx.stream = probe.stream.unwrap_or(false)
+        && matches!(
+            route,
+            Route::Chat | Route::Completions | Route::BradaxStream
+        );
     if route == Route::Images {
         ctx.images = probe
             .n
@@ -640,8 +661,16 @@ fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), Ap
     {
         return Err(ApiError::ModelNotAllowed(name.to_string()));
     }
+    // a student project calls only the chat models of its allow-list (embeddings, which its
+    // vectors need, are not limited)
+    if let Some(bx) = &ctx.bradax
+        && route != Route::Embeddings
+        && !live.config.bradax.allows_model(bx.tier, name)
+    {
+        return Err(ApiError::ModelNotAllowed(name.to_string()));
+    }
     let want = match route {
-        Route::Chat => Category::Chat,
+        Route::Chat | Route::BradaxInvoke | Route::BradaxStream => Category::Chat,
         Route::Completions => Category::Completion,
         Route::Embeddings => Category::Embedding,
         Route::Images => Category::Image,

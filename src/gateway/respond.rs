@@ -18,6 +18,7 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) 
     // each contract's clients parse their own error shape: the route says which
     let body = match ctx.route.map(|r| r.dialect()) {
         Some(Dialect::Sabia) => crate::surfaces::sabia::wire::gateway_error(err),
+        Some(Dialect::Bradax) => super::bradax::gateway_error(err, &ctx.request_id),
         // Tokia's clients know a low balance by its own code, in pt-BR unless asked in English
         _ if ctx.tokia_key && matches!(err, ApiError::InsufficientBalance) => {
             crate::surfaces::tokia::wire::low_balance(crate::surfaces::tokia::wire::wants_english(

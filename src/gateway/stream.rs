@@ -74,6 +74,9 @@ pub fn on_upstream_header(
         // we may drop an event, so the length changes
         resp.remove_header(&http::header::CONTENT_LENGTH);
     }
+    if ctx.bradax.is_some() {
+        super::bradax::on_header(resp, ctx)?;
+    }
     // static names: Pingora keeps header-name case by borrowing a `&'static str` and copying a
     // typed `HeaderName` (callgrind: 435 instructions a request less with strings here)
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
@@ -164,6 +167,9 @@ pub fn on_body(body: &mut Option<Bytes>, eos: bool, ctx: &mut RequestCtx) -> Res
             scan_answer(ctx, &tail);
             ctx.resp_tail = tail;
         }
+    }
+    if ctx.bradax.is_some() {
+        super::bradax::on_body(body, eos, ctx);
     }
     Ok(())
 }

@@ -27,8 +27,8 @@ pub struct ContactRow {
 }
 
 /// Insert a contact (a taken WhatsApp id fails on [`WHATSAPP_KEY`]).
-pub async fn insert(
-    pool: &PgPool,
+pub async fn insert<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
     org: Uuid,
     whatsapp_id: &str,
     name: Option<&str>,
@@ -43,7 +43,7 @@ pub async fn insert(
     .bind(whatsapp_id)
     .bind(name)
     .bind(email)
-    .fetch_one(pool)
+    .fetch_one(ex)
     .await
 }
 

@@ -47,8 +47,8 @@ pub struct FlowFields<'a> {
 }
 
 /// Insert a flow.
-pub async fn insert(
-    pool: &PgPool,
+pub async fn insert<'e>(
+    ex: impl PgExecutor<'e>,
     org: Uuid,
     created_by: Uuid,
     f: FlowFields<'_>,
@@ -65,7 +65,7 @@ pub async fn insert(
     .bind(f.status)
     .bind(f.nodes)
     .bind(f.edges)
-    .fetch_one(pool)
+    .fetch_one(ex)
     .await
 }
 
@@ -130,11 +130,11 @@ pub async fn update<'e>(
 }
 
 /// Delete a flow; whether there was one.
-pub async fn delete(pool: &PgPool, org: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete<'e>(ex: impl PgExecutor<'e>, org: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
     let r = sqlx::query("DELETE FROM pytake_flow WHERE organization_id = $1 AND flow_id = $2")
         .bind(org)
         .bind(id)
-        .execute(pool)
+        .execute(ex)
         .await?;
     Ok(r.rows_affected() == 1)
 }

@@ -105,6 +105,8 @@ pub struct OrgRow {
     pub name: String,
     /// `team`, `customer` or `project`.
     pub kind: String,
+    /// A project's tier (`full` or `student`); `None` for other kinds.
+    pub tier: Option<String>,
     /// Plan code, if any.
     pub plan: Option<String>,
     /// Prepaid balance (micro-BRL); `None` = postpaid.
@@ -126,7 +128,7 @@ pub struct OrgRow {
 }
 
 const ORG_COLUMNS: &str =
-    "o.organization_id, o.slug, o.name, o.kind, p.code AS plan, o.balance_brl_micros,
+    "o.organization_id, o.slug, o.name, o.kind, o.tier, p.code AS plan, o.balance_brl_micros,
      o.disabled_at, o.rate_limit_rps, o.rate_limit_rpm, o.rate_limit_rpd, o.rate_limit_tpm,
      o.max_concurrency, o.created_at";
 
@@ -139,18 +141,20 @@ pub async fn insert_org(
     name: &str,
     slug: &str,
     kind: &str,
+    tier: Option<&str>,
     plan: Option<Uuid>,
     prepaid: bool,
 ) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO organization (name, slug, kind, plan_id, balance_brl_micros)
-         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN 0 END) RETURNING organization_id",
+        "INSERT INTO organization (name, slug, kind, tier, plan_id, balance_brl_micros)
+         VALUES ($1, $2, $3, $6, $4, CASE WHEN $5 THEN 0 END) RETURNING organization_id",
     )
     .bind(name)
     .bind(slug)
     .bind(kind)
     .bind(plan)
     .bind(prepaid)
+    .bind(tier)
     .fetch_one(db)
     .await
 }

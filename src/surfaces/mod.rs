@@ -2,6 +2,7 @@
 //! its contract's answers and error shape. No SQL and no business rules here (a test below
 //! fails when a surface names the SQL crate).
 
+pub mod bradax;
 pub mod kit;
 pub mod maxai;
 pub mod operator;

@@ -14,6 +14,11 @@ admin app's paths too), `dir` (scratch directory), `seed`, `max_examples`, and p
 - tokia: `schema` (path of the Tokia seed, kept in the repo), `key` (an `sk-tokia-` key of a
   funded organization), `webhook_id`, `attempt_id`, `session_id`, `prompt_id` (of that
   organization).
+- pytake: `token` (an org_admin's access token), `flow_id`, `secret_id` (of that
+  organization); the schema is catraca's `/api/v1/openapi.json` (PyTake and bradax).
+- bradax: `token` (a bradax access token of a key with every scope), `project_id` (its
+  project), `collection` (one of its vector collections); the schema is the bradax operations
+  of `/api/v1/openapi.json`.
 
 The schema of each part is written to `dir`, with a `schemathesis.toml`; then schemathesis's own
 CLI runs in this process (so the hooks below apply) and prints its report. Checks:
@@ -166,6 +171,24 @@ def tokia_schema():
     return doc
 
 
+def pytake_schema():
+    """catraca's `/api/v1/openapi.json`: every PyTake and bradax operation mounted."""
+    with urllib.request.urlopen(CFG["base_url"] + "/api/v1/openapi.json") as r:
+        return json.load(r)
+
+
+def bradax_schema():
+    """The bradax operations of `/api/v1/openapi.json`."""
+    doc = pytake_schema()
+    paths = {}
+    for path, ops in doc["paths"].items():
+        mine = {m: op for m, op in ops.items() if "bradax" in op.get("tags", [])}
+        if mine:
+            paths[path] = mine
+    doc["paths"] = paths
+    return doc
+
+
 def toml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -223,6 +246,24 @@ elif PART == "tokia":
         {"include-path": "/webhooks/attempts/{attemptId}/replay", "parameters": {"path.attemptId": CFG["attempt_id"]}},
         {"include-path": "/me/sessions/{id}", "parameters": {"path.id": CFG["session_id"]}},
         {"include-path-regex": "^/me/prompts/\\{id\\}", "parameters": {"path.id": CFG["prompt_id"]}},
+    ]
+elif PART == "pytake":
+    schema = pytake_schema()
+    auth = {"BearerJWT": CFG["token"]}
+    # the organization's own flow and secret, so the routes naming one get past the lookup;
+    # logout is left out (it would end the session every later case authenticates with)
+    operations = [
+        {"include-path-regex": "^/api/v1/flows/\\{id\\}", "parameters": {"path.id": CFG["flow_id"]}},
+        {"include-path-regex": "^/api/v1/secrets/\\{id\\}", "parameters": {"path.id": CFG["secret_id"]}},
+        {"include-path": "/api/v1/auth/logout", "enabled": False},
+    ]
+elif PART == "bradax":
+    schema = bradax_schema()
+    auth = {"BearerJWT": CFG["token"]}
+    # the project's own collection and id, so those routes get past the lookup
+    operations = [
+        {"include-path-regex": "^/api/v1/vectors/\\{collection\\}", "parameters": {"path.collection": CFG["collection"]}},
+        {"include-path": "/api/v1/metrics", "parameters": {"query.project_id": CFG["project_id"]}},
     ]
 else:
     sys.exit(f"unknown part {PART!r}")

@@ -25,6 +25,8 @@ pub struct OrgReq {
     #[serde(default)]
     kind: Option<String>,
     #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
     plan: Option<String>,
     #[serde(default)]
     prepaid: bool,
@@ -43,6 +45,7 @@ pub async fn create_org(
             name: r.name,
             slug: r.slug,
             kind: r.kind,
+            tier: r.tier,
             plan: r.plan,
             prepaid: r.prepaid,
             limits: r.limits.patch()?,
@@ -198,6 +201,7 @@ pub async fn create_key(
             models: r.models,
             scopes: r.scopes,
             expires_at: r.expires_at,
+            bradax: Some(s.config.with(|c| c.bradax.clone())),
         },
     )
     .await?;

@@ -197,6 +197,7 @@ pub fn org(o: &Organization) -> Value {
         "slug": o.slug,
         "name": o.name,
         "kind": o.kind,
+        "tier": o.tier,
         "plan": o.plan,
         "prepaid": o.balance_brl_micros.is_some(),
         "balance_brl": o.balance_brl_micros.map(|b| Micros(b).decimal()),

@@ -65,9 +65,15 @@ pub struct RefreshReq {
     refresh_token: String,
 }
 
-/// Shared with bradax: the token's audience says whose it is; anything else is a 401.
+/// Shared with bradax: the token's audience says whose it is (a bradax token is answered in
+/// bradax's shapes); anything else is a 401 in PyTake's.
 pub async fn refresh(State(s): State<AdminState>, Body(r): Body<RefreshReq>) -> Answer {
     match pytake::audience(&s.jwt, &r.refresh_token).as_deref() {
+        Some(crate::domain::bradax::AUDIENCE) => {
+            Ok(crate::surfaces::bradax::auth::refresh(&s, &r.refresh_token)
+                .await
+                .unwrap_or_else(IntoResponse::into_response))
+        }
         Some(pytake::AUDIENCE) => {
             let t = pytake::refresh(&s.pool, &s.jwt, &r.refresh_token).await?;
             Ok(Json(json!({

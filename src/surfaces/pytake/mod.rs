@@ -3,9 +3,12 @@
 //! bradax: the handler dispatches on the refresh token's audience.
 
 pub mod auth;
+pub mod automations;
 pub mod contacts;
+pub mod docs;
 pub mod flows;
 pub mod secrets;
+pub mod whatsapp;
 pub mod wire;
 
 use axum::routing::{get, post};
@@ -65,7 +68,10 @@ pub fn api() -> Api<AdminState> {
             false,
             post(auth::reset_password),
         )
+        .merge(docs::routes())
         .merge(secrets::routes())
         .merge(contacts::routes())
         .merge(flows::routes())
+        .merge(whatsapp::routes())
+        .merge(automations::routes())
 }

@@ -3,10 +3,10 @@
 //! (`domain::pytake::authorize`), renders the contract's `Secret` (never a value) and
 //! `SecretUsageStats`, and answers 503 when no master key is configured.
 //!
-//! `test` knows providers by their public OpenAI-compatible API (`GET <base>/models` with the
-//! key as Bearer): the admin app does not hold the gateway's provider list, so the bases are
-//! the providers' own public ones ([`PROVIDERS`]). WhatsApp tokens are not checkable yet (no
-//! Graph API base is configured), and the answer says so.
+//! `test` checks a provider key against the provider of the running config whose `name` is
+//! the secret's `service` (`GET <base_url>/models` with the key as Bearer; the config a reload
+//! installs is the one used). WhatsApp tokens are checked against the
+//! configured Graph API (`GET <whatsapp.graph_base_url>/me`).
 
 use std::time::Duration;
 
@@ -30,18 +30,30 @@ use crate::secrets::SecretBox;
 
 type Answer = Result<Response, PyError>;
 
-/// Services whose keys `test` checks, with their public OpenAI-compatible API base.
-pub const PROVIDERS: &[(&str, &str)] = &[
-    ("openai", "https://api.openai.com/v1"),
-    ("groq", "https://api.groq.com/openai/v1"),
-    ("mistral", "https://api.mistral.ai/v1"),
-];
+/// The providers of the running config, as `test` checks them: by name, at their base URL.
+fn provider_checks(c: &crate::config::Config) -> Vec<vault::ProviderCheck> {
+    c.providers
+        .iter()
+        .map(|p| {
+            let host = if p.host.contains(':') {
+                format!("[{}]", p.host)
+            } else {
+                p.host.clone()
+            };
+            let scheme = if p.tls { "https" } else { "http" };
+            vault::ProviderCheck {
+                service: p.name.clone(),
+                base_url: format!("{scheme}://{host}:{}{}", p.port, p.base_path),
+            }
+        })
+        .collect()
+}
 
 /// Per `test` check.
 const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The master keys, or 503 naming the setting.
-fn keys(s: &AdminState) -> Result<&SecretBox, PyError> {
+pub(super) fn keys(s: &AdminState) -> Result<&SecretBox, PyError> {
     s.secrets.as_deref().ok_or_else(|| {
         PyError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -331,27 +343,12 @@ pub async fn test(
     let k = admit(&s, &a, Action::ManageContent)?;
     let w = who(&a);
     let targets = vault::TestTargets {
-        providers: PROVIDERS
-            .iter()
-            .map(|(service, base)| vault::ProviderCheck {
-                service: (*service).into(),
-                base_url: (*base).into(),
-            })
-            .collect(),
-        graph_base_url: None,
-        policy: s.outbound,
+        providers: s.config.with(provider_checks),
+        graph_base_url: Some(s.whatsapp.graph_base_url.clone()),
         timeout: TEST_TIMEOUT,
     };
     let out = vault::test(&s.pool, k, &w, i, &targets).await?;
-    let message = match &out {
-        vault::TestOutcome::NotCheckable { service: Some(sv) }
-            if sv.eq_ignore_ascii_case("whatsapp") =>
-        {
-            "WhatsApp tokens cannot be checked yet: no Graph API base is configured on this server"
-                .to_string()
-        }
-        o => o.message(),
-    };
+    let message = out.message();
     Ok(Json(json!({ "valid": out.valid(), "message": message })).into_response())
 }
 

@@ -238,7 +238,7 @@ pub fn gateway_code(e: &crate::error::ApiError) -> &'static str {
         ApiError::RequestTimeout => "REQUEST_TIMEOUT",
         ApiError::MissingKey | ApiError::InvalidKey | ApiError::ExpiredKey => "UNAUTHORIZED",
         ApiError::DisabledKey => "API_KEY_REVOKED",
-        ApiError::ModelNotAllowed(_) => "INSUFFICIENT_PERMISSIONS",
+        ApiError::ModelNotAllowed(_) | ApiError::ScopeMissing(_) => "INSUFFICIENT_PERMISSIONS",
         ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => "NOT_FOUND",
         ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
         ApiError::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
