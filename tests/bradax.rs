@@ -10,10 +10,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::common::bradax as bx;
+pub use crate::common::bradax::{assert_bx_error, auth_token};
 use crate::common::{Gateway, Mock, TcpCut, call, db_url};
 
 pub const MASTER: &str = "bradax-master-key-0123456789";
-const SECRET: &str = "bradax-jwt-secret-bradax-jwt-secret-0123";
+pub const SECRET: &str = "bradax-jwt-secret-bradax-jwt-secret-0123";
 
 /// The catalog every bradax test uses: `gpt-4o-mini` ($0.15/$0.60 per 1M), `gpt-4o`
 /// ($2.50/$10), an embedding model; the student tier allows `gpt-4o-mini` only.
@@ -57,19 +59,9 @@ pub async fn start(pool: &PgPool) -> (Gateway, Mock) {
     start_with(pool, &db_url(pool, None)).await
 }
 
-/// A project of `tier`; its organization id.
+/// A project of `tier` (slug and name `slug`); its organization id.
 pub async fn project(gw: &Gateway, slug: &str, tier: &str) -> String {
-    let (s, v) = call(
-        gw,
-        "POST",
-        "/admin/v1/organizations",
-        Some(MASTER),
-        Some(json!({"name": slug, "slug": slug, "kind": "project", "tier": tier})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    assert_eq!(v["tier"], tier, "{v}");
-    v["id"].as_str().unwrap().to_string()
+    bx::project(gw, MASTER, slug, slug, tier).await
 }
 
 /// A new `bx_live_` key of `org`: (key id, plaintext, the operator's answer).
@@ -79,37 +71,14 @@ pub async fn key(
     scopes: &[&str],
     rpm: Option<u32>,
 ) -> (String, String, Value) {
-    let mut body = json!({"organization_id": org, "prefix": "bx_live_", "scopes": scopes});
-    if let Some(r) = rpm {
-        body["rpm"] = json!(r);
-    }
-    let (s, v) = call(gw, "POST", "/admin/v1/keys", Some(MASTER), Some(body)).await;
-    assert_eq!(s, 201, "{v}");
-    let plain = crate::common::secret(v["key"].as_str().unwrap());
-    assert!(plain.starts_with("bx_live_"), "{plain}");
-    (v["id"].as_str().unwrap().to_string(), plain, v)
-}
-
-pub async fn auth_token(
-    gw: &Gateway,
-    slug: &str,
-    api_key: &str,
-    scopes: Option<&[&str]>,
-) -> (u16, Value) {
-    let mut body = json!({"project_id": slug, "api_key": api_key});
-    if let Some(s) = scopes {
-        body["scopes"] = json!(s);
-    }
-    call(gw, "POST", "/api/v1/auth/token", None, Some(body)).await
+    bx::key(gw, MASTER, org, scopes, rpm).await
 }
 
 /// A project `slug` of `tier` and an access token of a key holding `scopes` (all granted).
 pub async fn caller(gw: &Gateway, slug: &str, tier: &str, scopes: &[&str]) -> (String, String) {
     let org = project(gw, slug, tier).await;
-    let (_, k, _) = key(gw, &org, scopes, None).await;
-    let (s, v) = auth_token(gw, slug, &k, None).await;
-    assert_eq!(s, 200, "{v}");
-    (org, v["access_token"].as_str().unwrap().to_string())
+    let t = bx::token(gw, MASTER, &org, slug, scopes).await;
+    (org, t)
 }
 
 async fn refresh(gw: &Gateway, token: &str) -> (u16, Value) {
@@ -121,36 +90,6 @@ async fn refresh(gw: &Gateway, token: &str) -> (u16, Value) {
         Some(json!({"refresh_token": token})),
     )
     .await
-}
-
-/// The body is bradax's error shape with this status, `error` and first detail code.
-pub fn assert_bx_error(s: u16, v: &Value, status: u16, error: &str, code: Option<&str>) {
-    assert_eq!(s, status, "{v}");
-    let o = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"));
-    let mut keys: Vec<_> = o.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["details", "error", "message", "request_id", "timestamp"],
-        "{v}"
-    );
-    assert_eq!(o["error"], error, "{v}");
-    assert!(o["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-    let d = o["details"].as_array().unwrap();
-    assert!(
-        !d.is_empty() && d[0]["code"].is_string() && d[0]["message"].is_string(),
-        "{v}"
-    );
-    if let Some(c) = code {
-        assert_eq!(d[0]["code"], c, "{v}");
-    }
-    assert!(o["timestamp"].as_str().unwrap().ends_with('Z'), "{v}");
-    assert!(
-        o["request_id"].as_str().is_some_and(|r| !r.is_empty()),
-        "{v}"
-    );
 }
 
 fn scopes_of(v: &Value) -> Vec<&str> {

@@ -7,10 +7,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::common::{Gateway, Mock, call, db_url, scratch, secret};
+use crate::common::bradax as bx;
+use crate::common::{Gateway, Mock, db_url, scratch};
 
 const MASTER: &str = "bradax-sdk-master-key-0123456789";
 const SECRET: &str = "bradax-sdk-jwt-secret-0123456789-abcdef";
@@ -41,30 +41,13 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// A project (organization of kind `project`) of `tier`; its id.
 async fn project(gw: &Gateway, name: &str, slug: &str, tier: &str) -> String {
-    let (s, v) = call(
-        gw,
-        "POST",
-        "/admin/v1/organizations",
-        Some(MASTER),
-        Some(json!({"name": name, "slug": slug, "kind": "project", "tier": tier})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    v["id"].as_str().unwrap().to_string()
+    bx::project(gw, MASTER, name, slug, tier).await
 }
 
-/// A `bx_live_` key of `org` with `scopes` (and `rpm`); its plaintext.
+/// A `bx_live_` key of `org` with `scopes` (and `rpm`); its plaintext (noted as a secret:
+/// the gateway's log is searched for it when the gateway stops).
 async fn key(gw: &Gateway, org: &str, scopes: &[&str], rpm: Option<u32>) -> String {
-    let mut body = json!({"organization_id": org, "prefix": "bx_live_", "scopes": scopes});
-    if let Some(r) = rpm {
-        body["rpm"] = Value::from(r);
-    }
-    let (s, v) = call(gw, "POST", "/admin/v1/keys", Some(MASTER), Some(body)).await;
-    assert_eq!(s, 201, "{v}");
-    // noted as a secret: the gateway's log is searched for it when the gateway stops
-    let k = secret(v["key"].as_str().unwrap());
-    assert!(k.starts_with("bx_live_"), "{k}");
-    k
+    bx::key(gw, MASTER, org, scopes, rpm).await.1
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+use crate::common::bradax as bx;
 use crate::common::{Gateway, Mock, call, db_url};
 
 pub const MASTER: &str = "bradax-vec-master-key-0123456789";
@@ -54,40 +55,12 @@ models:
 
 /// A project of `tier` (`slug`); its organization id.
 pub async fn project(gw: &Gateway, slug: &str, tier: &str) -> String {
-    let (s, v) = call(
-        gw,
-        "POST",
-        "/admin/v1/organizations",
-        Some(MASTER),
-        Some(json!({"name": slug, "slug": slug, "kind": "project", "tier": tier})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    v["id"].as_str().unwrap().to_string()
+    bx::project(gw, MASTER, slug, slug, tier).await
 }
 
 /// An access token of a new `bx_live_` key of project `slug` with `scopes`.
 pub async fn token(gw: &Gateway, org: &str, slug: &str, scopes: &[&str]) -> String {
-    let (s, v) = call(
-        gw,
-        "POST",
-        "/admin/v1/keys",
-        Some(MASTER),
-        Some(json!({"organization_id": org, "prefix": "bx_live_", "scopes": scopes})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let key = crate::common::secret(v["key"].as_str().unwrap());
-    let (s, v) = call(
-        gw,
-        "POST",
-        "/api/v1/auth/token",
-        None,
-        Some(json!({"project_id": slug, "api_key": key})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    crate::common::secret(v["access_token"].as_str().unwrap())
+    bx::token(gw, MASTER, org, slug, scopes).await
 }
 
 /// The error body is bradax's shape with `status` and `error`; its detail codes.

@@ -772,3 +772,382 @@ async fn hostile_requests_on_every_ai_route_are_4xx_and_change_nothing() {
     let m = gw.metrics().await;
     assert!(!m.contains("catraca_upstream_errors_total{"), "{m}");
 }
+
+/// A bradax access token's claims, re-signed: with `alg: none`, with another key, and
+/// expired with the right key.
+fn forged_tokens(real: &str) -> Vec<(&'static str, String)> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let payload = real.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap();
+    let sign = |c: &Value, secret: &[u8]| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            c,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    };
+    let mut expired = claims.clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    expired["iat"] = json!(now - 7200);
+    expired["exp"] = json!(now - 3600);
+    let mut widened = claims.clone();
+    widened["scope"] =
+        json!("invoke_llm read_vector write_vector deploy_graph execute_graph read_metrics");
+    let (head, _) = real.split_once('.').unwrap();
+    vec![
+        (
+            "alg none",
+            format!(
+                "{}.{payload}.",
+                B64.encode(br#"{"alg":"none","typ":"JWT"}"#)
+            ),
+        ),
+        (
+            "alg none, no dot",
+            format!("{}.{payload}", B64.encode(br#"{"alg":"none"}"#)),
+        ),
+        (
+            "another key",
+            sign(&claims, b"not-the-bradax-secret-0123456789-abcdef"),
+        ),
+        ("expired", sign(&expired, crate::bradax::SECRET.as_bytes())),
+        ("widened, another key", sign(&widened, b"x")),
+        ("signature cut", format!("{head}.{payload}.")),
+        ("garbage", "a.b.c".to_string()),
+        ("NUL", "abc\u{1}def".to_string()),
+    ]
+}
+
+/// The answer is a 4xx in bradax's shape (or, on `auth/refresh`, shared with PyTake and
+/// dispatched on a token that could not be read, PyTake's `{detail, status_code,
+/// error_code}`).
+async fn bx_refused(what: &str, r: reqwest::Response) -> u16 {
+    let s = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    assert!(
+        matches!(s, 400 | 401 | 403 | 404 | 405 | 413 | 415 | 422 | 431),
+        "{what} → {s} {text}"
+    );
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what} → {s} {text}"));
+    if what.contains("/auth/refresh") && v.get("detail").is_some() {
+        assert_eq!(v["status_code"], s, "{what}: {v}");
+        assert!(v["error_code"].is_string(), "{what}: {v}");
+    } else if what.contains("/auth/refresh") && s == 431 {
+        // refused on its head, before either contract could be told apart: the gateway's own
+        assert_eq!(v["error"]["code"], "headers_too_large", "{what}: {v}");
+    } else {
+        crate::common::bradax::assert_bx_shape(&v);
+    }
+    s
+}
+
+/// Row counts of every table a bradax route writes.
+async fn bradax_rows(pool: &PgPool) -> Vec<(&'static str, i64)> {
+    let mut out = Vec::new();
+    for t in [
+        "usage_event",
+        "vector_collection",
+        "vector_document",
+        "graph",
+        "graph_version",
+        "graph_execution",
+        "api_key",
+        "organization",
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {t}"))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        out.push((t, n));
+    }
+    out
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn hostile_requests_on_bradax_routes_are_4xx_in_its_shape_and_change_nothing(pool: PgPool) {
+    let (gw, mock) = crate::bradax::start(&pool).await;
+    let org = crate::bradax::project(&gw, "p-hostil", "full").await;
+    let all = [
+        "invoke_llm",
+        "read_vector",
+        "write_vector",
+        "deploy_graph",
+        "execute_graph",
+        "read_metrics",
+    ];
+    let (_, api_key, _) = crate::bradax::key(&gw, &org, &all, None).await;
+    let (s, tv) = crate::bradax::auth_token(&gw, "p-hostil", &api_key, None).await;
+    assert_eq!(s, 200, "{tv}");
+    let tok = crate::common::secret(tv["access_token"].as_str().unwrap());
+    let refresh = crate::common::secret(tv["refresh_token"].as_str().unwrap());
+    let (s, v) = crate::common::call(
+        &gw,
+        "POST",
+        "/api/v1/graphs/deploy",
+        Some(&tok),
+        Some(json!({"name": "g", "format": "yaml",
+            "definition": "name: g\nnodes:\n  - id: t\n    type: template\n    template: \"oi {{inputs.n}}\"\n"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let gid = v["graph_id"].as_str().unwrap_or_else(|| panic!("{v}"));
+    let execute = format!("/api/v1/graphs/{gid}/execute");
+    let before = bradax_rows(&pool).await;
+    let sent = mock.requests().await;
+    assert_eq!(sent, 0);
+
+    let send = |path: &str,
+                bearer: Option<&str>,
+                ct: &str,
+                body: Vec<u8>,
+                extra: Vec<(String, String)>| {
+        let mut rb = reqwest::Client::new().post(gw.url(path)).body(body);
+        if !ct.is_empty() {
+            rb = rb.header("content-type", ct.to_string());
+        }
+        if let Some(b) = bearer {
+            rb = rb.header("authorization", format!("Bearer {b}"));
+        }
+        for (k, v) in extra {
+            rb = rb.header(k, v);
+        }
+        rb.send()
+    };
+    let deep = |n: usize| "[".repeat(n) + &"]".repeat(n);
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let generic: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"\x00\x00\x00".to_vec(),
+        b"\xff\xfe{\"model\":1}".to_vec(),
+        b"{\"model\":\"gpt-4o-mini\xff\xfe\",\"name\":\"\xc3\x28\"}".to_vec(),
+        b"{\"model\":\"gpt-4o-mini\x00\",\"project_id\":\"p-hostil\x00\"}".to_vec(),
+        b"{\"model\":".to_vec(),
+        b"[1,2,3]".to_vec(),
+        b"\"just a string\"".to_vec(),
+        b"null".to_vec(),
+        b"12345678901234567890123456789e400".to_vec(),
+        deep(10_000).into_bytes(),
+        format!(
+            "{{\"model\":\"gpt-4o-mini\",\"messages\":{},\"documents\":{0},\"inputs\":{0}}}",
+            deep(10_000)
+        )
+        .into_bytes(),
+        format!("{{\"model\":\"{huge}\",\"name\":\"{huge}\"}}").into_bytes(),
+    ];
+    let msgs = r#"[{"role":"user","content":"oi"}]"#;
+    let llm: Vec<String> = vec![
+        r#"{"model":"gpt-4o-mini","messages":"x"}"#.to_string(),
+        format!(r#"{{"model":5,"messages":{msgs}}}"#),
+        format!(r#"{{"model":null,"messages":{msgs}}}"#),
+        format!(r#"{{"model":["gpt-4o-mini"],"messages":{msgs}}}"#),
+        format!(r#"{{"model":"gpt-4o-mini","messages":{msgs},"parameters":[]}}"#),
+        format!(
+            r#"{{"model":"gpt-4o-mini","messages":{msgs},"parameters":{{"temperature":1e400}}}}"#
+        ),
+        format!(r#"{{"model":"gpt-4o-mini","messages":{msgs},"parameters":{{"max_tokens":-1}}}}"#),
+        format!(
+            r#"{{"model":"gpt-4o-mini","messages":{msgs},"parameters":{{"max_tokens":1e30}}}}"#
+        ),
+        format!(
+            r#"{{"model":"gpt-4o-mini","messages":{msgs},"parameters":{{"max_tokens":18446744073709551616}}}}"#
+        ),
+        format!(
+            r#"{{"model":"gpt-4o-mini","messages":{msgs},"parameters":{{"seed":"x","stop":[1,2]}}}}"#
+        ),
+        format!(r#"{{"model":"gpt-4o-mini","messages":{msgs},"stream":"yes"}}"#),
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"oi\u0000"}]}"#.to_string(),
+        r#"{"model":"gpt-4o-mini\u0000","messages":[{"role":"user","content":"oi"}]}"#.to_string(),
+        r#"{"model":"gpt-4o-mini","messages":[{"role":7,"content":{"a":1}}]}"#.to_string(),
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"oi"}],"model":"gpt-4o"}"#
+            .to_string(),
+        format!(
+            r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}"#,
+            "x".repeat(12 * 1024 * 1024)
+        ),
+    ];
+    let upsert: Vec<String> = vec![
+        r#"{"documents":"x"}"#.into(),
+        r#"{"documents":[{"id":"a","vector":[1e400]}]}"#.into(),
+        r#"{"documents":[{"id":"a","vector":["x"]}]}"#.into(),
+        r#"{"documents":[{"id":"a","text":"oi\u0000"}]}"#.into(),
+        r#"{"documents":[{"id":"a\u0000","text":"oi"}]}"#.into(),
+        r#"{"documents":[{"id":"a","text":"oi","metadata":{"k\u0000":"v"}}]}"#.into(),
+        r#"{"documents":[{"id":"a","text":5}]}"#.into(),
+        r#"{"documents":[{"id":{"x":1},"vector":[1,2]}]}"#.into(),
+        r#"{"documents":[{"id":"a","vector":[]}]}"#.into(),
+        format!(
+            r#"{{"documents":[{{"id":"a","text":"{}"}}]}}"#,
+            "x".repeat(1_900_000)
+        ),
+        r#"{"documents":[],"extra":1}"#.into(),
+    ];
+    let query: Vec<String> = vec![
+        r#"{"query_text":"oi","top_k":-1}"#.into(),
+        r#"{"query_text":"oi","top_k":1e400}"#.into(),
+        r#"{"query_text":"oi","top_k":100000000000000000000}"#.into(),
+        r#"{"query_text":"oi","top_k":9223372036854775807}"#.into(),
+        r#"{"query_text":"oi","threshold":1e400}"#.into(),
+        r#"{"query_text":"oi","threshold":"alto"}"#.into(),
+        r#"{"query_text":5}"#.into(),
+        r#"{"query_text":"oi\u0000"}"#.into(),
+        r#"{"vector":"x"}"#.into(),
+        r#"{"vector":[1e400]}"#.into(),
+        r#"{"query_text":"oi","filters":"x"}"#.into(),
+        r#"{"query_text":"oi","filters":{"k\u0000":"v"}}"#.into(),
+    ];
+    let deploy: Vec<String> = vec![
+        r#"{"name":5,"definition":"x"}"#.into(),
+        r#"{"name":"g","definition":[]}"#.into(),
+        r#"{"name":"g","definition":"name: g\nnodes: []\n","format":"xml"}"#.into(),
+        r#"{"name":"g\u0000","definition":"name: g\nnodes: []\n"}"#.into(),
+        r#"{"name":"g","definition":"name: g\u0000\nnodes: []\n"}"#.into(),
+        format!(r#"{{"name":"g","definition":"{}"}}"#, "[".repeat(10_000)),
+        format!(
+            r#"{{"name":"g","definition":"name: g\nnodes:\n{}"}}"#,
+            "  - {id: a, type: template, template: x}\\n".repeat(40_000)
+        ),
+    ];
+    let exec: Vec<String> = vec![
+        r#"{"inputs":"x"}"#.into(),
+        r#"{"inputs":{"n":"oi"},"stream":"yes"}"#.into(),
+        r#"{"inputs":{"n":"oi\u0000"}}"#.into(),
+        r#"{"inputs":{"n":1e400}}"#.into(),
+        r#"{"inputs":{"n":"oi"},"other":1}"#.into(),
+    ];
+    let token_bodies: Vec<String> = vec![
+        r#"{"project_id":5,"api_key":"x"}"#.into(),
+        r#"{"project_id":"p-hostil","api_key":null}"#.into(),
+        format!(r#"{{"project_id":"p-hostil","api_key":"{api_key}","scopes":"invoke_llm"}}"#),
+        format!(r#"{{"project_id":"p-hostil","api_key":"{api_key}","scopes":["root"]}}"#),
+        format!(r#"{{"project_id":"p-hostil\u0000","api_key":"{api_key}"}}"#),
+        format!(r#"{{"project_id":"p-hostil","api_key":"{api_key}\u0000"}}"#),
+        format!(
+            r#"{{"project_id":"p-hostil","api_key":"{}"}}"#,
+            "x".repeat(1_000_000)
+        ),
+    ];
+    let refresh_bodies: Vec<String> = vec![
+        r#"{"refresh_token":5}"#.into(),
+        r#"{"refresh_token":"a.b.c"}"#.into(),
+        format!(r#"{{"refresh_token":"{refresh}\u0000"}}"#),
+        format!(r#"{{"refresh_token":"{tok}"}}"#),
+        format!(r#"{{"refresh_token":"{}"}}"#, "x".repeat(1_000_000)),
+    ];
+    // (path, needs a token, a well-formed body, the route's own bad bodies)
+    let routes: Vec<(String, bool, String, Vec<String>)> = vec![
+        ("/api/v1/llm/invoke".into(), true, format!(r#"{{"model":"gpt-4o-mini","messages":{msgs}}}"#), llm.clone()),
+        ("/api/v1/llm/stream".into(), true, format!(r#"{{"model":"gpt-4o-mini","messages":{msgs}}}"#), llm),
+        ("/api/v1/vectors/col/upsert".into(), true, r#"{"documents":[{"id":"a","text":"oi"}]}"#.into(), upsert),
+        ("/api/v1/vectors/col/query".into(), true, r#"{"query_text":"oi"}"#.into(), query),
+        ("/api/v1/graphs/deploy".into(), true, r#"{"name":"h","definition":"name: h\nnodes:\n  - {id: a, type: template, template: x}\n"}"#.into(), deploy),
+        (execute.clone(), true, r#"{"inputs":{"n":"oi"}}"#.into(), exec),
+        ("/api/v1/auth/token".into(), false, format!(r#"{{"project_id":"p-hostil","api_key":"{api_key}"}}"#), token_bodies),
+        ("/api/v1/auth/refresh".into(), false, format!(r#"{{"refresh_token":"{refresh}"}}"#), refresh_bodies),
+    ];
+    let forged = forged_tokens(&tok);
+    let mut cases = 0;
+    for (path, auth, good, own) in &routes {
+        let bearer = auth.then_some(tok.as_str());
+        let bodies = generic
+            .iter()
+            .cloned()
+            .chain(own.iter().map(|b| b.clone().into_bytes()));
+        for body in bodies {
+            let what = format!("{path} {:.120?}", String::from_utf8_lossy(&body));
+            // past the gateway's 8 MiB cap the 413 may cut the upload short: the client then
+            // sees its write fail
+            let over_cap = body.len() > 8 * 1024 * 1024;
+            match send(path, bearer, "application/json", body, vec![]).await {
+                Ok(r) => {
+                    bx_refused(&what, r).await;
+                }
+                Err(e) => assert!(over_cap, "{what}: {e}"),
+            }
+            cases += 1;
+        }
+        for ct in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "",
+        ] {
+            let r = send(path, bearer, ct, good.clone().into_bytes(), vec![])
+                .await
+                .unwrap();
+            let s = bx_refused(&format!("{path} content-type {ct:?}"), r).await;
+            // (the shared auth/refresh answers a body it cannot read as PyTake does: 422)
+            let shared = path.ends_with("/auth/refresh") && s == 422;
+            assert!(matches!(s, 400 | 415) || shared, "{path} {ct:?} → {s}");
+            cases += 1;
+        }
+        // a header far past the head's cap
+        let r = send(
+            path,
+            bearer,
+            "application/json",
+            good.clone().into_bytes(),
+            vec![("x-big".into(), "a".repeat(200_000))],
+        )
+        .await
+        .unwrap();
+        bx_refused(&format!("{path} huge header"), r).await;
+        cases += 1;
+        if *auth {
+            let mut bad: Vec<(&str, Option<String>)> = vec![
+                ("no token", None),
+                ("the refresh token", Some(refresh.clone())),
+                ("the API key", Some(api_key.clone())),
+                ("empty", Some(String::new())),
+                ("huge", Some("a".repeat(6000))),
+            ];
+            bad.extend(forged.iter().map(|(n, t)| (*n, Some(t.clone()))));
+            for (name, t) in bad {
+                let r = send(
+                    path,
+                    t.as_deref(),
+                    "application/json",
+                    good.clone().into_bytes(),
+                    vec![],
+                )
+                .await;
+                let Ok(r) = r else {
+                    continue; // a header value the client itself refuses to send
+                };
+                let s = bx_refused(&format!("{path} token {name}"), r).await;
+                assert_eq!(s, 401, "{path} token {name}");
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 250, "{cases}");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        mock.requests().await,
+        0,
+        "a hostile request reached the provider"
+    );
+    // the gateway logs each refusal on its LLM routes as a request (bradax's `metrics` count
+    // them as errors): a 4xx with no tokens and no cost, never a usage the project pays
+    let after = bradax_rows(&pool).await;
+    assert_eq!(&after[1..], &before[1..], "a hostile request changed a row");
+    let paid: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%s %s tokens %s+%s cost %s/%s', route, status, prompt_tokens,
+                      completion_tokens, cost_upstream_usd_micros, cost_billed_brl_micros)
+         FROM usage_event
+         WHERE status NOT BETWEEN 400 AND 499 OR prompt_tokens <> 0 OR completion_tokens <> 0
+            OR coalesce(cost_upstream_usd_micros, 0) <> 0
+            OR coalesce(cost_billed_brl_micros, 0) <> 0",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(paid.is_empty(), "a refusal was counted as usage: {paid:?}");
+    let s = mock.stats().await;
+    assert_eq!(s["requests"], 0, "{s}");
+    assert!(!gw.log().contains("panicked"), "{}", gw.log());
+}

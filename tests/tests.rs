@@ -36,6 +36,7 @@ mod pytake_content;
 mod pytake_contract;
 mod pytake_secrets;
 mod pytake_whatsapp;
+mod rbac_walk;
 mod reload;
 mod sabia;
 mod sdk;

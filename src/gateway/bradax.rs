@@ -56,8 +56,9 @@ pub struct BxState {
 }
 
 /// The key a bradax access token binds to, checked as a key is (disabled, expired), and the
-/// scopes the route needs: `invoke_llm` or `execute_graph` for chat, and also `read_vector` or
-/// `write_vector` for embeddings; no other gateway route takes these tokens.
+/// scopes the route needs: `invoke_llm` for `llm/invoke` and `llm/stream`, `invoke_llm` or
+/// `execute_graph` for chat, and also `read_vector` or `write_vector` for embeddings; no other
+/// gateway route takes these tokens.
 pub async fn authenticate(
     jwt: Option<&Jwt>,
     db_keys: Option<&PgKeys>,
@@ -79,9 +80,10 @@ pub async fn authenticate(
         return Err(ApiError::ExpiredKey);
     }
     let need: &[Scope] = match route {
-        Route::Chat | Route::BradaxInvoke | Route::BradaxStream => {
-            &[Scope::InvokeLlm, Scope::ExecuteGraph]
-        }
+        // a graph's `llm` nodes call `/v1/chat/completions` with the caller's token; bradax's
+        // own LLM routes are `invoke_llm`'s alone (README's scope table)
+        Route::Chat => &[Scope::InvokeLlm, Scope::ExecuteGraph],
+        Route::BradaxInvoke | Route::BradaxStream => &[Scope::InvokeLlm],
         Route::Embeddings => &[
             Scope::InvokeLlm,
             Scope::ReadVector,
@@ -108,6 +110,17 @@ pub async fn authenticate(
             saw_finish: false,
         }),
     ))
+}
+
+/// Whether `path` is one of bradax's routes in the admin app (`auth/token`, `metrics`,
+/// `health`, `vectors/...`, `graphs/...`): an error the gateway answers itself (a 431 on the
+/// head) is then written in bradax's shape. `auth/refresh` is shared with PyTake and is not.
+pub fn owns_admin_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/v1/auth/token" | "/api/v1/metrics" | "/api/v1/health"
+    ) || path.starts_with("/api/v1/vectors/")
+        || path.starts_with("/api/v1/graphs/")
 }
 
 #[derive(Deserialize)]
@@ -208,6 +221,10 @@ pub fn translate(body: &[u8], route: Route) -> Result<Bytes, ApiError> {
     if body.is_empty() {
         return Err(ApiError::InvalidJson("the body is empty".into()));
     }
+    // as on bradax's other routes (`surfaces::kit::json`): no NUL, raw or escaped
+    if body.contains(&0) || crate::surfaces::kit::has_nul_escape(body) {
+        return Err(bad("strings must not contain the NUL character (\\u0000)"));
+    }
     if super::request::nesting_exceeds(body, 64) {
         return Err(ApiError::InvalidJson(
             "the JSON nests deeper than 64 levels".into(),
@@ -260,7 +277,10 @@ pub fn translate(body: &[u8], route: Route) -> Result<Bytes, ApiError> {
     out.extend_from_slice(b",\"messages\":");
     out.extend_from_slice(r.messages.get().as_bytes());
     for (k, v) in r.parameters.iter().flatten() {
-        let value: Value = serde_json::from_str(v.get()).map_err(|_| ApiError::Internal)?;
+        // a raw value is only checked for syntax: a number past f64 (`1e400`) fails here, the
+        // client's 400 (it was a 500)
+        let value: Value = serde_json::from_str(v.get())
+            .map_err(|e| bad(format!("parameters.{k}: not a usable JSON value: {e}")))?;
         check_parameter(k, &value)?;
         out.push(b',');
         write(&mut out, k).map_err(|_| ApiError::Internal)?;
@@ -623,6 +643,10 @@ mod tests {
             r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"parameters":{"temperature":9}}"#,
             r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"parameters":{"max_tokens":0}}"#,
             r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"parameters":{"stop":[1]}}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"parameters":{"temperature":1e400}}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"parameters":{"seed":-1e999}}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi\u0000"}]}"#,
+            "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\0\"}]}",
             r#"{"model":"m","messages":[]}"#,
             r#"{"model":"m","messages":[{"role":"boss","content":"hi"}]}"#,
             r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"extra":1}"#,

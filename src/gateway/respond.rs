@@ -15,8 +15,15 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) 
     if ctx.body.is_none() && !session.as_mut().is_body_empty() {
         session.set_keepalive(None);
     }
-    // each contract's clients parse their own error shape: the route says which
-    let body = match ctx.route.map(|r| r.dialect()) {
+    // each contract's clients parse their own error shape: the route says which (its path when
+    // the request is refused before it is routed, as a 431 on the head, or is the admin app's)
+    let dialect = ctx.route.map(|r| r.dialect()).or_else(|| {
+        let path = session.req_header().uri.path();
+        super::ctx::Route::from_path(path)
+            .map(|r| r.dialect())
+            .or_else(|| super::bradax::owns_admin_path(path).then_some(Dialect::Bradax))
+    });
+    let body = match dialect {
         Some(Dialect::Sabia) => crate::surfaces::sabia::wire::gateway_error(err),
         Some(Dialect::Bradax) => super::bradax::gateway_error(err, &ctx.request_id),
         // Tokia's clients know a low balance by its own code, in pt-BR unless asked in English

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bradax;
 pub mod pytake;
 
 use std::net::SocketAddr;
