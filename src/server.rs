@@ -203,6 +203,7 @@ pub fn serve(path: &Path, upgrade: bool) -> anyhow::Result<()> {
                 pix,
                 config: current.clone(),
                 whatsapp: Arc::new(config.whatsapp.clone()),
+                gate: shared.clone(),
             },
         ));
         server.add_service(background_service(
@@ -338,6 +339,7 @@ struct AdminService {
     pix: crate::domain::pix::Receiver,
     config: crate::config::current::Current,
     whatsapp: Arc<crate::config::resolve::WhatsappConfig>,
+    gate: Arc<Shared>,
 }
 
 #[async_trait]
@@ -353,6 +355,7 @@ impl BackgroundService for AdminService {
             http: reqwest::Client::new(),
             secrets: crate::secrets::SecretBox::from_env().map(Arc::new),
             outbound: self.outbound,
+            gate: Some(self.gate.clone()),
             whatsapp: self.whatsapp.clone(),
             vectors: Arc::new(crate::domain::vectors::PgVectors::new(
                 self.pool.get().clone(),
@@ -389,6 +392,7 @@ pub fn admin_alone(path: &Path) -> anyhow::Result<()> {
             http: reqwest::Client::new(),
             secrets: crate::secrets::SecretBox::from_env().map(Arc::new),
             outbound: config.outbound,
+            gate: None,
             whatsapp: Arc::new(config.whatsapp.clone()),
             vectors: Arc::new(crate::domain::vectors::PgVectors::new(
                 pool,

@@ -652,3 +652,64 @@ async fn a_gateway_refusal_keeps_its_status_and_stores_nothing(pool: PgPool) {
     assert_eq!(codes, ["GATEWAY_REFUSED"], "{v}");
     assert_eq!(documents(&pool).await, 1);
 }
+
+/// A key's request limits bind its tokens on admin-app calls that never reach the gateway
+/// (an upsert of vectors, a query by vector), counted once per call with the gateway's
+/// counters: the third call of an `rpm: 2` key is bradax's 429 with the rate headers, and the
+/// refused upsert stores nothing.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_keys_limits_bind_calls_that_never_reach_the_gateway(pool: PgPool) {
+    let (gw, mock) = start(&pool, "").await;
+    let org = project(&gw, "paced", "full").await;
+    let (_, key, _) = bx::key(&gw, MASTER, &org, &["read_vector", "write_vector"], Some(2)).await;
+    let (s, v) = bx::auth_token(&gw, "paced", &key, None).await;
+    assert_eq!(s, 200, "{v}");
+    let tok = crate::common::secret(v["access_token"].as_str().unwrap());
+    crate::common::room_in_window(60, Duration::from_secs(20)).await;
+    let http = reqwest::Client::new();
+    let post =
+        |path: &str, body: Value| http.post(gw.url(path)).bearer_auth(&tok).json(&body).send();
+    let upsert = json!({"documents": [{"id": "a", "vector": [1.0, 0.0, 0.0]}]});
+    let r = post("/api/v1/vectors/paced/upsert", upsert).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers().get("x-ratelimit-limit"),
+        None,
+        "an admitted call sends none"
+    );
+    let q = json!({"vector": [1.0, 0.0, 0.0], "top_k": 1});
+    let r = post("/api/v1/vectors/paced/query", q.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post(
+        "/api/v1/vectors/paced/upsert",
+        json!({"documents": [{"id": "b", "vector": [0.0, 1.0, 0.0]}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 429);
+    let h = |n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(h("x-ratelimit-limit").as_deref(), Some("2"));
+    assert_eq!(h("x-ratelimit-remaining").as_deref(), Some("0"));
+    assert_eq!(h("x-ratelimit-window").as_deref(), Some("60"));
+    assert!(h("retry-after").is_some());
+    let v: Value = r.json().await.unwrap();
+    let codes = bx_error(429, &v, 429, "rate_limit_exceeded");
+    assert_eq!(codes, ["RATE_LIMIT_EXCEEDED"], "{v}");
+    assert_eq!(
+        v["message"], "Limite de 2 requisições por minuto excedido",
+        "{v}"
+    );
+    assert_eq!(
+        documents(&pool).await,
+        1,
+        "the refused upsert stored nothing"
+    );
+    assert_eq!(mock.requests().await, 0, "no call reached the upstream");
+}

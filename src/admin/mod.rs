@@ -48,6 +48,10 @@ pub struct AdminState {
     pub secrets: Option<Arc<crate::secrets::SecretBox>>,
     /// What webhook calls may reach.
     pub outbound: crate::domain::outbound::Policy,
+    /// The gateway's state when the admin app runs in its process (`catraca serve`): its key
+    /// cache and limiter, so a bradax token's key limits also bind its admin-app calls.
+    /// `None` for `catraca admin` alone.
+    pub gate: Option<Arc<crate::state::Shared>>,
     /// PyTake's WhatsApp Cloud API settings (read at start).
     pub whatsapp: Arc<crate::config::resolve::WhatsappConfig>,
     /// bradax's vector collections (Postgres, with the vectors cached in memory).

@@ -48,6 +48,7 @@ pub async fn metrics(
     Query(q): Query<MetricsQ>,
 ) -> Answer {
     caller.require(Scope::ReadMetrics)?;
+    caller.admit(&s).await?;
     if q.project_id.as_deref().is_some_and(|p| p != caller.project) {
         return Err(BxError::new(
             StatusCode::FORBIDDEN,

@@ -187,6 +187,10 @@ pub async fn upsert(
     if !problems.is_empty() {
         return Err(failure(Failure::Problems(problems)));
     }
+    if docs.iter().all(|d| d.vector.is_some()) {
+        // nothing to embed: the gateway will not count this call
+        caller.admit(&s).await?;
+    }
     let model = s.config.with(|c| c.vectors.embedding_model.clone());
     let (n, _usage) = vectors::upsert(
         s.vectors.as_ref(),
@@ -219,6 +223,10 @@ pub async fn query(
 ) -> Answer {
     caller.require(Scope::ReadVector)?;
     let r: QueryReq = body(req, &s).await?;
+    if r.query_text.is_none() {
+        // a given vector: the gateway will not count this call
+        caller.admit(&s).await?;
+    }
     let model = s.config.with(|c| c.vectors.embedding_model.clone());
     let (hits, _usage) = vectors::query(
         s.vectors.as_ref(),

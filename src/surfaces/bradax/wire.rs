@@ -95,6 +95,34 @@ impl BxError {
         )
     }
 
+    /// 429 `rate_limit_exceeded` in the contract's words, with `X-RateLimit-Limit/Remaining/
+    /// Reset/Window` and `Retry-After`.
+    pub fn rate_limited(d: &crate::limits::Decision) -> Self {
+        use crate::limits::Kind;
+        let unit = match d.kind {
+            Kind::Rps => "requisições por segundo",
+            Kind::Rpd => "requisições por dia",
+            Kind::Tpm => "tokens por minuto",
+            Kind::Concurrency => "requisições simultâneas",
+            _ => "requisições por minuto",
+        };
+        let mut e = BxError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            format!("Limite de {} {unit} excedido", d.limit),
+            "RATE_LIMIT_EXCEEDED",
+            format!("Tente novamente em {} segundos", d.retry_after),
+        );
+        e.headers = vec![
+            ("x-ratelimit-limit", HeaderValue::from(d.limit)),
+            ("x-ratelimit-remaining", HeaderValue::from(d.remaining)),
+            ("x-ratelimit-reset", HeaderValue::from(d.reset)),
+            ("x-ratelimit-window", HeaderValue::from(d.window_secs)),
+            ("retry-after", HeaderValue::from(d.retry_after)),
+        ];
+        e
+    }
+
     /// Add one more detail.
     pub fn detail(mut self, code: &str, message: impl Into<String>) -> Self {
         self.details.push((code.to_string(), message.into()));
@@ -263,9 +291,17 @@ pub struct Caller {
     pub tier: Tier,
     /// The raw bearer token, to forward to the gateway (metered calls as this caller).
     pub token: String,
+    /// SHA-256 of the key (its limiter scope).
+    pub key_hash: [u8; 32],
 }
 
 impl Caller {
+    /// Count this call against the key's request limits: for calls that never reach the
+    /// gateway (which counts its own), so each call is counted once. See [`admit`].
+    pub async fn admit(&self, state: &AdminState) -> Result<(), BxError> {
+        admit(state, &self.key_hash).await
+    }
+
     /// `Ok` when the token holds `scope` (and, for `deploy_graph`, the project is not a
     /// student's); else 403 in bradax's shape.
     pub fn require(&self, scope: Scope) -> Result<(), BxError> {
@@ -301,8 +337,60 @@ impl FromRequestParts<AdminState> for Caller {
             scopes: p.scopes,
             tier: p.tier,
             token: token.to_string(),
+            key_hash: p.key_hash,
         })
     }
+}
+
+/// Count a call against the token's key's (and project's) request limits, as the gateway
+/// counts its own requests, so a key's limits bind every call made with its tokens: calls that
+/// reach the gateway (embeddings, llm nodes) are counted there, the others (a query with a
+/// given vector, an upsert of vectors, a deploy, metrics, a graph of template nodes) here.
+/// Admission only: the slot is settled at once (`concurrency` is the gateway's). Without the
+/// gateway in this process (`catraca admin` alone) nothing is counted here.
+async fn admit(state: &AdminState, key_hash: &[u8; 32]) -> Result<(), BxError> {
+    use crate::limits::{Kind, Scope as LimitScope, ScopeId};
+    let Some(gate) = &state.gate else {
+        return Ok(());
+    };
+    let Some(keys) = gate.db_keys.as_deref() else {
+        return Ok(());
+    };
+    let key = match keys.lookup(key_hash).await {
+        Ok(Some(k)) if !k.disabled => k,
+        Ok(_) => return Err(BxError::unauthorized()),
+        Err(_) => return Err(DomainError::NotConfigured("the key store").into()),
+    };
+    let scopes = [
+        Some(LimitScope {
+            id: ScopeId::Key(*key_hash),
+            limits: key.limits,
+        }),
+        key.organization_id.map(|org| LimitScope {
+            id: ScopeId::Org(org),
+            limits: key.org_limits,
+        }),
+    ];
+    let request_id = Uuid::new_v4().to_string();
+    let Some((d, ticket)) = gate.limiter.check(scopes, 0, &request_id).await else {
+        return Ok(());
+    };
+    if let Some(t) = ticket {
+        gate.limiter.settle(t, Some(0));
+    }
+    if d.allowed {
+        return Ok(());
+    }
+    if d.kind == Kind::Unavailable {
+        return Err(BxError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "the rate limiter is unavailable",
+            "LIMITER_UNAVAILABLE",
+            format!("retry in {} seconds", d.retry_after),
+        ));
+    }
+    Err(BxError::rate_limited(&d))
 }
 
 /// Now, as bradax's `timestamp`.
