@@ -92,7 +92,8 @@ pub async fn usage_events(pool: &PgPool, route: &str) -> i64 {
 
 /// Wait until at least `n` usage events of `route` are stored.
 pub async fn wait_usage(pool: &PgPool, route: &str, n: i64) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // generous: the batching usage writer of a gateway on a loaded CI box can lag
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let c = usage_events(pool, route).await;
         if c >= n {
