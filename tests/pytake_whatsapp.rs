@@ -611,6 +611,44 @@ async fn webhook_signature_checked_over_raw_bytes_events_applied_once_and_handsh
     assert_eq!(s, 200);
     assert_eq!(message_status(&pool, &wamid).await.as_deref(), Some("read"));
 
+    // `sent` and `delivered` can reach the webhook before the send's reply is stored (the
+    // mock, like the Cloud API, posts them at once): they are applied when the message is
+    let early = "wamid.EARLY-1";
+    for st in ["sent", "delivered"] {
+        let b = status_body("50011", early, st);
+        let (s, v) = post_webhook(&gw, &b, Some(&sign(&b))).await;
+        assert_eq!((s, v["applied"].clone()), (200, json!(1)), "{v}");
+    }
+    assert_eq!(message_status(&pool, early).await, None);
+    let (org_id, number_id): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+        "SELECT organization_id, number_id FROM whatsapp_number WHERE phone_number_id = '50011'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let stored = catraca::store::whatsapp::insert_message(
+        &pool,
+        catraca::store::whatsapp::NewMessage {
+            organization_id: org_id,
+            number_id,
+            wamid: early,
+            direction: "out",
+            peer: "5511988887777",
+            kind: "text",
+            body: Some("oi"),
+            template_name: None,
+            status: "accepted",
+            job_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(stored);
+    assert_eq!(
+        message_status(&pool, early).await.as_deref(),
+        Some("delivered")
+    );
+
     // a received message, delivered twice, is stored once
     let inbound = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
         "value": {"metadata": {"phone_number_id": "50011"},
@@ -634,8 +672,9 @@ async fn webhook_signature_checked_over_raw_bytes_events_applied_once_and_handsh
     assert_eq!((s, v["ignored"].clone()), (200, json!(1)), "{v}");
     let (s, v) = post_webhook(&gw, "[1,2]", Some(&sign("[1,2]"))).await;
     assert_error(s, &v, 400, "bad_request");
-    // read, the late delivered (recorded, not applied backwards) and the received message
-    assert_eq!(events().await, 3);
+    // read, the late delivered (recorded, not applied backwards), the early sent and
+    // delivered, and the received message
+    assert_eq!(events().await, 5);
 
     // the subscription handshake
     let get = |q: String| {

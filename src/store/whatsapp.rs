@@ -153,6 +153,8 @@ pub struct NewMessage<'a> {
 
 /// Insert a message; false when its `wamid` is stored already.
 pub async fn insert_message(pool: &PgPool, m: NewMessage<'_>) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    lock_wamid(&mut tx, m.wamid).await?;
     let r = sqlx::query(
         "INSERT INTO whatsapp_message (organization_id, number_id, wamid, direction, peer, kind,
              body, template_name, status, job_id)
@@ -169,14 +171,65 @@ pub async fn insert_message(pool: &PgPool, m: NewMessage<'_>) -> Result<bool, sq
     .bind(m.template_name)
     .bind(m.status)
     .bind(m.job_id)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(r.rows_affected() == 1)
+    let new = r.rows_affected() == 1;
+    if new && m.direction == "out" {
+        // The Cloud API may post `sent` (even `delivered`) before the send's reply reaches us
+        // and this row exists: statuses recorded for the wamid are applied now, in order.
+        let early: Vec<String> = sqlx::query_scalar(
+            "SELECT status FROM whatsapp_event
+             WHERE organization_id = $1 AND wamid = $2 AND kind = 'status'
+             ORDER BY event_id",
+        )
+        .bind(m.organization_id)
+        .bind(m.wamid)
+        .fetch_all(&mut *tx)
+        .await?;
+        for status in &early {
+            advance(&mut tx, m.organization_id, m.wamid, status).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(new)
+}
+
+/// Serialises the storing of an outbound message with the statuses posted for it, so that a
+/// status arriving while the message is being stored is applied by one side or the other.
+async fn lock_wamid(tx: &mut sqlx::PgConnection, wamid: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('whatsapp:' || $1, 0))")
+        .bind(wamid)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Moves an outbound message forward only (accepted < sent < delivered < read; failed from
+/// any state but read).
+async fn advance(
+    tx: &mut sqlx::PgConnection,
+    org: Uuid,
+    wamid: &str,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE whatsapp_message SET status = $3
+         WHERE organization_id = $1 AND wamid = $2 AND direction = 'out' AND (
+           ($3 = 'failed' AND status NOT IN ('failed', 'read'))
+           OR (array_position(ARRAY['accepted','sent','delivered','read'], status)
+               < array_position(ARRAY['accepted','sent','delivered','read'], $3::text)))",
+    )
+    .bind(org)
+    .bind(wamid)
+    .bind(status)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// Record a webhook event under its key and apply it, in one transaction: false (nothing
 /// changed) when the key was recorded before. A status moves an outbound message forward
-/// only (accepted < sent < delivered < read; failed from any state but read).
+/// only; one that arrives before the message is stored is applied when it is.
 pub async fn apply_status(
     pool: &PgPool,
     org: Uuid,
@@ -184,6 +237,7 @@ pub async fn apply_status(
     status: &str,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    lock_wamid(&mut tx, wamid).await?;
     let new = sqlx::query(
         "INSERT INTO whatsapp_event (organization_id, event_key, kind, wamid, status)
          VALUES ($1, $2, 'status', $3, $4) ON CONFLICT (event_key) DO NOTHING",
@@ -197,18 +251,7 @@ pub async fn apply_status(
     .rows_affected()
         == 1;
     if new {
-        sqlx::query(
-            "UPDATE whatsapp_message SET status = $3
-             WHERE organization_id = $1 AND wamid = $2 AND direction = 'out' AND (
-               ($3 = 'failed' AND status NOT IN ('failed', 'read'))
-               OR (array_position(ARRAY['accepted','sent','delivered','read'], status)
-                   < array_position(ARRAY['accepted','sent','delivered','read'], $3::text)))",
-        )
-        .bind(org)
-        .bind(wamid)
-        .bind(status)
-        .execute(&mut *tx)
-        .await?;
+        advance(&mut tx, org, wamid, status).await?;
     }
     tx.commit().await?;
     Ok(new)
