@@ -9,7 +9,8 @@
 //! `early_request_filter` marks it) within `client.header_timeout_ms` — plus
 //! [`KEEPALIVE_IDLE`] on a reused connection, where the wait starts right after the previous
 //! response — the request future is dropped and the connection closed. [`PerIp`] wraps the
-//! whole connection and closes, at accept, connections past `client.max_connections_per_ip`.
+//! whole connection and refuses, at accept, connections past `client.max_connections_per_ip`:
+//! such a connection gets a 429 and is closed without a reset (see [`refuse`]).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -208,6 +209,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for PerIp<A> {
                 None => {
                     self.refused.inc();
                     tracing::debug!(%ip, max = self.max, "connection refused: too many from this IP");
+                    refuse(stream).await;
                     return None;
                 }
             },
@@ -224,4 +226,77 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for PerIp<A> {
     async fn cleanup(&self) {
         self.inner.cleanup().await
     }
+}
+
+/// What a connection past the per-IP cap is told (in the OpenAI error shape: its path, and so
+/// its contract, is not read).
+const REFUSAL_BODY: &str = concat!(
+    r#"{"error":{"message":"Too many open connections from this address; "#,
+    r#"reuse a connection or retry later.","type":"rate_limit_error","param":null,"#,
+    r#""code":"too_many_connections"}}"#
+);
+
+/// The longest a refused connection's head may take to arrive; its input is drained for as
+/// long again after the answer.
+const REFUSE_WAIT: Duration = Duration::from_millis(1000);
+
+/// How much of a refused connection's input is read, at most, before the answer and after.
+const REFUSE_DRAIN: usize = 64 * 1024;
+
+/// Answer a refused connection with a 429 and close it without a reset. Closing a socket with
+/// unread input makes the kernel send an RST, which can destroy a response in flight (the
+/// client then sees `connection reset`, not the 429), so the head is read first and, after the
+/// answer and our FIN, the rest of the input is drained until the client closes: at most
+/// 2 × [`REFUSE_DRAIN`] bytes and 2 × [`REFUSE_WAIT`] per refused connection.
+async fn refuse(mut stream: Stream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 4096];
+    let mut read = 0usize;
+    let head = async {
+        // bytes of `\r\n\r\n` matched so far, across reads
+        let mut matched = 0;
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            };
+            read += n;
+            for &b in &buf[..n] {
+                matched = match (matched, b) {
+                    (0 | 2, b'\r') => matched + 1,
+                    (1 | 3, b'\n') => matched + 1,
+                    (_, b'\r') => 1,
+                    _ => 0,
+                };
+                if matched == 4 {
+                    return true;
+                }
+            }
+            if read >= REFUSE_DRAIN {
+                return false;
+            }
+        }
+    };
+    // nothing to answer, or a head too slow or too big: closed as it is
+    if !matches!(tokio::time::timeout(REFUSE_WAIT, head).await, Ok(true)) {
+        return;
+    }
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{REFUSAL_BODY}",
+        REFUSAL_BODY.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut drained = 0;
+        while drained < REFUSE_DRAIN {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(REFUSE_WAIT, drain).await;
 }
