@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dialect;
 pub mod domain;
 pub mod error;
 pub mod funds;

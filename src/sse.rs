@@ -19,12 +19,21 @@ use serde::Deserialize;
 /// Token counts as the upstream reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
-    /// Input tokens.
+    /// Input tokens, all of them: cached reads and cache writes included (OpenAI's sense).
     #[serde(default)]
     pub prompt_tokens: u64,
-    /// Output tokens.
+    /// Output tokens, reasoning included.
     #[serde(default)]
     pub completion_tokens: u64,
+    /// Of `prompt_tokens`, read from the provider's prompt cache.
+    #[serde(skip)]
+    pub cached_tokens: u64,
+    /// Of `prompt_tokens`, written to the provider's prompt cache (Anthropic's cache writes).
+    #[serde(skip)]
+    pub cache_write_tokens: u64,
+    /// Of `completion_tokens`, spent reasoning.
+    #[serde(skip)]
+    pub reasoning_tokens: u64,
 }
 
 /// Most tokens an upstream may report for either count of one request: 50 times the largest
@@ -506,7 +515,8 @@ mod tests {
                     s.usage,
                     Some(Usage {
                         prompt_tokens: 11,
-                        completion_tokens: 2
+                        completion_tokens: 2,
+                        ..Usage::default()
                     }),
                     "split at {a},{b}"
                 );
@@ -660,7 +670,8 @@ mod tests {
             find_usage(body),
             Some(Usage {
                 prompt_tokens: 5,
-                completion_tokens: 7
+                completion_tokens: 7,
+                ..Usage::default()
             })
         );
         assert_eq!(find_usage(b"{\"data\":[]}"), None);
@@ -734,7 +745,7 @@ mod fuzz {
             stream.push_str(&format!("data: [DONE]{nl}{nl}"));
             let mut s = SseScanner::new(true);
             let out = feed_all(&mut s, stream.as_bytes(), &cuts).expect("under the cap");
-            prop_assert_eq!(s.usage, Some(Usage { prompt_tokens: p, completion_tokens: c }));
+            prop_assert_eq!(s.usage, Some(Usage { prompt_tokens: p, completion_tokens: c, ..Usage::default() }));
             prop_assert_eq!(String::from_utf8(out).unwrap(), stream.replace(&usage, ""));
             let text = s.take_text();
             let want: String = words.concat();

@@ -190,6 +190,7 @@ async fn counted(ctx: &mut RequestCtx, status: u16) -> Option<crate::sse::Usage>
     let count = move || crate::sse::Usage {
         prompt_tokens: crate::tokens::estimate(&body, enc).prompt,
         completion_tokens: text.tokens(enc),
+        ..Default::default()
     };
     if big {
         return tokio::task::spawn_blocking(count).await.ok();

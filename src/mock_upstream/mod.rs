@@ -19,6 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+mod anthropic;
+mod azure;
+mod bedrock;
+mod gemini;
+
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -78,7 +83,7 @@ pub fn router(opts: MockOptions) -> Router {
         opts: Mutex::new(opts),
         stats: Stats::default(),
     });
-    Router::new()
+    let r = Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
@@ -95,8 +100,13 @@ pub fn router(opts: MockOptions) -> Router {
         .route(
             "/graph/{version}/{id}/phone_numbers",
             get(graph_phone_numbers),
-        )
-        .layer(axum::middleware::from_fn(tag_version))
+        );
+    // the other providers' dialects, each in its own module
+    let r = anthropic::routes(r);
+    let r = azure::routes(r);
+    let r = gemini::routes(r);
+    let r = bedrock::routes(r);
+    r.layer(axum::middleware::from_fn(tag_version))
         .with_state(mock)
 }
 
