@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::common::pytake::{JWT as SECRET, MASTER, assert_error, register};
+use crate::common::pytake::{JWT as SECRET, MASTER, assert_error, register, request};
 use crate::common::{Gateway, Mock, call, db_url};
 
 async fn start(pool: &PgPool) -> (Gateway, Mock) {
@@ -32,25 +32,8 @@ async fn raw(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let mut rb = reqwest::Client::new().request(method.parse().unwrap(), gw.url(path));
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        rb = rb
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    let r = rb.send().await.unwrap();
-    let s = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let (s, v, _) = request(gw, method, path, token, body, headers).await;
+    (s, v)
 }
 
 async fn refresh(gw: &Gateway, token: &str) -> (u16, Value) {

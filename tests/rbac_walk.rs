@@ -24,8 +24,21 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::common::pytake::{JWT, MASTER, admin, assert_error, login, member};
+use crate::common::pytake::{JWT, MASTER, admin, assert_error, login, member, request};
 use crate::common::{Gateway, Mock, db_url, secret};
+
+/// One request with a JSON body: status, body and the raw text.
+async fn req(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value, String) {
+    let body = body.map(Value::to_string);
+    request(gw, method, path, token, body.as_deref(), headers).await
+}
 
 /// Every table of the test's database: row count and a hash of its rows.
 async fn snapshot(pool: &PgPool) -> BTreeMap<String, String> {
@@ -60,37 +73,6 @@ fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<St
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect()
-}
-
-/// One request: status, body (JSON, or the text as a JSON string) and the raw text.
-async fn req(
-    gw: &Gateway,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-    headers: &[(&str, &str)],
-) -> (u16, Value, String) {
-    let mut rb = reqwest::Client::new().request(method.parse().unwrap(), gw.url(path));
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        rb = rb
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    let r = rb.send().await.unwrap();
-    let s = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text.clone())),
-        text,
-    )
 }
 
 /// The served `/api/v1` document's operations of `tag`: (method, path, operation).

@@ -80,3 +80,35 @@ pub fn assert_error(s: u16, v: &Value, status: u16, code: &str) {
     assert_eq!(o["status_code"], json!(status), "{v}");
     assert_eq!(o["error_code"], json!(code), "{v}");
 }
+
+/// One request with an optional bearer, a raw JSON body (sent as given, malformed or not) and
+/// extra headers: status, body (JSON, or the text as a JSON string) and the raw text.
+pub async fn request(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, Value, String) {
+    let mut rb = reqwest::Client::new().request(method.parse().unwrap(), gw.url(path));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().await.unwrap();
+    let s = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        s,
+        serde_json::from_str(&text).unwrap_or(Value::String(text.clone())),
+        text,
+    )
+}
