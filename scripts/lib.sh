@@ -38,7 +38,7 @@ need_cmake() {
 # aiosmtpd for the mail tests' SMTP server, schemathesis for the contract test, python-socketio
 # for the live events test, setuptools + pytest + httpx for the bradax SDK test). Prints the
 # interpreter to use.
-PY_PROBE='import openai, aiosmtpd, schemathesis, socketio, websocket, pytest, httpx, setuptools.command.bdist_wheel'
+PY_PROBE='import openai, anthropic, aiosmtpd, schemathesis, socketio, websocket, pytest, httpx, setuptools.command.bdist_wheel'
 need_python_sdk() {
   command -v python3 >/dev/null || apt_install python3 python3-venv
   if python3 -c "$PY_PROBE" 2>/dev/null; then

@@ -93,6 +93,14 @@ pub enum ApiError {
     /// 502 (as a stream's last event): the upstream sent one event larger than the cap.
     #[error("the upstream sent a stream event larger than the gateway accepts")]
     UpstreamEventTooLarge,
+    /// 502 (as a stream's last event, or a whole answer's status): a provider of another
+    /// dialect answered with bytes that cannot be translated (what was wrong).
+    #[error("the upstream's answer could not be translated: {0}")]
+    UpstreamMalformed(String),
+    /// 502 (as a stream's last event): a provider of another dialect reported an error in the
+    /// middle of its stream (its message).
+    #[error("the upstream reported an error mid-stream: {0}")]
+    UpstreamStreamError(String),
     /// 408: the client did not send its request (head or body) within the deadline.
     #[error("the request was not received in time")]
     RequestTimeout,
@@ -122,6 +130,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::UpstreamUnavailable(_)
             | ApiError::StreamInterrupted
+            | ApiError::UpstreamMalformed(_)
+            | ApiError::UpstreamStreamError(_)
             | ApiError::UpstreamEventTooLarge => 502,
             ApiError::RequestTimeout => 408,
             ApiError::HeadersTooLarge => 431,
@@ -156,6 +166,8 @@ impl ApiError {
             | ApiError::UpstreamOverloaded
             | ApiError::UpstreamTimeout
             | ApiError::UpstreamEventTooLarge
+            | ApiError::UpstreamMalformed(_)
+            | ApiError::UpstreamStreamError(_)
             | ApiError::StreamInterrupted => "upstream_error",
             ApiError::Internal | ApiError::KeyStoreUnavailable => "server_error",
         }
@@ -191,6 +203,8 @@ impl ApiError {
             ApiError::UpstreamTimeout => "upstream_timeout",
             ApiError::StreamInterrupted => "stream_interrupted",
             ApiError::UpstreamEventTooLarge => "upstream_event_too_large",
+            ApiError::UpstreamMalformed(_) => "upstream_malformed",
+            ApiError::UpstreamStreamError(_) => "upstream_stream_error",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::HeadersTooLarge => "headers_too_large",
             ApiError::Internal => "internal_error",

@@ -20,8 +20,18 @@ pub struct Price {
     pub per_image: i64,
     /// micro-USD per second of audio.
     pub per_audio_second: i64,
+    /// micro-USD per 1M characters of text spoken (`/v1/audio/speech`).
+    pub per_1m_chars: i64,
+    /// micro-USD per search (`/v1/rerank`).
+    pub per_search: i64,
     /// Markup multiplier in millionths (1.3 = 1_300_000).
     pub markup: i64,
+    /// micro-USD per 1M input tokens read from the provider's prompt cache; `None`: the input
+    /// price.
+    pub cached_input_per_1m: Option<i64>,
+    /// micro-USD per 1M input tokens written to the provider's prompt cache; `None`: the input
+    /// price.
+    pub cache_write_per_1m: Option<i64>,
 }
 
 /// What a request cost.
@@ -36,14 +46,22 @@ pub struct Cost {
 /// What was consumed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Consumed {
-    /// Input tokens.
+    /// Input tokens, all of them (cached reads and cache writes included).
     pub prompt_tokens: u64,
+    /// Of `prompt_tokens`, read from the provider's prompt cache.
+    pub cached_tokens: u64,
+    /// Of `prompt_tokens`, written to the provider's prompt cache.
+    pub cache_write_tokens: u64,
     /// Output tokens.
     pub completion_tokens: u64,
     /// Images generated.
     pub images: u64,
     /// Audio transcribed, milliseconds.
     pub audio_ms: u64,
+    /// Characters spoken (`/v1/audio/speech`).
+    pub chars: u64,
+    /// Searches (`/v1/rerank`).
+    pub searches: u64,
     /// Per-request fee applies (a successful request).
     pub request: bool,
 }
@@ -60,10 +78,20 @@ fn round_half_up(num: i128, den: i128) -> i128 {
 
 /// The cost of `c` at `price`, with `fx_micros` BRL per USD in millionths (5.4 = 5_400_000).
 pub fn cost(price: &Price, c: &Consumed, fx_micros: i64) -> Cost {
+    // the prompt's parts: cached reads and cache writes at their prices (the input price when
+    // the model has none), the rest at the input price; parts are clamped to the whole so a
+    // provider's inconsistent report can never bill more tokens than the prompt had
+    let cached = c.cached_tokens.min(c.prompt_tokens);
+    let written = c.cache_write_tokens.min(c.prompt_tokens - cached);
+    let plain = c.prompt_tokens - cached - written;
     // micro-USD × 1e6 (exact)
-    let exact: i128 = i128::from(c.prompt_tokens) * i128::from(price.input_per_1m)
+    let exact: i128 = i128::from(plain) * i128::from(price.input_per_1m)
+        + i128::from(cached) * i128::from(price.cached_input_per_1m.unwrap_or(price.input_per_1m))
+        + i128::from(written) * i128::from(price.cache_write_per_1m.unwrap_or(price.input_per_1m))
         + i128::from(c.completion_tokens) * i128::from(price.output_per_1m)
         + i128::from(c.audio_ms) * i128::from(price.per_audio_second) * 1000
+        + i128::from(c.chars) * i128::from(price.per_1m_chars)
+        + i128::from(c.searches) * i128::from(price.per_search) * MILLION
         + (i128::from(c.images) * i128::from(price.per_image)
             + if c.request {
                 i128::from(price.per_request)
@@ -92,8 +120,51 @@ mod tests {
         per_request: 0,
         per_image: 0,
         per_audio_second: 0,
+        per_1m_chars: 0,
+        per_search: 0,
         markup: 1_300_000, // 1.3
+        cached_input_per_1m: None,
+        cache_write_per_1m: None,
     };
+
+    #[test]
+    fn cached_and_written_prompt_tokens_at_their_prices() {
+        // Claude-like: $3 in, $0.30 cached read, $3.75 cache write, $15 out
+        let p = Price {
+            input_per_1m: 3_000_000,
+            output_per_1m: 15_000_000,
+            cached_input_per_1m: Some(300_000),
+            cache_write_per_1m: Some(3_750_000),
+            markup: 1_000_000,
+            ..Default::default()
+        };
+        let c = Consumed {
+            prompt_tokens: 1_000_000,
+            cached_tokens: 600_000,
+            cache_write_tokens: 100_000,
+            completion_tokens: 0,
+            ..Default::default()
+        };
+        // 300k × $3 + 600k × $0.30 + 100k × $3.75 = 0.9 + 0.18 + 0.375 = $1.455
+        assert_eq!(cost(&p, &c, 1_000_000).usd_micros, 1_455_000);
+        // no cached prices: every prompt token at the input price
+        let plain = Price {
+            cached_input_per_1m: None,
+            cache_write_per_1m: None,
+            ..p
+        };
+        assert_eq!(cost(&plain, &c, 1_000_000).usd_micros, 3_000_000);
+        // an inconsistent report (parts larger than the whole) never bills more than the prompt
+        let odd = Consumed {
+            prompt_tokens: 10,
+            cached_tokens: u64::MAX,
+            cache_write_tokens: u64::MAX,
+            ..Default::default()
+        };
+        // the 10 prompt tokens all at the cached price: 10 × $0.30/1M = 3 micro-USD
+        assert_eq!(cost(&p, &odd, 1_000_000).usd_micros, 3);
+        assert!(cost(&p, &odd, 1_000_000).usd_micros <= cost(&plain, &odd, 1_000_000).usd_micros);
+    }
 
     fn tokens(p: u64, c: u64) -> Consumed {
         Consumed {
@@ -210,5 +281,42 @@ mod tests {
             5_400_000,
         );
         assert!(c.usd_micros > 0 && c.brl_micros > c.usd_micros);
+    }
+
+    #[test]
+    fn per_character_and_per_search() {
+        // tts-1: $15 / 1M characters; 1234 characters = $0.01851 = 18510 micro-USD
+        let tts = Price {
+            per_1m_chars: 15_000_000,
+            markup: 1_000_000,
+            ..Default::default()
+        };
+        let spoken = Consumed {
+            chars: 1234,
+            request: true,
+            ..Default::default()
+        };
+        assert_eq!(cost(&tts, &spoken, 5_000_000).usd_micros, 18_510);
+        assert_eq!(cost(&tts, &spoken, 5_000_000).brl_micros, 92_550);
+        // a failed request is priced by what it consumed: nothing spoken, nothing billed
+        let none = Consumed::default();
+        assert_eq!(cost(&tts, &none, 1_000_000), Cost::default());
+        // rerank: $2 per 1000 searches = 2000 micro-USD a search; 3 searches
+        let rerank = Price {
+            per_search: 2_000,
+            markup: 1_300_000,
+            ..Default::default()
+        };
+        let c = Consumed {
+            searches: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            cost(&rerank, &c, 5_400_000),
+            Cost {
+                usd_micros: 6_000,
+                brl_micros: 42_120
+            }
+        );
     }
 }

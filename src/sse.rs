@@ -16,24 +16,66 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 
-/// Token counts as the upstream reported them.
+/// Token counts as the upstream reported them. Read from OpenAI's `usage` object:
+/// `prompt_tokens_details.cached_tokens` and `completion_tokens_details.reasoning_tokens` are
+/// the cached and reasoning parts (the Responses API's `input_tokens`, `output_tokens` and
+/// their `…_details` are read the same way); a part larger than its whole is clamped to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "WireUsage")]
 pub struct Usage {
     /// Input tokens, all of them: cached reads and cache writes included (OpenAI's sense).
-    #[serde(default)]
     pub prompt_tokens: u64,
     /// Output tokens, reasoning included.
-    #[serde(default)]
     pub completion_tokens: u64,
     /// Of `prompt_tokens`, read from the provider's prompt cache.
-    #[serde(skip)]
     pub cached_tokens: u64,
     /// Of `prompt_tokens`, written to the provider's prompt cache (Anthropic's cache writes).
-    #[serde(skip)]
     pub cache_write_tokens: u64,
     /// Of `completion_tokens`, spent reasoning.
-    #[serde(skip)]
     pub reasoning_tokens: u64,
+}
+
+/// OpenAI's `usage` object as it is on the wire.
+#[derive(Deserialize)]
+struct WireUsage {
+    /// (`input_tokens` in the Responses API's usage.)
+    #[serde(default, alias = "input_tokens")]
+    prompt_tokens: u64,
+    /// (`output_tokens` in the Responses API's usage.)
+    #[serde(default, alias = "output_tokens")]
+    completion_tokens: u64,
+    #[serde(default, alias = "input_tokens_details")]
+    prompt_tokens_details: Option<WireDetails>,
+    #[serde(default, alias = "output_tokens_details")]
+    completion_tokens_details: Option<WireDetails>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(w: WireUsage) -> Usage {
+        let cached = w
+            .prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0);
+        let reasoning = w
+            .completion_tokens_details
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0);
+        Usage {
+            prompt_tokens: w.prompt_tokens,
+            completion_tokens: w.completion_tokens,
+            cached_tokens: cached.min(w.prompt_tokens),
+            cache_write_tokens: 0,
+            reasoning_tokens: reasoning.min(w.completion_tokens),
+        }
+    }
 }
 
 /// Most tokens an upstream may report for either count of one request: 50 times the largest
@@ -242,6 +284,16 @@ struct ChunkProbe {
     choices: Option<Vec<serde::de::IgnoredAny>>,
     #[serde(default)]
     usage: Option<Usage>,
+    /// The Responses API's events carry the response object; `response.completed`'s has the
+    /// usage (earlier ones `"usage": null`).
+    #[serde(default)]
+    response: Option<ResponseProbe>,
+}
+
+#[derive(Deserialize)]
+struct ResponseProbe {
+    #[serde(default)]
+    usage: Option<Usage>,
 }
 
 impl SseScanner {
@@ -410,7 +462,7 @@ impl SseScanner {
                 continue;
             }
             if let Ok(p) = serde_json::from_slice::<ChunkProbe>(payload)
-                && let Some(u) = p.usage
+                && let Some(u) = p.usage.or(p.response.and_then(|r| r.usage))
             {
                 self.usage = Some(u);
                 if self.hide_usage && p.choices.as_ref().is_none_or(|c| c.is_empty()) {
@@ -503,6 +555,28 @@ mod tests {
             out.extend_from_slice(&b);
         }
         (out, s)
+    }
+
+    #[test]
+    fn usage_details_are_read_and_clamped() {
+        let u: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":100,"completion_tokens":50,"total_tokens":150,
+               "prompt_tokens_details":{"cached_tokens":80,"audio_tokens":0},
+               "completion_tokens_details":{"reasoning_tokens":30}}"#,
+        )
+        .unwrap();
+        assert_eq!((u.cached_tokens, u.reasoning_tokens), (80, 30));
+        let odd: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":10,"completion_tokens":5,
+               "prompt_tokens_details":{"cached_tokens":999},"completion_tokens_details":null}"#,
+        )
+        .unwrap();
+        assert_eq!((odd.cached_tokens, odd.reasoning_tokens), (10, 0));
+        let responses: Usage = serde_json::from_str(
+            r#"{"input_tokens":7,"output_tokens":3,"input_tokens_details":{"cached_tokens":2}}"#,
+        )
+        .unwrap();
+        assert_eq!((responses.prompt_tokens, responses.cached_tokens), (7, 2));
     }
 
     #[test]

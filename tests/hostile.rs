@@ -647,7 +647,7 @@ async fn hostile_requests_on_every_ai_route_are_4xx_and_change_nothing() {
     let client =
         client_section("").replace("max_connections_per_ip: 4", "max_connections_per_ip: 512");
     let gw = Gateway::start(&format!(
-        "{}providers:\n  - {{name: p, base_url: \"{}\"}}\ndeployments:\n  - {{name: d, provider: p, model: up}}\nmodels:\n  - {{name: chat-model, input_usd_per_1m: \"1\", deployments: [d]}}\n  - {{name: emb, category: embedding, input_usd_per_1m: \"1\", deployments: [d]}}\n  - {{name: img, category: image, usd_per_image: \"0.04\", deployments: [d]}}\n  - {{name: aud, category: audio, usd_per_audio_second: \"0.0001\", deployments: [d]}}\n  - {{name: ocr, category: ocr, usd_per_request: \"0.002\", deployments: [d]}}\n  - {{name: rec, category: recognition, usd_per_request: \"0.002\", deployments: [d]}}\n",
+        "{}providers:\n  - {{name: p, base_url: \"{}\"}}\ndeployments:\n  - {{name: d, provider: p, model: up}}\nmodels:\n  - {{name: chat-model, input_usd_per_1m: \"1\", deployments: [d]}}\n  - {{name: emb, category: embedding, input_usd_per_1m: \"1\", deployments: [d]}}\n  - {{name: img, category: image, usd_per_image: \"0.04\", deployments: [d]}}\n  - {{name: aud, category: audio, usd_per_audio_second: \"0.0001\", deployments: [d]}}\n  - {{name: ocr, category: ocr, usd_per_request: \"0.002\", deployments: [d]}}\n  - {{name: rec, category: recognition, usd_per_request: \"0.002\", deployments: [d]}}\n  - {{name: mod, category: moderation, input_usd_per_1m: \"1\", deployments: [d]}}\n  - {{name: tts, category: speech, usd_per_1m_chars: \"15\", deployments: [d]}}\n  - {{name: rr, category: rerank, usd_per_search: \"0.002\", deployments: [d]}}\n",
         client,
         mock.base()
     ))
@@ -657,8 +657,20 @@ async fn hostile_requests_on_every_ai_route_are_4xx_and_change_nothing() {
         ("/v1/completions", "chat-model"),
         ("/v1/embeddings", "emb"),
         ("/v1/images/generations", "img"),
+        ("/v1/responses", "chat-model"),
+        ("/v1/moderations", "mod"),
+        ("/v1/audio/speech", "tts"),
+        ("/v1/rerank", "rr"),
+        ("/chat/completions", "chat-model"),
+        ("/responses", "chat-model"),
     ];
-    let upload_routes = ["/v1/audio/transcriptions", "/v1/ocr", "/v1/recognition"];
+    let upload_routes = [
+        "/v1/audio/transcriptions",
+        "/v1/ocr",
+        "/v1/recognition",
+        "/v1/audio/translations",
+        "/v1/images/edits",
+    ];
     let raw = |path: &str, ct: &str, body: Vec<u8>, extra: &[(&str, &str)]| {
         let mut rb = reqwest::Client::new()
             .post(gw.url(path))

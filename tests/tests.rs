@@ -6,6 +6,7 @@
 mod common;
 
 mod accounting;
+mod anthropic_inbound;
 
 mod bradax;
 mod bradax_graphs;
@@ -17,6 +18,10 @@ mod config_cli;
 mod contract;
 mod counting;
 mod db;
+mod dialect_anthropic;
+mod dialect_azure;
+mod dialect_bedrock;
+mod dialect_gemini;
 mod errors;
 mod failover;
 mod faults;
@@ -26,6 +31,7 @@ mod limits;
 mod live;
 mod mail;
 mod maxai;
+mod openai_surface;
 mod openapi;
 mod operator;
 mod pix;

@@ -330,6 +330,32 @@ pub struct RawProvider {
     /// false for http (prior knowledge cannot be negotiated).
     #[serde(default)]
     pub http2: Option<Spanned<bool>>,
+    /// The provider's API dialect: `openai` (default), `azure`, `anthropic`, `gemini` or
+    /// `bedrock` (see README, "Provider kinds").
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
+    /// Azure OpenAI's `api-version` query parameter (required for `kind: azure`, only there).
+    #[serde(default)]
+    pub api_version: Option<Spanned<String>>,
+    /// Anthropic's `anthropic-version` header (`kind: anthropic` only). Default `2023-06-01`.
+    #[serde(default)]
+    pub anthropic_version: Option<Spanned<String>>,
+    /// Bedrock's AWS region, e.g. `us-east-1` (required for `kind: bedrock`, only there): the
+    /// SigV4 signing scope's.
+    #[serde(default)]
+    pub region: Option<Spanned<String>>,
+    /// Environment variable holding the AWS access key id (`kind: bedrock` only; default
+    /// `AWS_ACCESS_KEY_ID`).
+    #[serde(default)]
+    pub aws_access_key_id_env: Option<Spanned<String>>,
+    /// Environment variable holding the AWS secret access key (`kind: bedrock` only; default
+    /// `AWS_SECRET_ACCESS_KEY`).
+    #[serde(default)]
+    pub aws_secret_access_key_env: Option<Spanned<String>>,
+    /// Environment variable holding an AWS session token of temporary credentials
+    /// (`kind: bedrock` only; default `AWS_SESSION_TOKEN`, used when set).
+    #[serde(default)]
+    pub aws_session_token_env: Option<Spanned<String>>,
 }
 
 /// One entry of `deployments:`.
@@ -371,6 +397,14 @@ pub struct RawModel {
     /// USD per 1M output tokens, as a decimal string.
     #[serde(default)]
     pub output_usd_per_1m: Option<Spanned<String>>,
+    /// USD per 1M input tokens read from the provider's prompt cache (default: the input
+    /// price).
+    #[serde(default)]
+    pub cached_input_usd_per_1m: Option<Spanned<String>>,
+    /// USD per 1M input tokens written to the provider's prompt cache (Anthropic's cache
+    /// writes; default: the input price).
+    #[serde(default)]
+    pub cache_write_usd_per_1m: Option<Spanned<String>>,
     /// USD per successful request (per-request services such as OCR).
     #[serde(default)]
     pub usd_per_request: Option<Spanned<String>>,
@@ -383,6 +417,12 @@ pub struct RawModel {
     /// USD per second of audio (transcription), as a decimal string.
     #[serde(default)]
     pub usd_per_audio_second: Option<Spanned<String>>,
+    /// USD per 1M characters spoken (`/v1/audio/speech`), as a decimal string.
+    #[serde(default)]
+    pub usd_per_1m_chars: Option<Spanned<String>>,
+    /// USD per search (`/v1/rerank`), as a decimal string.
+    #[serde(default)]
+    pub usd_per_search: Option<Spanned<String>>,
     /// Tokenizer for estimates: `o200k_base`, `cl100k_base`, `p50k_base`, `r50k_base` or
     /// `bytes` (4 bytes a token). Default: by the model's family name (gpt-4o, gpt-4.1, gpt-5,
     /// o-series → o200k_base; everything else → cl100k_base).

@@ -51,6 +51,12 @@ pub enum Category {
     Ocr,
     /// `/v1/recognition` (a per-request service)
     Recognition,
+    /// `/v1/moderations` (priced per input token)
+    Moderation,
+    /// `/v1/audio/speech` (priced per input character)
+    Speech,
+    /// `/v1/rerank` (priced per search)
+    Rerank,
 }
 
 /// The shape of `GET /v1/models` on a listener.
@@ -75,6 +81,9 @@ impl Category {
             Category::Audio => "audio",
             Category::Ocr => "ocr",
             Category::Recognition => "recognition",
+            Category::Moderation => "moderation",
+            Category::Speech => "speech",
+            Category::Rerank => "rerank",
         }
     }
 }
@@ -238,6 +247,15 @@ pub struct Provider {
     pub forward_headers: Vec<String>,
     /// HTTP/2 to the upstream (ALPN over TLS, prior knowledge over plain TCP).
     pub http2: bool,
+    /// The provider's API dialect (`kind:`).
+    pub kind: crate::dialect::Kind,
+    /// Azure's `api-version` (set exactly for `kind: azure`).
+    pub api_version: Option<String>,
+    /// Anthropic's `anthropic-version` header value (`2023-06-01` unless configured).
+    pub anthropic_version: String,
+    /// Bedrock's region and credentials (set exactly for `kind: bedrock`; filled in by the
+    /// bedrock fields' resolution).
+    pub aws: Option<crate::dialect::bedrock::Aws>,
 }
 
 impl fmt::Debug for Provider {
@@ -249,6 +267,7 @@ impl fmt::Debug for Provider {
             .field("port", &self.port)
             .field("base_path", &self.base_path)
             .field("http2", &self.http2)
+            .field("kind", &self.kind)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -514,6 +533,113 @@ struct Resolver {
 }
 
 impl Resolver {
+    /// Bedrock's fields of provider `p` (`region`, `aws_*_env`): required and resolved for
+    /// `kind: bedrock`, an error with its position on any other kind.
+    fn bedrock_fields(
+        &mut self,
+        p: &super::raw::RawProvider,
+        path: &str,
+        kind: crate::dialect::Kind,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<crate::dialect::bedrock::Aws> {
+        let fields = [
+            ("region", &p.region),
+            ("aws_access_key_id_env", &p.aws_access_key_id_env),
+            ("aws_secret_access_key_env", &p.aws_secret_access_key_env),
+            ("aws_session_token_env", &p.aws_session_token_env),
+        ];
+        if kind != crate::dialect::Kind::Bedrock {
+            for (name, f) in fields {
+                if let Some(f) = f {
+                    self.err(
+                        &f.referenced,
+                        format!(
+                            "{path}.{name}: only for kind bedrock (this provider is {})",
+                            kind.as_str()
+                        ),
+                    );
+                }
+            }
+            return None;
+        }
+        let region = match &p.region {
+            Some(r) => {
+                let ok = !r.value.is_empty()
+                    && r.value.len() <= 64
+                    && r.value
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !ok {
+                    self.err(
+                        &r.referenced,
+                        format!(
+                            "{path}.region: {:?} is not an AWS region (e.g. \"us-east-1\")",
+                            r.value
+                        ),
+                    );
+                }
+                r.value.clone()
+            }
+            None => {
+                self.err(
+                    &p.name.referenced,
+                    format!("{path}.region: required for kind bedrock (e.g. \"us-east-1\")"),
+                );
+                String::new()
+            }
+        };
+        let var = |f: &Option<Spanned<String>>, default: &str| {
+            f.as_ref()
+                .map_or_else(|| default.to_string(), |v| v.value.clone())
+        };
+        let required = |me: &mut Self, field: &str, f: &Option<Spanned<String>>, default: &str| {
+            let name = var(f, default);
+            match env(&name) {
+                Some(v) if !v.is_empty() => Some(v),
+                _ => {
+                    let at = f.as_ref().map_or(&p.name.referenced, |v| &v.referenced);
+                    me.err(
+                        at,
+                        format!("{path}.{field}: environment variable {name} is not set (kind bedrock signs with it)"),
+                    );
+                    None
+                }
+            }
+        };
+        let access_key_id = required(
+            self,
+            "aws_access_key_id_env",
+            &p.aws_access_key_id_env,
+            "AWS_ACCESS_KEY_ID",
+        );
+        let secret_access_key = required(
+            self,
+            "aws_secret_access_key_env",
+            &p.aws_secret_access_key_env,
+            "AWS_SECRET_ACCESS_KEY",
+        );
+        let token_var = var(&p.aws_session_token_env, "AWS_SESSION_TOKEN");
+        let session_token = env(&token_var).filter(|v| !v.is_empty());
+        if session_token.is_none()
+            && let Some(f) = &p.aws_session_token_env
+        {
+            self.err(
+                &f.referenced,
+                format!(
+                    "{path}.aws_session_token_env: environment variable {token_var} is not set"
+                ),
+            );
+        }
+        Some(crate::dialect::bedrock::Aws {
+            region,
+            credentials: crate::dialect::bedrock::Credentials {
+                access_key_id: access_key_id?,
+                secret_access_key: secret_access_key?,
+                session_token,
+            },
+        })
+    }
+
     fn err(&mut self, at: &Location, message: String) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
@@ -923,6 +1049,77 @@ impl Resolver {
                 },
                 None => None,
             };
+            let kind = match &p.kind {
+                None => crate::dialect::Kind::OpenAi,
+                Some(k) => crate::dialect::Kind::parse(&k.value).unwrap_or_else(|| {
+                    self.err(
+                        &k.referenced,
+                        format!(
+                            "{path}.kind: {:?} is not one of openai, azure, anthropic, gemini, bedrock",
+                            k.value
+                        ),
+                    );
+                    crate::dialect::Kind::OpenAi
+                }),
+            };
+            let api_version = match (&p.api_version, kind) {
+                (Some(v), crate::dialect::Kind::Azure) => {
+                    let ok = !v.value.is_empty()
+                        && v.value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                    if !ok {
+                        self.err(
+                            &v.referenced,
+                            format!("{path}.api_version: {:?} is not an API version (letters, digits, '-', '.')", v.value),
+                        );
+                    }
+                    Some(v.value.clone())
+                }
+                (None, crate::dialect::Kind::Azure) => {
+                    self.err(
+                        &p.name.referenced,
+                        format!(
+                            "{path}.api_version: required for kind azure (e.g. \"2024-10-21\")"
+                        ),
+                    );
+                    None
+                }
+                (Some(v), k) => {
+                    self.err(
+                        &v.referenced,
+                        format!(
+                            "{path}.api_version: only for kind azure (this provider is {})",
+                            k.as_str()
+                        ),
+                    );
+                    None
+                }
+                (None, _) => None,
+            };
+            let anthropic_version = match (&p.anthropic_version, kind) {
+                (Some(v), crate::dialect::Kind::Anthropic) => {
+                    if http::HeaderValue::from_str(&v.value).is_err() || v.value.is_empty() {
+                        self.err(
+                            &v.referenced,
+                            format!(
+                                "{path}.anthropic_version: {:?} is not a header value",
+                                v.value
+                            ),
+                        );
+                    }
+                    v.value.clone()
+                }
+                (Some(v), k) => {
+                    self.err(
+                        &v.referenced,
+                        format!("{path}.anthropic_version: only for kind anthropic (this provider is {})", k.as_str()),
+                    );
+                    String::new()
+                }
+                (None, _) => "2023-06-01".to_string(),
+            };
+            let aws = self.bedrock_fields(p, &path, kind, env);
             providers.push(Provider {
                 name: p.name.value.clone(),
                 tls,
@@ -968,6 +1165,10 @@ impl Resolver {
                     .collect(),
                 // https: offered by ALPN unless switched off; plain http: only when asked
                 http2: p.http2.as_ref().map_or(tls, |v| v.value),
+                kind,
+                api_version,
+                anthropic_version,
+                aws,
             });
         }
 
@@ -1022,11 +1223,21 @@ impl Resolver {
         // models
         let mut public_names: HashSet<String> = HashSet::new();
         let mut models = Vec::new();
+        // each deployment's provider kind (a model's category limits the kinds it may use)
+        let dep_kinds: Vec<crate::dialect::Kind> = deployments
+            .iter()
+            .map(|d: &Deployment| {
+                providers
+                    .get(d.provider)
+                    .map_or(crate::dialect::Kind::OpenAi, |p: &Provider| p.kind)
+            })
+            .collect();
         for (i, m) in raw.models.iter().enumerate() {
             models.push(self.model(
                 &m.value,
                 i,
                 &deployment_idx,
+                &dep_kinds,
                 &mut public_names,
                 default_markup,
             ));
@@ -1463,6 +1674,7 @@ impl Resolver {
         m: &RawModel,
         i: usize,
         deployment_idx: &HashMap<String, usize>,
+        dep_kinds: &[crate::dialect::Kind],
         public_names: &mut HashSet<String>,
         default_markup: i64,
     ) -> Model {
@@ -1488,12 +1700,15 @@ impl Resolver {
             Some("audio") => Category::Audio,
             Some("ocr") => Category::Ocr,
             Some("recognition") => Category::Recognition,
+            Some("moderation") => Category::Moderation,
+            Some("speech") => Category::Speech,
+            Some("rerank") => Category::Rerank,
             Some(other) => {
                 if let Some(c) = &m.category {
                     self.err(
                         &c.referenced,
                         format!(
-                            "{path}.category: {other:?} is not one of chat, completion, embedding, image, audio, ocr, recognition"
+                            "{path}.category: {other:?} is not one of chat, completion, embedding, image, audio, ocr, recognition, moderation, speech, rerank"
                         ),
                     );
                 }
@@ -1512,9 +1727,13 @@ impl Resolver {
         };
         let input = price(&m.input_usd_per_1m, "input_usd_per_1m");
         let output = price(&m.output_usd_per_1m, "output_usd_per_1m");
+        let cached_input = price(&m.cached_input_usd_per_1m, "cached_input_usd_per_1m");
+        let cache_write = price(&m.cache_write_usd_per_1m, "cache_write_usd_per_1m");
         let per_request = price(&m.usd_per_request, "usd_per_request");
         let per_image = price(&m.usd_per_image, "usd_per_image");
         let per_audio_second = price(&m.usd_per_audio_second, "usd_per_audio_second");
+        let per_1m_chars = price(&m.usd_per_1m_chars, "usd_per_1m_chars");
+        let per_search = price(&m.usd_per_search, "usd_per_search");
         let markup = match price(&m.markup_multiplier, "markup_multiplier") {
             Some(0) => {
                 if let Some(mm) = &m.markup_multiplier {
@@ -1550,7 +1769,27 @@ impl Resolver {
         }
         for (j, d) in m.deployments.iter().enumerate() {
             match deployment_idx.get(&d.value) {
-                Some(&k) => deployments.push(k),
+                Some(&k) => {
+                    use crate::dialect::Kind;
+                    let kind = dep_kinds.get(k).copied().unwrap_or_default();
+                    let fits = match category {
+                        Category::Chat => true,
+                        Category::Embedding => kind != Kind::Anthropic,
+                        _ => kind.speaks_openai(),
+                    };
+                    if !fits {
+                        self.err(
+                            &d.referenced,
+                            format!(
+                                "{path}.deployments[{j}]: deployment {:?} is on a {} provider, which does not serve {} models",
+                                d.value,
+                                kind.as_str(),
+                                category.as_str()
+                            ),
+                        );
+                    }
+                    deployments.push(k)
+                }
                 None => self.err(
                     &d.referenced,
                     format!("{path}.deployments[{j}]: unknown deployment {:?}", d.value),
@@ -1574,7 +1813,11 @@ impl Resolver {
                 per_request: per_request.unwrap_or(0),
                 per_image: per_image.unwrap_or(0),
                 per_audio_second: per_audio_second.unwrap_or(0),
+                per_1m_chars: per_1m_chars.unwrap_or(0),
+                per_search: per_search.unwrap_or(0),
                 markup,
+                cached_input_per_1m: cached_input,
+                cache_write_per_1m: cache_write,
             },
             tokenizer,
             deployments,

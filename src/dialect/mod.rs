@@ -90,6 +90,9 @@ pub struct Meta {
     pub created: i64,
     /// The client asked for the final usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// Embeddings only: the client asked for `encoding_format: "base64"` (the OpenAI SDKs'
+    /// default), so translated vectors go out as base64 of little-endian f32s.
+    pub base64: bool,
 }
 
 /// A provider's stream turned into OpenAI `chat.completion.chunk` events as it arrives.

@@ -341,6 +341,8 @@ fn usage_json(ctx: &RequestCtx, u: crate::sse::Usage) -> Value {
                 &crate::pricing::Consumed {
                     prompt_tokens: u.prompt_tokens,
                     completion_tokens: u.completion_tokens,
+                    cached_tokens: u.cached_tokens,
+                    cache_write_tokens: u.cache_write_tokens,
                     request: true,
                     ..Default::default()
                 },

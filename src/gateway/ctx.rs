@@ -36,6 +36,23 @@ pub enum Route {
     BradaxInvoke,
     /// `POST /api/v1/llm/stream` (bradax): the same, streamed as `{"delta","finished"}` events.
     BradaxStream,
+    /// `POST /v1/responses` (OpenAI's Responses API, passed through; metered from its `usage`).
+    Responses,
+    /// `GET /v1/models/{id}` (one catalog entry; answered by the gateway).
+    ModelRetrieve,
+    /// `POST /v1/moderations` (priced per input token).
+    Moderations,
+    /// `POST /v1/audio/speech` (JSON in, audio streamed out; priced per input character).
+    Speech,
+    /// `POST /v1/audio/translations` (multipart, streamed through; priced per audio second).
+    AudioTranslations,
+    /// `POST /v1/images/edits` (multipart; priced per image, `n` from the form).
+    ImageEdits,
+    /// `POST /v1/rerank` (Cohere/Jina shape; priced per search).
+    Rerank,
+    /// `POST /v1/messages` (Anthropic's Messages API inbound): translated to a chat completion
+    /// and its answer back (`gateway::messages`).
+    Messages,
 }
 
 /// Which contract's error shape a gateway route answers in. The renderers live with their
@@ -49,6 +66,8 @@ pub enum Dialect {
     Sabia,
     /// `{"error", "message", "details": [{"code", "message"}], "request_id", "timestamp"}`.
     Bradax,
+    /// `{"type": "error", "error": {"type", "message"}}` (Anthropic's Messages API).
+    Anthropic,
 }
 
 impl Route {
@@ -57,12 +76,13 @@ impl Route {
         match self {
             Route::Ocr | Route::Recognition => Dialect::Sabia,
             Route::BradaxInvoke | Route::BradaxStream => Dialect::Bradax,
+            Route::Messages => Dialect::Anthropic,
             _ => Dialect::OpenAi,
         }
     }
 
     /// Every route, in declaration order ([`Route::index`]).
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 20] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -75,6 +95,14 @@ impl Route {
         Route::RateLimitUsage,
         Route::BradaxInvoke,
         Route::BradaxStream,
+        Route::Responses,
+        Route::ModelRetrieve,
+        Route::Moderations,
+        Route::Speech,
+        Route::AudioTranslations,
+        Route::ImageEdits,
+        Route::Rerank,
+        Route::Messages,
     ];
     /// How many routes there are.
     pub const COUNT: usize = Route::ALL.len();
@@ -84,21 +112,38 @@ impl Route {
         self as usize
     }
 
-    /// Match a request path (query already stripped).
+    /// Match a request path (query already stripped). OpenAI's routes answer with and without
+    /// the `/v1` prefix (`/chat/completions` as OpenAI-compatible servers do); the others only
+    /// at their exact paths. No allocation: one prefix strip and two `match`es on `&str`.
     pub fn from_path(path: &str) -> Option<Route> {
         Some(match path {
-            "/v1/chat/completions" => Route::Chat,
-            "/v1/completions" => Route::Completions,
-            "/v1/embeddings" => Route::Embeddings,
-            "/v1/images/generations" => Route::Images,
-            "/v1/audio/transcriptions" => Route::Audio,
             "/v1/ocr" => Route::Ocr,
             "/v1/recognition" => Route::Recognition,
-            "/v1/models" => Route::Models,
             "/healthz" => Route::Health,
             "/v1/usage/rate-limit" => Route::RateLimitUsage,
             "/api/v1/llm/invoke" => Route::BradaxInvoke,
             "/api/v1/llm/stream" => Route::BradaxStream,
+            "/v1/messages" => Route::Messages,
+            _ => return Route::openai_path(path.strip_prefix("/v1").unwrap_or(path)),
+        })
+    }
+
+    /// OpenAI's routes by their path after `/v1` (`/models/{id}` for any non-empty id).
+    fn openai_path(p: &str) -> Option<Route> {
+        Some(match p {
+            "/chat/completions" => Route::Chat,
+            "/completions" => Route::Completions,
+            "/embeddings" => Route::Embeddings,
+            "/images/generations" => Route::Images,
+            "/audio/transcriptions" => Route::Audio,
+            "/models" => Route::Models,
+            "/responses" => Route::Responses,
+            "/moderations" => Route::Moderations,
+            "/audio/speech" => Route::Speech,
+            "/audio/translations" => Route::AudioTranslations,
+            "/images/edits" => Route::ImageEdits,
+            "/rerank" => Route::Rerank,
+            _ if p.len() > 8 && p.starts_with("/models/") => Route::ModelRetrieve,
             _ => return None,
         })
     }
@@ -106,16 +151,39 @@ impl Route {
     /// Path appended to the provider's base URL.
     pub fn upstream_suffix(self) -> &'static str {
         match self {
-            Route::Chat | Route::BradaxInvoke | Route::BradaxStream => "/chat/completions",
+            Route::Chat | Route::BradaxInvoke | Route::BradaxStream | Route::Messages => {
+                "/chat/completions"
+            }
             Route::Completions => "/completions",
             Route::Embeddings => "/embeddings",
             Route::Images => "/images/generations",
             Route::Audio => "/audio/transcriptions",
             Route::Ocr => "/ocr",
             Route::Recognition => "/recognition",
-            Route::Models => "/models",
+            Route::Models | Route::ModelRetrieve => "/models",
             Route::Health | Route::RateLimitUsage => "/",
+            Route::Responses => "/responses",
+            Route::Moderations => "/moderations",
+            Route::Speech => "/audio/speech",
+            Route::AudioTranslations => "/audio/translations",
+            Route::ImageEdits => "/images/edits",
+            Route::Rerank => "/rerank",
         }
+    }
+
+    /// Routes only an OpenAI-kind deployment serves (passed through as they are; no other
+    /// dialect has them): a model's candidates of other kinds are skipped, and none left is
+    /// the client's 400.
+    pub fn openai_only(self) -> bool {
+        matches!(
+            self,
+            Route::Responses
+                | Route::Moderations
+                | Route::Speech
+                | Route::AudioTranslations
+                | Route::ImageEdits
+                | Route::Rerank
+        )
     }
 
     /// bradax's LLM routes (their bodies and answers are translated).
@@ -125,7 +193,14 @@ impl Route {
 
     /// Uploads streamed through as multipart, never read ahead.
     pub fn is_upload(self) -> bool {
-        matches!(self, Route::Audio | Route::Ocr | Route::Recognition)
+        matches!(
+            self,
+            Route::Audio
+                | Route::Ocr
+                | Route::Recognition
+                | Route::AudioTranslations
+                | Route::ImageEdits
+        )
     }
 
     /// Label for metrics and usage events.
@@ -143,6 +218,14 @@ impl Route {
             Route::RateLimitUsage => "usage.rate_limit",
             Route::BradaxInvoke => "bradax.llm.invoke",
             Route::BradaxStream => "bradax.llm.stream",
+            Route::Responses => "responses",
+            Route::ModelRetrieve => "models.retrieve",
+            Route::Moderations => "moderations",
+            Route::Speech => "audio.speech",
+            Route::AudioTranslations => "audio.translations",
+            Route::ImageEdits => "images.edits",
+            Route::Rerank => "rerank",
+            Route::Messages => "messages",
         }
     }
 }
@@ -244,6 +327,10 @@ pub struct RequestCtx {
     pub images: u64,
     /// Audio transcribed, milliseconds (from the upstream's answer).
     pub audio_ms: u64,
+    /// Characters of `input` to speak (`/v1/audio/speech`, priced per character).
+    pub chars: u64,
+    /// Searches of a rerank (`/v1/rerank`, priced per search).
+    pub searches: u64,
     /// The rate-limit decision, for the `X-RateLimit-*` headers.
     pub rate: Option<crate::limits::Decision>,
     /// Where the request was counted, settled when it ends.
@@ -259,6 +346,17 @@ pub struct RequestCtx {
     /// A bradax caller (a bradax access token): its grant and, on bradax's LLM routes, the
     /// answer being translated.
     pub bradax: Option<Box<super::bradax::BxState>>,
+    /// `/v1/messages`: the canonical answer being re-encoded in Anthropic's shapes.
+    pub messages: Option<Box<super::messages::MsgState>>,
+    /// The current attempt's answer being translated from another provider dialect (`None`
+    /// for OpenAI-shaped providers: nothing is allocated for them).
+    pub xlate: Option<Box<super::translate::Xlate>>,
+    /// The first candidate's translated request body (its deployment index), made while the
+    /// request was checked so a body the dialect cannot express is the client's 400.
+    pub translated: Option<(usize, Bytes)>,
+    /// A client error found while preparing an attempt (a later candidate's dialect cannot
+    /// express the request): the answer instead of a gateway failure.
+    pub client_error: Option<ApiError>,
 }
 
 impl RequestCtx {
@@ -306,6 +404,8 @@ impl RequestCtx {
             admin: None,
             images: 0,
             audio_ms: 0,
+            chars: 0,
+            searches: 0,
             rate: None,
             ticket: None,
             reservation: None,
@@ -313,6 +413,10 @@ impl RequestCtx {
             body_deadline: None,
             overhead: None,
             bradax: None,
+            messages: None,
+            xlate: None,
+            translated: None,
+            client_error: None,
         }
     }
 
@@ -348,5 +452,40 @@ mod tests {
         for (i, r) in Route::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[test]
+    fn openai_routes_answer_with_and_without_v1() {
+        for (p, r) in [
+            ("/chat/completions", Route::Chat),
+            ("/embeddings", Route::Embeddings),
+            ("/responses", Route::Responses),
+            ("/moderations", Route::Moderations),
+            ("/audio/speech", Route::Speech),
+            ("/audio/translations", Route::AudioTranslations),
+            ("/images/edits", Route::ImageEdits),
+            ("/rerank", Route::Rerank),
+            ("/models", Route::Models),
+            ("/models/gpt-4o", Route::ModelRetrieve),
+        ] {
+            assert_eq!(Route::from_path(p), Some(r), "{p}");
+            assert_eq!(Route::from_path(&format!("/v1{p}")), Some(r), "/v1{p}");
+        }
+        // the empty id, other contracts' paths and near misses are not OpenAI routes
+        for p in [
+            "/v1/models/",
+            "/models/",
+            "/ocr",
+            "/usage/rate-limit",
+            "/v1/v1/chat/completions",
+            "/v1chat/completions",
+            "/llm/invoke",
+            "/v1/chat/completions/",
+            "/",
+            "",
+        ] {
+            assert_eq!(Route::from_path(p), None, "{p}");
+        }
+        assert_eq!(Route::from_path("/v1/ocr"), Some(Route::Ocr));
     }
 }

@@ -121,8 +121,12 @@ pub async fn finish(
             let consumed = crate::pricing::Consumed {
                 prompt_tokens: usage.map(|u| u.prompt_tokens).unwrap_or(0),
                 completion_tokens: usage.map(|u| u.completion_tokens).unwrap_or(0),
+                cached_tokens: usage.map(|u| u.cached_tokens).unwrap_or(0),
+                cache_write_tokens: usage.map(|u| u.cache_write_tokens).unwrap_or(0),
                 images: if ok { ctx.images } else { 0 },
                 audio_ms: if ok { ctx.audio_ms } else { 0 },
+                chars: if ok { ctx.chars } else { 0 },
+                searches: if ok { ctx.searches } else { 0 },
                 request: ok,
             };
             Some(crate::pricing::cost(
@@ -153,6 +157,9 @@ pub async fn finish(
         prompt_tokens: usage.map(|u| u.prompt_tokens).unwrap_or(0),
         completion_tokens: usage.map(|u| u.completion_tokens).unwrap_or(0),
         usage_reported: reported.is_some(),
+        cached_tokens: usage.map(|u| u.cached_tokens).unwrap_or(0),
+        cache_write_tokens: usage.map(|u| u.cache_write_tokens).unwrap_or(0),
+        reasoning_tokens: usage.map(|u| u.reasoning_tokens).unwrap_or(0),
         cost_upstream_usd_micros: cost.map(|c| c.usd_micros),
         cost_billed_brl_micros: cost.map(|c| c.brl_micros),
         latency_ms: latency.as_millis() as u64,
@@ -169,14 +176,21 @@ pub async fn finish(
 /// client, both with the model's tokenizer (long texts off the proxy threads).
 async fn counted(ctx: &mut RequestCtx, status: u16) -> Option<crate::sse::Usage> {
     use super::ctx::Route;
-    if !matches!(ctx.route, Some(Route::Chat | Route::Completions)) || !(200..300).contains(&status)
+    // moderations (OpenAI's answer has no usage) are priced by their input alone; a Responses
+    // answer without usage has its input counted (its output text is not extracted)
+    if !matches!(
+        ctx.route,
+        Some(Route::Chat | Route::Completions | Route::Moderations | Route::Responses)
+    ) || !(200..300).contains(&status)
     {
         return None;
     }
     let enc = ctx.live.as_ref()?.config.models[ctx.model?].tokenizer;
     enc.ensure_loaded().await;
     let body = ctx.body.clone()?;
-    let text = if ctx.sse_active {
+    let text = if matches!(ctx.route, Some(Route::Moderations)) {
+        crate::sse::Text::default()
+    } else if ctx.sse_active {
         ctx.sse.take_text()
     } else {
         // a whole answer: its text, if the kept tail is all of it

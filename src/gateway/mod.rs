@@ -17,12 +17,15 @@ pub mod conn;
 pub mod ctx;
 pub mod health;
 pub mod logging;
+pub mod messages;
 pub mod multipart;
 pub mod rate_usage;
 pub mod request;
 pub mod respond;
 pub mod route;
 pub mod stream;
+pub mod surface;
+pub mod translate;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -483,8 +486,12 @@ impl ProxyHttp for Gateway {
             };
         }
         if ctx.response_started && session.response_written().is_none() {
-            // The upstream broke after its header but before anything reached the client.
-            let err = ApiError::StreamInterrupted;
+            // The upstream broke after its header but before anything reached the client (or
+            // its answer could not be translated).
+            let err = ctx
+                .stream_error
+                .take()
+                .unwrap_or(ApiError::StreamInterrupted);
             respond::error(session, ctx, &err).await;
             return FailToProxy {
                 error_code: err.status(),
@@ -502,6 +509,11 @@ impl ProxyHttp for Gateway {
                 let _ = session
                     .write_response_body(Some(bradax::error_event(&err)), true)
                     .await;
+            } else if messages::translates_stream(ctx) {
+                // Anthropic's `event: error` (nothing when the message already ended)
+                if let Some(ev) = messages::error_event(ctx, &err) {
+                    let _ = session.write_response_body(Some(ev), true).await;
+                }
             } else if ctx.sse_active {
                 let _ = session
                     .write_response_body(Some(err.sse_event()), true)
@@ -512,7 +524,10 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
-        let err = if ctx.admin.is_some() {
+        let err = if let Some(client) = ctx.client_error.take() {
+            // an attempt's request the provider's dialect cannot express: the client's error
+            client
+        } else if ctx.admin.is_some() {
             tracing::error!(request_id = %ctx.request_id, error = %e, "admin app unreachable");
             ApiError::UpstreamUnavailable(1)
         } else if ctx.attempts == 0 {

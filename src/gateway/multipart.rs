@@ -11,6 +11,8 @@ use memchr::memmem;
 const MAX_PART_HEADERS: usize = 16 * 1024;
 /// Longest `model` value.
 const MAX_MODEL: usize = 256;
+/// Longest `n` value.
+const MAX_COUNT: usize = 16;
 
 /// A form the scanner cannot read: the client's 400.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,8 @@ enum State {
 enum Part {
     Preamble,
     Model,
+    /// `n`, the number of images an edit asks for.
+    Count,
     Other,
 }
 
@@ -42,8 +46,11 @@ pub struct FormScan {
     pending: Vec<u8>,
     state: State,
     model_buf: Vec<u8>,
+    count_buf: Vec<u8>,
     /// The `model` field's value, once its part ended.
     pub model: Option<String>,
+    /// The `n` field's value (images to edit), once its part ended.
+    pub n: Option<u64>,
     /// The file part was seen.
     pub has_file: bool,
 }
@@ -77,7 +84,9 @@ impl FormScan {
             pending: b"\r\n".to_vec(),
             state: State::Content(Part::Preamble),
             model_buf: Vec::new(),
+            count_buf: Vec::new(),
             model: None,
+            n: None,
             has_file: false,
         }
     }
@@ -104,9 +113,7 @@ impl FormScan {
                     let rest = &self.pending[pos..];
                     match memmem::find(rest, &self.delim) {
                         Some(i) => {
-                            if part == Part::Model {
-                                push_model(&mut self.model_buf, &self.pending[pos..pos + i])?;
-                            }
+                            self.push(part, pos, pos + i)?;
                             self.end_part(part)?;
                             pos += i + self.delim.len();
                             self.state = State::AfterDelimiter;
@@ -115,9 +122,7 @@ impl FormScan {
                             // keep what could be the start of a delimiter
                             let keep = (self.delim.len() - 1).min(rest.len());
                             let upto = self.pending.len() - keep;
-                            if part == Part::Model {
-                                push_model(&mut self.model_buf, &self.pending[pos..upto])?;
-                            }
+                            self.push(part, pos, upto)?;
                             pos = upto;
                             break;
                         }
@@ -166,6 +171,9 @@ impl FormScan {
                             if part == Part::Model && self.model.is_some() {
                                 return Err(BadForm("the form has two 'model' fields"));
                             }
+                            if part == Part::Count && self.n.is_some() {
+                                return Err(BadForm("the form has two 'n' fields"));
+                            }
                             pos += skip;
                             self.state = State::Content(part);
                         }
@@ -183,7 +191,32 @@ impl FormScan {
         Ok(())
     }
 
+    /// Keep `pending[from..to]` when it is the content of a field the gateway reads.
+    fn push(&mut self, part: Part, from: usize, to: usize) -> Result<(), BadForm> {
+        match part {
+            Part::Model => push_model(&mut self.model_buf, &self.pending[from..to]),
+            Part::Count => {
+                if self.count_buf.len() + (to - from) > MAX_COUNT {
+                    return Err(BadForm("the 'n' field is too long"));
+                }
+                self.count_buf.extend_from_slice(&self.pending[from..to]);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn end_part(&mut self, part: Part) -> Result<(), BadForm> {
+        if part == Part::Count {
+            let v = std::str::from_utf8(&self.count_buf)
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(BadForm("the 'n' field is not a whole number"))?;
+            self.n = Some(v);
+            self.count_buf.clear();
+        }
         if part == Part::Model {
             let v = std::str::from_utf8(&self.model_buf)
                 .map_err(|_| BadForm("the 'model' field is not UTF-8"))?
@@ -210,6 +243,9 @@ fn push_model(buf: &mut Vec<u8>, bytes: &[u8]) -> Result<(), BadForm> {
 fn part_of(headers: &[u8]) -> Result<Part, BadForm> {
     if names(headers, "model") {
         return Ok(Part::Model);
+    }
+    if names(headers, "n") {
+        return Ok(Part::Count);
     }
     if headers.len() > MAX_PART_HEADERS {
         return Err(BadForm("a form part's headers are too large"));
@@ -242,7 +278,10 @@ fn names(headers: &[u8], field: &str) -> bool {
             let Some((k, v)) = p.split_once('=') else {
                 return false;
             };
-            k.trim().eq_ignore_ascii_case("name") && unquote(v) == field
+            // `image[]`: the OpenAI SDK's name for each of several files of one field
+            let v = unquote(v);
+            k.trim().eq_ignore_ascii_case("name")
+                && (v == field || v.strip_suffix("[]") == Some(field))
         });
     }
     false
@@ -269,6 +308,38 @@ mod tests {
         }
         b.extend_from_slice(b"--XyZ--\r\n");
         b
+    }
+
+    #[test]
+    fn an_edit_form_gives_n_and_its_image_at_every_split() {
+        let body = form(&[
+            ("model", None, b"img-1"),
+            ("n", None, b" 3 "),
+            ("image[]", Some("a.png"), &[0u8, 13, 10, 45, 45][..]),
+            ("prompt", None, b"a hat"),
+        ]);
+        for piece in 1..body.len() {
+            let mut s = FormScan::new("XyZ", "image");
+            for c in body.chunks(piece) {
+                s.feed(c).unwrap();
+            }
+            assert_eq!(
+                (s.model.as_deref(), s.n, s.has_file, s.done()),
+                (Some("img-1"), Some(3), true, true),
+                "piece {piece}"
+            );
+        }
+        for bad in [
+            &b"three"[..],
+            b"-1",
+            b"",
+            b"99999999999999999999",
+            b"1\x002",
+        ] {
+            let body = form(&[("n", None, bad), ("image", Some("a.png"), b"x")]);
+            let mut s = FormScan::new("XyZ", "image");
+            assert!(s.feed(&body).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     fn scan_in_pieces(body: &[u8], piece: usize) -> Result<FormScan, BadForm> {

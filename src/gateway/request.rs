@@ -75,9 +75,41 @@ pub async fn prepare(
         let shape = models_shape(&live.config, session);
         return Ok(Outcome::Respond(live.models_body(shape, filter)));
     }
+    if route == Route::ModelRetrieve {
+        // `GET /v1/models/{id}` (the SDKs' `models.retrieve`): public like the list
+        if method != http::Method::GET {
+            return Err(ApiError::MethodNotAllowed(method.to_string()));
+        }
+        let path = session.req_header().uri.path();
+        let raw = path.split_once("/models/").map_or("", |(_, id)| id);
+        // a name with `/` arrives as `%2F` from SDKs that encode it, as `/` from others
+        let id = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| ApiError::InvalidRequest("the model id is not UTF-8".into()))?
+            .into_owned();
+        if session
+            .req_header()
+            .headers
+            .contains_key(http::header::AUTHORIZATION)
+            || session.req_header().headers.contains_key(names::API_KEY)
+        {
+            let key = presented_key(session).ok_or(ApiError::InvalidKey)?;
+            ctx.key = Some(authenticate(&live, db_keys, key).await?);
+        }
+        return match live.model_body(&id) {
+            Some(b) => Ok(Outcome::Respond(b)),
+            None => Err(ApiError::ModelNotFound(id)),
+        };
+    }
 
-    // key auth before anything else is revealed
-    let key = presented_key(session).ok_or(ApiError::MissingKey)?;
+    // key auth before anything else is revealed (Anthropic's SDKs send theirs as `x-api-key`)
+    let key = match presented_key(session) {
+        None if route == Route::Messages => header_str(session, names::X_API_KEY)
+            .map(str::trim)
+            .filter(|k| !k.is_empty()),
+        k => k,
+    }
+    .ok_or(ApiError::MissingKey)?;
     ctx.tokia_key = key.starts_with(crate::surfaces::tokia::wire::KEY_PREFIX);
     if route.is_bradax() || (jwt.is_some() && crate::domain::bradax::looks_like_jwt(key)) {
         // a bradax access token (bradax's routes take nothing else), bound to its key
@@ -122,24 +154,40 @@ pub async fn prepare(
         let category = match route {
             Route::Ocr => Category::Ocr,
             Route::Recognition => Category::Recognition,
+            Route::ImageEdits => Category::Image,
             _ => Category::Audio,
         };
         // the file part as each contract names it
         let file_field = match route {
-            Route::Ocr => "image",
+            Route::Ocr | Route::ImageEdits => "image",
             Route::Recognition => "document",
             _ => "file",
         };
         let forced = header_str(session, names::X_CATRACA_MODEL).map(str::to_string);
+        // an edit is priced per image, so its `n` must be known wherever it sits in the form:
+        // the form is read whole (spooled past the read-ahead), not just to its file part
+        let whole = route == Route::ImageEdits;
         let form = read_form(
             session,
             ctx,
             &boundary,
             file_field,
             forced.is_some(),
+            whole,
             cfg.max_upload_bytes,
         )
         .await?;
+        if whole {
+            ctx.images = match form.n {
+                None => 1,
+                Some(n @ 1..=MAX_IMAGES) => n,
+                Some(_) => {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "n: must be between 1 and {MAX_IMAGES}"
+                    )));
+                }
+            };
+        }
         if !form.has_file {
             return Err(ApiError::InvalidRequest(format!(
                 "the form has no '{file_field}' part"
@@ -191,6 +239,12 @@ pub async fn prepare(
         let b = super::bradax::translate(&body, route)?;
         ctx.body = Some(b.clone());
         b
+    } else if route == Route::Messages {
+        // Anthropic's Messages request, likewise (its answer is re-encoded by `messages`)
+        let b = crate::dialect::messages::request(&body)?;
+        ctx.body = Some(b.clone());
+        ctx.messages = Some(super::messages::state());
+        b
     } else {
         body
     };
@@ -239,7 +293,11 @@ pub async fn prepare(
     ctx.stream = probe.stream.unwrap_or(false)
         && matches!(
             route,
-            Route::Chat | Route::Completions | Route::BradaxStream
+            Route::Chat
+                | Route::Completions
+                | Route::BradaxStream
+                | Route::Responses
+                | Route::Messages
         );
     if route == Route::Images {
         ctx.images = probe
@@ -249,13 +307,20 @@ pub async fn prepare(
             .unwrap_or(1)
             .min(100);
     }
+    match route {
+        Route::Speech => ctx.chars = super::surface::speech_chars(&body)?,
+        Route::Rerank => ctx.searches = super::surface::rerank_searches(&body)?,
+        Route::Moderations => super::surface::check_moderation(&body)?,
+        _ => {}
+    }
     ctx.stream_options_absent = !probe.stream_options.present;
     let client_usage = probe
         .stream_options
         .value
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    ctx.hide_usage = ctx.stream && !client_usage;
+    // the Responses API always reports usage in its last event: nothing to inject or hide
+    ctx.hide_usage = ctx.stream && !client_usage && route != Route::Responses;
     if (ctx.hide_usage && !ctx.stream_options_absent) || ctx.model_span.is_none() {
         // the rewrite for the upstream cannot splice bytes: parse the body whole, once, here,
         // so a body serde cannot take is the client's 400 and never an upstream failure
@@ -268,6 +333,9 @@ pub async fn prepare(
         }
         ctx.body_json = Some(v);
     }
+    // a first deployment of another dialect: its body translated now (a field it cannot
+    // express is this 400); nothing for OpenAI-shaped deployments
+    super::translate::check_first(ctx)?;
 
     // Tokens are estimated only when a token limit or a reservation needs them.
     let estimate = match (&ctx.key, ctx.model) {
@@ -363,7 +431,12 @@ pub fn nesting_exceeds(body: &[u8], max: usize) -> bool {
 struct Form {
     model: Option<String>,
     has_file: bool,
+    /// `n` (image edits).
+    n: Option<u64>,
 }
+
+/// Most images one edit may ask for (OpenAI's own limit).
+const MAX_IMAGES: u64 = 10;
 
 /// Pingora's retry buffer: a body read ahead up to this size is replayed by Pingora itself.
 const READ_AHEAD: usize = 64 * 1024;
@@ -379,6 +452,7 @@ async fn read_form(
     boundary: &str,
     file_field: &'static str,
     forced: bool,
+    whole: bool,
     max_upload_bytes: u64,
 ) -> Result<Form, ApiError> {
     use tokio::io::AsyncWriteExt;
@@ -390,7 +464,7 @@ async fn read_form(
     let mut total: u64 = 0;
     let mut ended = false;
     loop {
-        let known = scan.has_file && (forced || scan.model.is_some());
+        let known = !whole && scan.has_file && (forced || scan.model.is_some());
         if scan.done() || (known && spool.is_none()) {
             break;
         }
@@ -433,9 +507,15 @@ async fn read_form(
     }
     // else the rest streams through after the read-ahead, into Pingora's retry buffer while it
     // fits (another attempt replays it), past that with no second attempt
+    if whole && !scan.done() {
+        return Err(ApiError::InvalidRequest(
+            "invalid multipart form: it has no closing delimiter".into(),
+        ));
+    }
     Ok(Form {
         model: scan.model,
         has_file: scan.has_file,
+        n: scan.n,
     })
 }
 
@@ -527,7 +607,7 @@ async fn reserve(
         return Ok(());
     }
     let output = match ctx.route {
-        Some(Route::Chat | Route::Completions) => estimate
+        Some(Route::Chat | Route::Completions | Route::Responses | Route::Messages) => estimate
             .max_output
             .unwrap_or(live.config.reserve_output_tokens),
         _ => 0,
@@ -539,7 +619,10 @@ async fn reserve(
             completion_tokens: output,
             images: ctx.images,
             audio_ms: 0,
+            chars: ctx.chars,
+            searches: ctx.searches,
             request: true,
+            ..Default::default()
         },
         live.config.fx_usd_brl_micros,
     );
@@ -670,14 +753,22 @@ fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), Ap
         return Err(ApiError::ModelNotAllowed(name.to_string()));
     }
     let want = match route {
-        Route::Chat | Route::BradaxInvoke | Route::BradaxStream => Category::Chat,
+        Route::Chat | Route::BradaxInvoke | Route::BradaxStream | Route::Messages => Category::Chat,
         Route::Completions => Category::Completion,
         Route::Embeddings => Category::Embedding,
         Route::Images => Category::Image,
         Route::Audio => Category::Audio,
         Route::Ocr => Category::Ocr,
         Route::Recognition => Category::Recognition,
-        Route::Models | Route::Health | Route::RateLimitUsage => return Err(ApiError::Internal),
+        Route::Responses => Category::Chat,
+        Route::Moderations => Category::Moderation,
+        Route::Speech => Category::Speech,
+        Route::AudioTranslations => Category::Audio,
+        Route::ImageEdits => Category::Image,
+        Route::Rerank => Category::Rerank,
+        Route::Models | Route::ModelRetrieve | Route::Health | Route::RateLimitUsage => {
+            return Err(ApiError::Internal);
+        }
     };
     let have = live.category(idx);
     // chat models commonly serve the legacy completions route too
@@ -697,6 +788,9 @@ fn choose_model(ctx: &mut RequestCtx, name: &str, route: Route) -> Result<(), Ap
         Arc::from(name)
     });
     ctx.candidates = live.candidates(idx);
+    if route.openai_only() {
+        super::surface::keep_speakers(&live, route, &mut ctx.candidates, name)?;
+    }
     ctx.max_attempts = live.config.failover.max_attempts;
     Ok(())
 }
@@ -773,6 +867,8 @@ pub mod names {
     pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     /// `api-key`
     pub const API_KEY: HeaderName = HeaderName::from_static("api-key");
+    /// `x-api-key` (Anthropic's SDKs, on `/v1/messages`)
+    pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
     /// `x-catraca-model`
     pub const X_CATRACA_MODEL: HeaderName = HeaderName::from_static("x-catraca-model");
 }

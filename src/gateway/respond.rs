@@ -26,6 +26,7 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) 
     let body = match dialect {
         Some(Dialect::Sabia) => crate::surfaces::sabia::wire::gateway_error(err),
         Some(Dialect::Bradax) => super::bradax::gateway_error(err, &ctx.request_id),
+        Some(Dialect::Anthropic) => crate::dialect::messages::gateway_error(err),
         // Tokia's clients know a low balance by its own code, in pt-BR unless asked in English
         _ if ctx.tokia_key && matches!(err, ApiError::InsufficientBalance) => {
             crate::surfaces::tokia::wire::low_balance(crate::surfaces::tokia::wire::wants_english(

@@ -79,8 +79,12 @@ pub struct LiveProvider {
     pub addr: SocketAddr,
     /// `Host` header value.
     pub host_header: HeaderValue,
-    /// `Authorization: Bearer …` to send upstream, if the provider has a key.
+    /// `Authorization: Bearer …` to send upstream, if an OpenAI-kind provider has a key.
     pub auth_header: Option<HeaderValue>,
+    /// Another kind's credential and version headers, built once here: Azure `api-key`,
+    /// Anthropic `x-api-key` + `anthropic-version`, Gemini `x-goog-api-key` (Bedrock signs
+    /// each request instead). Empty for the OpenAI kind.
+    pub dialect_headers: Vec<(&'static str, HeaderValue)>,
     /// The upstream URI of each route (`base_path` + the route's suffix), by [`Route::index`].
     pub uris: Vec<http::Uri>,
     /// Attempt counts and latencies not yet in the rollup (kept across reloads by name).
@@ -229,7 +233,31 @@ impl Live {
             };
             let host_header = HeaderValue::from_str(&host)
                 .map_err(|_| format!("provider {}: bad host {host:?}", p.name))?;
+            let secret = |k: &str| {
+                HeaderValue::from_str(k)
+                    .map(|mut v| {
+                        v.set_sensitive(true);
+                        v
+                    })
+                    .map_err(|_| format!("provider {}: api key has invalid bytes", p.name))
+            };
+            let mut dialect_headers = Vec::new();
+            let key_name = match p.kind {
+                crate::dialect::Kind::Azure => Some("api-key"),
+                crate::dialect::Kind::Anthropic => Some("x-api-key"),
+                crate::dialect::Kind::Gemini => Some("x-goog-api-key"),
+                crate::dialect::Kind::OpenAi | crate::dialect::Kind::Bedrock => None,
+            };
+            if let (Some(name), Some(k)) = (key_name, &p.api_key) {
+                dialect_headers.push((name, secret(k)?));
+            }
+            if p.kind == crate::dialect::Kind::Anthropic {
+                let v = HeaderValue::from_str(&p.anthropic_version)
+                    .map_err(|_| format!("provider {}: bad anthropic_version", p.name))?;
+                dialect_headers.push(("anthropic-version", v));
+            }
             let auth_header = match &p.api_key {
+                Some(_) if p.kind != crate::dialect::Kind::OpenAi => None,
                 Some(k) => {
                     let mut v = HeaderValue::from_str(&format!("Bearer {k}"))
                         .map_err(|_| format!("provider {}: api key has invalid bytes", p.name))?;
@@ -260,6 +288,7 @@ impl Live {
                 addr,
                 host_header,
                 auth_header,
+                dialect_headers,
             });
         }
         let mut breakers = Vec::with_capacity(config.deployments.len());
@@ -478,6 +507,19 @@ impl Candidates {
     pub fn get(&self, i: usize) -> Option<usize> {
         (i < self.len()).then(|| self.items[i] as usize)
     }
+
+    /// Keep only the candidates `keep` accepts, in their order.
+    pub fn retain(&mut self, keep: impl Fn(usize) -> bool) {
+        let mut n = 0;
+        for i in 0..self.len() {
+            let d = self.items[i];
+            if keep(d as usize) {
+                self.items[n] = d;
+                n += 1;
+            }
+        }
+        self.len = n as u8;
+    }
 }
 
 async fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
@@ -538,14 +580,31 @@ impl Live {
     }
 }
 
+impl Live {
+    /// `GET /v1/models/{id}`: the catalog entry named `id` (a model's name or alias) in the
+    /// shape of one `/v1/models` `data` item; `None` when no model has that name.
+    pub fn model_body(&self, id: &str) -> Option<Bytes> {
+        let &m = self.model_index.get(id)?;
+        let m = &self.config.models[m];
+        let v = serde_json::json!({
+            "id": id,
+            "object": "model",
+            "created": 1_700_000_000u64,
+            "owned_by": m.owned_by,
+            "category": m.category.as_str(),
+        });
+        serde_json::to_vec(&v).ok().map(Bytes::from)
+    }
+}
+
 /// Tokia's category of a model (`None`: not in Tokia's catalog: OCR, recognition).
 fn tokia_category(c: Category) -> Option<(&'static str, ModelsFilter)> {
     match c {
         Category::Chat | Category::Completion => Some(("llm", ModelsFilter::Llm)),
         Category::Image => Some(("image", ModelsFilter::Image)),
         Category::Embedding => Some(("embedding", ModelsFilter::Embedding)),
-        Category::Audio => Some(("audio", ModelsFilter::Audio)),
-        Category::Ocr | Category::Recognition => None,
+        Category::Audio | Category::Speech => Some(("audio", ModelsFilter::Audio)),
+        Category::Ocr | Category::Recognition | Category::Moderation | Category::Rerank => None,
     }
 }
 

@@ -64,18 +64,18 @@ pub fn on_upstream_header(
         live.handles.attempt_ok(&shared.metrics, name, d);
     }
     ctx.response_started = true;
-    ctx.sse_active = ctx.stream
-        && resp
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-    if ctx.sse_active && ctx.hide_usage {
-        // we may drop an event, so the length changes
-        resp.remove_header(&http::header::CONTENT_LENGTH);
+    let kind = live.config.providers[live.config.deployments[d].provider].kind;
+    if !kind.speaks_openai() {
+        // another dialect: its answer is translated (`translate`)
+        super::translate::on_header(resp, ctx, kind)?;
+    } else {
+        on_openai_header(resp, ctx);
     }
     if ctx.bradax.is_some() {
         super::bradax::on_header(resp, ctx)?;
+    }
+    if ctx.messages.is_some() {
+        super::messages::on_header(resp, ctx)?;
     }
     // static names: Pingora keeps header-name case by borrowing a `&'static str` and copying a
     // typed `HeaderName` (callgrind: 435 instructions a request less with strings here)
@@ -87,10 +87,24 @@ pub fn on_upstream_header(
     Ok(())
 }
 
+/// An OpenAI-shaped answer's head: is it a stream to scan?
+fn on_openai_header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
+    ctx.sse_active = ctx.stream
+        && resp
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+    if ctx.sse_active && ctx.hide_usage {
+        // we may drop an event, so the length changes
+        resp.remove_header(&http::header::CONTENT_LENGTH);
+    }
+}
+
 /// Usage (and, for transcriptions, the audio duration) from the end of a whole answer.
 fn scan_answer(ctx: &mut RequestCtx, tail: &[u8]) {
     ctx.usage = crate::sse::find_usage(tail);
-    if ctx.route == Some(Route::Audio)
+    if matches!(ctx.route, Some(Route::Audio | Route::AudioTranslations))
         && ctx.upstream_status.is_some_and(|s| (200..300).contains(&s))
     {
         ctx.audio_ms = match crate::sse::find_audio_ms(tail) {
@@ -116,7 +130,12 @@ pub fn on_body(body: &mut Option<Bytes>, eos: bool, ctx: &mut RequestCtx) -> Res
         ctx.last_failure = Some(AttemptFailure::Timeout);
         return Error::e_explain(ErrorType::ReadTimedout, "total_timeout_ms exceeded");
     }
-    if ctx.sse_active {
+    if ctx.xlate.is_some() {
+        super::translate::on_body(body, eos, ctx)?;
+    } else if ctx.route == Some(Route::Speech) {
+        // audio: each chunk goes on as it came, never scanned nor kept (priced per character
+        // of the request's `input`)
+    } else if ctx.sse_active {
         if let Some(b) = body.take() {
             match ctx.sse.feed(b) {
                 Ok(b) => *body = Some(b),
@@ -170,6 +189,9 @@ pub fn on_body(body: &mut Option<Bytes>, eos: bool, ctx: &mut RequestCtx) -> Res
     }
     if ctx.bradax.is_some() {
         super::bradax::on_body(body, eos, ctx);
+    }
+    if ctx.messages.is_some() {
+        super::messages::on_body(body, eos, ctx);
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     ctx.ttft = None;
     ctx.upstream_body = None;
     ctx.streamed_body_bytes = 0;
+    ctx.xlate = None;
 
     let dep = &live.config.deployments[d];
     let provider = &live.config.providers[dep.provider];
@@ -123,8 +124,13 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     let dep = &live.config.deployments[d];
     let provider = &live.config.providers[dep.provider];
     let lp = &live.providers[dep.provider];
+    let kind = provider.kind;
 
     let uri = match req.uri.query() {
+        // another dialect: its own path (and query), per deployment
+        _ if kind != crate::dialect::Kind::OpenAi => {
+            dialect_uri(ctx, provider, route, &dep.upstream_model)?
+        }
         // the common case: the provider's path for this route, parsed when the config loaded
         None => lp.uris[route.index()].clone(),
         Some(q) => {
@@ -162,13 +168,49 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     if let Some(a) = &lp.auth_header {
         req.insert_header(http::header::AUTHORIZATION, a.clone())?;
     }
+    for (name, value) in &lp.dialect_headers {
+        req.insert_header(*name, value.clone())?;
+    }
     req.insert_header("x-request-id", ctx.request_id.as_str())?;
     if let Some(id) = &ctx.client_request_id {
         req.insert_header("x-client-request-id", id.as_str())?;
     }
 
     if !route.is_upload() {
-        let body = upstream_body(ctx, &dep.upstream_model)?;
+        let body = if kind.speaks_openai() {
+            upstream_body(ctx, &dep.upstream_model)?
+        } else {
+            match super::translate::request_body(ctx, d, kind, &dep.upstream_model) {
+                Ok(b) => b,
+                Err(e) => {
+                    // the client's request, not the deployment, is at fault: answered as it
+                    // is, never counted against the deployment nor failed over
+                    ctx.client_error = Some(e);
+                    return Error::e_explain(ErrorType::InternalError, "untranslatable request");
+                }
+            }
+        };
+        if kind == crate::dialect::Kind::Bedrock
+            && let Some(aws) = &provider.aws
+        {
+            let host = lp.host_header.to_str().unwrap_or_default();
+            let pq = req
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            let signed = crate::dialect::bedrock::sign(
+                aws,
+                "POST",
+                host,
+                &pq,
+                &body,
+                std::time::SystemTime::now(),
+            );
+            for (name, value) in signed {
+                req.insert_header(name, value)?;
+            }
+        }
         req.remove_header(&http::header::TRANSFER_ENCODING);
         req.insert_header(
             http::header::CONTENT_LENGTH,
@@ -177,6 +219,33 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
         ctx.upstream_body = Some(body);
     }
     Ok(())
+}
+
+/// The upstream URI of an attempt on a provider of another kind than OpenAI: the base path
+/// and the dialect's path (the client's query is not passed on).
+fn dialect_uri(
+    ctx: &RequestCtx,
+    provider: &crate::config::resolve::Provider,
+    route: super::ctx::Route,
+    upstream_model: &str,
+) -> Result<http::Uri> {
+    use crate::dialect::Kind;
+    let tail = match (provider.kind, super::translate::op_of(route)) {
+        (Kind::Azure, _) => crate::dialect::azure::path_for(
+            route.upstream_suffix(),
+            upstream_model,
+            provider.api_version.as_deref().unwrap_or_default(),
+        ),
+        (kind, Some(op)) => crate::dialect::path(kind, op, upstream_model, ctx.stream, ""),
+        // no translation of this route: the request never gets here (checked first), but a
+        // later candidate could: its body fails with the client's 400
+        (_, None) => route.upstream_suffix().to_string(),
+    };
+    let mut path = String::with_capacity(provider.base_path.len() + tail.len());
+    path.push_str(&provider.base_path);
+    path.push_str(&tail);
+    path.parse::<http::Uri>()
+        .map_err(|e| Error::because(ErrorType::InternalError, "upstream uri", e))
 }
 
 /// The body for this attempt: the client's bytes untouched when nothing must change, else the

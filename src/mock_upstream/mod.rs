@@ -7,6 +7,7 @@
 //! (break the connection after N chunks), `x-mock-no-usage` (omit `usage`), `x-mock-usage`
 //! (send this JSON text as the `usage` object, e.g. absurd numbers), `x-mock-endless-event`
 //! (stream one SSE event of this many bytes that never ends, then close).
+//! `x-mock-tool-call: <name>|first` (chat answers with one call of that tool).
 //! Per process: `--fail-status`, `--fail-rate`, `--latency-ms`.
 //! `GET /mock/stats` reports counters and the last request body seen, for tests.
 //! `/graph/{version}/…` is a WhatsApp Cloud API (Graph) stand-in (see [`graph_messages`]).
@@ -21,8 +22,9 @@ use std::time::Duration;
 
 mod anthropic;
 mod azure;
-mod bedrock;
+pub mod bedrock;
 mod gemini;
+mod surface;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -106,6 +108,9 @@ pub fn router(opts: MockOptions) -> Router {
     let r = azure::routes(r);
     let r = gemini::routes(r);
     let r = bedrock::routes(r);
+    // the rest of OpenAI's surface (responses, moderations, speech, translations, image edits,
+    // rerank)
+    let r = surface::routes(r);
     r.layer(axum::middleware::from_fn(tag_version))
         .with_state(mock)
 }
@@ -238,6 +243,20 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
         .map(str::to_string);
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let id = "chatcmpl-mock";
+    // `x-mock-tool-call: <name>` (`first`: the request's first tool): answer with one call of
+    // that tool, arguments [`TOOL_ARGS`] (streamed: the call's head, then its arguments spread
+    // over the other chunks)
+    let tool = chat
+        .then(|| h.get("x-mock-tool-call").and_then(|t| t.to_str().ok()))
+        .flatten()
+        .map(|t| match t {
+            "first" => v
+                .pointer("/tools/0/function/name")
+                .and_then(Value::as_str)
+                .unwrap_or("tool")
+                .to_string(),
+            t => t.to_string(),
+        });
     if let Some(n) = hnum(&h, "x-mock-endless-event") {
         // a broken provider: one event that never reaches its blank line
         let piece = Bytes::from(vec![b'x'; 16 * 1024]);
@@ -257,7 +276,13 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
             .map(|i| WORDS[i % WORDS.len()])
             .collect();
         let text = text.join(" ");
-        let mut out = if chat {
+        let mut out = if let Some(t) = &tool {
+            json!({"id": id, "object": "chat.completion", "created": 1_700_000_000u64, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                    "tool_calls": [{"id": "call_mock_1", "type": "function",
+                        "function": {"name": t, "arguments": TOOL_ARGS}}]},
+                    "finish_reason": "tool_calls"}]})
+        } else if chat {
             json!({"id": id, "object": "chat.completion", "created": 1_700_000_000u64, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
         } else {
@@ -303,6 +328,7 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
     let st = futures_util::stream::unfold((0u64, guard), move |(i, mut guard)| {
         let model = model.clone();
         let raw_usage = raw_usage.clone();
+        let tool = tool.clone();
         async move {
             if i > 0 && !delay.is_zero() && i <= n_chunks + 2 {
                 tokio::time::sleep(delay).await;
@@ -335,7 +361,21 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
                 } else {
                     format!(" {w}")
                 };
-                frame["choices"] = if chat {
+                frame["choices"] = if let Some(t) = &tool {
+                    let args = tool_args_piece(i, n_chunks);
+                    let call = if i == 0 {
+                        json!({"index": 0, "id": "call_mock_1", "type": "function",
+                            "function": {"name": t, "arguments": args}})
+                    } else {
+                        json!({"index": 0, "function": {"arguments": args}})
+                    };
+                    let delta = if i == 0 {
+                        json!({"role": "assistant", "content": null, "tool_calls": [call]})
+                    } else {
+                        json!({"tool_calls": [call]})
+                    };
+                    json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}])
+                } else if chat {
                     let delta = if i == 0 {
                         json!({"role": "assistant", "content": piece})
                     } else {
@@ -347,7 +387,9 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
                 };
                 format!("data: {frame}\n\n")
             } else if i == n_chunks {
-                frame["choices"] = if chat {
+                frame["choices"] = if tool.is_some() {
+                    json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "tool_calls"}])
+                } else if chat {
                     json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}])
                 } else {
                     json!([{"index": 0, "text": "", "logprobs": null, "finish_reason": "stop"}])
@@ -388,6 +430,25 @@ async fn generate(m: Arc<Mock>, h: HeaderMap, body: Bytes, chat: bool) -> Respon
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(st))
         .unwrap_or_else(|_| error_response(500))
+}
+
+/// The arguments of the mock's tool call (`x-mock-tool-call`).
+const TOOL_ARGS: &str = r#"{"city":"São Paulo","unit":"celsius"}"#;
+
+/// Chunk `i` of `n`'s share of [`TOOL_ARGS`]: none in the first (the call's head) unless it is
+/// the only one, then the characters spread evenly over the rest.
+fn tool_args_piece(i: u64, n: u64) -> String {
+    if n == 1 {
+        return TOOL_ARGS.to_string();
+    }
+    if i == 0 {
+        return String::new();
+    }
+    let chars: Vec<char> = TOOL_ARGS.chars().collect();
+    let per = chars.len().div_ceil((n - 1) as usize);
+    let from = ((i - 1) as usize * per).min(chars.len());
+    let to = (from + per).min(chars.len());
+    chars[from..to].iter().collect()
 }
 
 /// Counts a stream that was dropped before it finished: the client (the gateway) went away.

@@ -32,7 +32,13 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
     let mut cost_usd = Vec::with_capacity(batch.len());
     let mut cost_brl = Vec::with_capacity(batch.len());
     let mut client_request_id = Vec::with_capacity(batch.len());
+    let mut cached = Vec::with_capacity(batch.len());
+    let mut cache_write = Vec::with_capacity(batch.len());
+    let mut reasoning = Vec::with_capacity(batch.len());
     for e in batch {
+        cached.push(e.cached_tokens.min(i64::MAX as u64) as i64);
+        cache_write.push(e.cache_write_tokens.min(i64::MAX as u64) as i64);
+        reasoning.push(e.reasoning_tokens.min(i64::MAX as u64) as i64);
         client_request_id.push(e.client_request_id.as_deref());
         request_id.push(e.request_id.as_str());
         organization_id.push(e.organization_id);
@@ -64,12 +70,13 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
                 request_id, organization_id, api_key_id, key_name, route, model, deployment,
                 provider, status, error, attempts, stream, prompt_tokens, completion_tokens,
                 usage_reported, latency_ms, ttft_ms, session_id, client_disconnected, created_at,
-                cost_upstream_usd_micros, cost_billed_brl_micros, client_request_id)
+                cost_upstream_usd_micros, cost_billed_brl_micros, client_request_id,
+                cached_tokens, cache_write_tokens, reasoning_tokens)
             SELECT * FROM UNNEST(
                 $1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
                 $8::text[], $9::int2[], $10::text[], $11::int2[], $12::bool[], $13::int8[], $14::int8[],
                 $15::bool[], $16::int4[], $17::int4[], $18::text[], $19::bool[], $20::timestamptz[],
-                $21::int8[], $22::int8[], $24::text[])
+                $21::int8[], $22::int8[], $24::text[], $25::int8[], $26::int8[], $27::int8[])
             ON CONFLICT (request_id) DO NOTHING
             RETURNING request_id, organization_id, api_key_id, model, status, prompt_tokens, completion_tokens,
                       cost_upstream_usd_micros, cost_billed_brl_micros, latency_ms, created_at,
@@ -236,6 +243,9 @@ pub async fn insert(pool: &PgPool, batch: &[UsageEvent]) -> Result<(), sqlx::Err
     .bind(&cost_brl)
     .bind(crate::funds::node_id())
     .bind(&client_request_id)
+    .bind(&cached)
+    .bind(&cache_write)
+    .bind(&reasoning)
     .execute(pool)
     .await?;
     Ok(())

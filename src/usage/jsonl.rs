@@ -121,6 +121,12 @@ pub fn push_line(buf: &mut Vec<u8>, ev: &UsageEvent) {
     int(buf, ev.completion_tokens);
     buf.extend_from_slice(b",\"usage_reported\":");
     boolean(buf, ev.usage_reported);
+    buf.extend_from_slice(b",\"cached_tokens\":");
+    int(buf, ev.cached_tokens);
+    buf.extend_from_slice(b",\"cache_write_tokens\":");
+    int(buf, ev.cache_write_tokens);
+    buf.extend_from_slice(b",\"reasoning_tokens\":");
+    int(buf, ev.reasoning_tokens);
     buf.extend_from_slice(b",\"cost_upstream_usd_micros\":");
     opt_int(buf, ev.cost_upstream_usd_micros);
     buf.extend_from_slice(b",\"cost_billed_brl_micros\":");
@@ -247,6 +253,9 @@ mod tests {
             prompt_tokens: n,
             completion_tokens: n / 3,
             usage_reported: !some,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
             cost_upstream_usd_micros: some.then_some(-(n as i64)),
             cost_billed_brl_micros: Some(i64::MAX),
             latency_ms: n % 100_000,

@@ -52,6 +52,15 @@ pub struct UsageEvent {
     pub completion_tokens: u64,
     /// Whether the upstream reported usage.
     pub usage_reported: bool,
+    /// Of `prompt_tokens`, read from the provider's prompt cache.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// Of `prompt_tokens`, written to the provider's prompt cache.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// Of `completion_tokens`, spent reasoning.
+    #[serde(default)]
+    pub reasoning_tokens: u64,
     /// Upstream cost at catalog prices, micro-USD (see `pricing`).
     #[serde(default)]
     pub cost_upstream_usd_micros: Option<i64>,
