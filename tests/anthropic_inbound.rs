@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::dialect::{run_sdk_script, sdk_python};
 use crate::common::{Gateway, KEY, Mock};
 
 /// A 1x1 PNG.
@@ -487,34 +488,18 @@ async fn hostile_input_is_a_400_in_anthropics_shape_and_never_reaches_the_provid
 /// Runs tests/sdk/anthropic_sdk_check.py against `gw` (`tool_input`: what the provider's
 /// mock calls its tool with).
 async fn run_sdk_check(gw: &Gateway, tool_input: &str) {
-    let python = std::env::var("CATRACA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = std::process::Command::new(&python)
-        .args(["-c", "import anthropic"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "the anthropic package is missing for {python}: run scripts/test.sh, or pip install -r tests/sdk/requirements.txt"
-    );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/sdk/anthropic_sdk_check.py"
-    );
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("CATRACA_BASE_URL", gw.url(""))
-        .env("CATRACA_KEY", KEY)
-        .env("CATRACA_MODEL", "claude-pub")
-        .env("CATRACA_LIMITED_MODEL", "limited-model")
-        .env("CATRACA_TOOL_INPUT", tool_input)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "SDK check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let python = sdk_python("anthropic");
+    let stdout = run_sdk_script(
+        &python,
+        "anthropic_sdk_check.py",
+        &gw.url(""),
+        &[
+            ("CATRACA_MODEL", "claude-pub"),
+            ("CATRACA_LIMITED_MODEL", "limited-model"),
+            ("CATRACA_TOOL_INPUT", tool_input),
+        ],
+    )
+    .await;
     assert!(
         stdout.contains("all Anthropic SDK checks passed"),
         "{stdout}"

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::common::dialect::*;
 use crate::common::*;
 
 const AKEY: &str = "sk-ant-test-0001";
@@ -49,20 +49,6 @@ models:
     .await
 }
 
-fn tools() -> Value {
-    json!([{"type": "function", "function": {"name": "weather", "description": "the weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
-}
-
-const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-
-fn sse_events(t: &str) -> Vec<Value> {
-    t.split("\n\n")
-        .filter(|e| e.starts_with("data: {"))
-        .map(|e| serde_json::from_str(&e[6..]).unwrap())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_chat_with_tools_and_images_translates_both_ways() {
     let (a, o) = (Mock::start().await, Mock::start().await);
@@ -100,21 +86,11 @@ async fn anthropic_chat_with_tools_and_images_translates_both_ways() {
     );
     assert_eq!(sent["tool_choice"], json!({"type": "any"}));
     // the client's OpenAI answer
-    let b = &r.body;
-    assert_eq!(b["object"], "chat.completion");
-    assert_eq!(b["model"], "claude");
-    assert!(b["id"].as_str().unwrap().starts_with("chatcmpl-"));
-    let call = &b["choices"][0]["message"]["tool_calls"][0];
-    assert_eq!(call["id"], "toolu_mock01");
+    let call = assert_tool_call_answer(&r.body, "claude", "toolu_mock01", json!({"city": "mock"}));
     assert_eq!(call["type"], "function");
-    assert_eq!(call["function"]["name"], "weather");
-    let args: Value =
-        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
-    assert_eq!(args, json!({"city": "mock"}));
-    assert_eq!(b["choices"][0]["finish_reason"], "tool_calls");
     // image block counted by the mock: 100 + "weather here?" (2 words) + 3 for the message +
     // "answer briefly" (2) in system
-    assert_eq!(b["usage"]["prompt_tokens"], 107);
+    assert_eq!(r.body["usage"]["prompt_tokens"], 107);
 
     // the tool's result goes back as a tool_result block in a user turn; a text answer
     let r = chat(
@@ -263,17 +239,7 @@ async fn anthropic_stream_is_translated_chunk_by_chunk_as_it_arrives() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let mut s = r.bytes_stream();
-    let mut all = String::new();
-    let mut first_text: Option<Duration> = None;
-    while let Some(c) = s.next().await {
-        all.push_str(std::str::from_utf8(&c.unwrap()).unwrap());
-        if first_text.is_none() && all.contains("\"content\":\"Olá\"") {
-            first_text = Some(t0.elapsed());
-        }
-    }
-    let end = t0.elapsed();
-    let first = first_text.expect("no first chunk");
+    let (all, first, end) = timed_stream(r, t0).await;
     // 11 events 200 ms apart: the last comes ≥ 2 s after the first; the first text (the 4th
     // event) must reach the client long before
     assert!(end >= Duration::from_millis(2000), "{end:?}");
@@ -282,29 +248,7 @@ async fn anthropic_stream_is_translated_chunk_by_chunk_as_it_arrives() {
         "first {first:?}, end {end:?}"
     );
     let events = sse_events(&all);
-    let said: String = events
-        .iter()
-        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(said, "Olá do mock da catraca");
-    assert!(
-        events
-            .iter()
-            .all(|e| e["model"] == "claude" && e["object"] == "chat.completion.chunk")
-    );
-    let id = events[0]["id"].as_str().unwrap();
-    assert!(id.starts_with("chatcmpl-") && events.iter().all(|e| e["id"] == id));
-    assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
-    let fin: Vec<&Value> = events
-        .iter()
-        .filter(|e| {
-            e["choices"]
-                .get(0)
-                .is_some_and(|c| !c["finish_reason"].is_null())
-        })
-        .collect();
-    assert_eq!(fin.len(), 1);
-    assert_eq!(fin[0]["choices"][0]["finish_reason"], "stop");
+    assert_translated_stream(&events, "claude");
     assert_eq!(events.last().unwrap()["usage"]["completion_tokens"], 5);
     assert!(all.ends_with("data: [DONE]\n\n"));
     assert_eq!(
@@ -313,21 +257,8 @@ async fn anthropic_stream_is_translated_chunk_by_chunk_as_it_arrives() {
     );
 
     // a tool call streamed: the call's id and name first, its arguments in pieces
-    let t = text(
-        gw.post_with(
-            "/v1/chat/completions",
-            json!({"model": "claude", "stream": true, "tools": tools(),
-                "messages": [{"role": "user", "content": "weather?"}]}),
-            &[],
-        )
-        .await,
-    )
-    .await;
-    let events = sse_events(&t);
-    let calls: Vec<&Value> = events
-        .iter()
-        .filter_map(|e| e["choices"][0]["delta"]["tool_calls"].get(0))
-        .collect();
+    let (t, events) = stream_with_tools(&gw, "claude", tools()).await;
+    let calls = tool_call_deltas(&events);
     assert_eq!(calls.len(), 3, "{t}");
     assert_eq!(calls[0]["id"], "toolu_mock01");
     assert_eq!(calls[0]["function"]["name"], "weather");
@@ -421,13 +352,7 @@ async fn anthropic_errors_are_mapped_and_fail_over_only_on_5xx_and_429() {
     );
 
     // 529 overloaded, 500 and 429 from Anthropic: the OpenAI deployment answers
-    for status in [500, 529] {
-        a.set(json!({"fail_status": status, "fail_rate": 1.0}))
-            .await;
-        let r = chat(&gw, KEY, json!({"model": "a-then-o", "messages": msg}), &[]).await;
-        assert_eq!(r.status, 200, "{status}: {:?}", r.body);
-        assert_eq!(r.body["model"], "openai-up", "{status}");
-    }
+    assert_fails_over_to_openai(&gw, &a, "a-then-o", &[500, 529], &msg).await;
     let r = chat(&gw, KEY, json!({"model": "a-then-o", "messages": msg}), &[]).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["model"], "openai-up");
@@ -563,34 +488,15 @@ async fn anthropic_untranslatable_requests_are_400s_naming_the_field_before_any_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk_works_against_an_anthropic_deployment() {
-    let python = std::env::var("CATRACA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "the openai package is missing for {python}: run scripts/test.sh"
-    );
+    let python = sdk_python("openai");
     let (a, o) = (Mock::start().await, Mock::start().await);
     let gw = gateway(&a, &o).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/sdk/dialect_sdk_check.py"
-    );
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("CATRACA_BASE_URL", gw.url("/v1"))
-        .env("CATRACA_KEY", KEY)
-        .env("CATRACA_MODEL", "claude")
-        .env("CATRACA_TOOL_CALLS", "1")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "SDK check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_sdk_script(
+        &python,
+        "dialect_sdk_check.py",
+        &gw.url("/v1"),
+        &[("CATRACA_MODEL", "claude"), ("CATRACA_TOOL_CALLS", "1")],
+    )
+    .await;
     assert!(stdout.contains("all claude SDK checks passed"), "{stdout}");
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::common::dialect::*;
 use crate::common::*;
 
 const ZKEY: &str = "azure-test-key-0001";
@@ -232,35 +233,19 @@ async fn azure_config_fields_are_checked_with_positions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk_works_against_an_azure_deployment() {
-    let python = std::env::var("CATRACA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "the openai package is missing for {python}: run scripts/test.sh"
-    );
+    let python = sdk_python("openai");
     let (z, o) = (Mock::start().await, Mock::start().await);
     let gw = gateway(&z, &o).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/sdk/dialect_sdk_check.py"
-    );
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("CATRACA_BASE_URL", gw.url("/v1"))
-        .env("CATRACA_KEY", KEY)
-        .env("CATRACA_MODEL", "azure-model")
-        .env("CATRACA_ANSWER_MODEL", "gpt4o-prod")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "SDK check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_sdk_script(
+        &python,
+        "dialect_sdk_check.py",
+        &gw.url("/v1"),
+        &[
+            ("CATRACA_MODEL", "azure-model"),
+            ("CATRACA_ANSWER_MODEL", "gpt4o-prod"),
+        ],
+    )
+    .await;
     assert!(
         stdout.contains("all azure-model SDK checks passed"),
         "{stdout}"

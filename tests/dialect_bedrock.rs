@@ -10,9 +10,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use catraca::mock_upstream::bedrock::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::common::dialect::*;
 use crate::common::*;
 
 /// A model id with a `:`, sent as `%3A` and signed double-encoded, as Bedrock's are.
@@ -52,20 +52,6 @@ models:
         &ENV,
     )
     .await
-}
-
-fn tools() -> Value {
-    json!([{"type": "function", "function": {"name": "weather", "description": "the weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
-}
-
-const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-
-fn events(t: &str) -> Vec<Value> {
-    t.split("\n\n")
-        .filter(|e| e.starts_with("data: {"))
-        .map(|e| serde_json::from_str(&e[6..]).unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,17 +100,12 @@ async fn bedrock_chat_with_tools_and_images_translates_both_ways() {
     );
     assert!(sent.get("model").is_none());
     // what the client got: OpenAI's shape, the public model, the gateway's id
-    let body = &r.body;
-    assert_eq!(body["object"], "chat.completion");
-    assert_eq!(body["model"], "bedrock-model");
-    assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
-    let call = &body["choices"][0]["message"]["tool_calls"][0];
-    assert_eq!(call["id"], "tooluse_mock0001");
-    assert_eq!(call["function"]["name"], "weather");
-    let args: Value =
-        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
-    assert_eq!(args, json!({"answer": "Olá do mock da"}));
-    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    let call = assert_tool_call_answer(
+        &r.body,
+        "bedrock-model",
+        "tooluse_mock0001",
+        json!({"answer": "Olá do mock da"}),
+    );
 
     // the tool's result goes back as a toolResult in a user turn; a text answer comes
     let r = chat(
@@ -146,7 +127,7 @@ async fn bedrock_chat_with_tools_and_images_translates_both_ways() {
     );
     assert_eq!(
         st["last_body"]["messages"][1]["content"][0]["toolUse"]["input"],
-        args
+        json!({"answer": "Olá do mock da"})
     );
     assert_eq!(r.body["choices"][0]["message"]["content"], "Olá do mock");
     assert_eq!(r.body["choices"][0]["finish_reason"], "stop");
@@ -264,17 +245,7 @@ async fn bedrock_stream_is_translated_frame_by_frame_as_it_arrives() {
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/event-stream");
-    let mut s = r.bytes_stream();
-    let mut all = String::new();
-    let mut first_text: Option<Duration> = None;
-    while let Some(c) = s.next().await {
-        all.push_str(std::str::from_utf8(&c.unwrap()).unwrap());
-        if first_text.is_none() && all.contains("\"content\":\"Olá\"") {
-            first_text = Some(t0.elapsed());
-        }
-    }
-    let end = t0.elapsed();
-    let first = first_text.expect("no first chunk");
+    let (all, first, end) = timed_stream(r, t0).await;
     // 9 frames 300 ms apart: the last comes ≥ 2.4 s after the first; the first text frame
     // (the second frame) must reach the client long before that
     assert!(end >= Duration::from_millis(2400), "{end:?}");
@@ -282,46 +253,16 @@ async fn bedrock_stream_is_translated_frame_by_frame_as_it_arrives() {
         first + Duration::from_millis(1500) < end,
         "first {first:?}, end {end:?}"
     );
-    let ev = events(&all);
-    let said: String = ev
-        .iter()
-        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(said, "Olá do mock da catraca");
-    assert!(
-        ev.iter()
-            .all(|e| e["model"] == "bedrock-model" && e["object"] == "chat.completion.chunk")
-    );
-    let id = ev[0]["id"].as_str().unwrap();
-    assert!(id.starts_with("chatcmpl-") && ev.iter().all(|e| e["id"] == id));
-    assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
-    let fin: Vec<&Value> = ev
-        .iter()
-        .filter(|e| !e["choices"][0]["finish_reason"].is_null())
-        .collect();
-    assert_eq!(fin.len(), 1);
-    assert_eq!(fin[0]["choices"][0]["finish_reason"], "stop");
+    let ev = sse_events(&all);
+    assert_translated_stream(&ev, "bedrock-model");
     let last = ev.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(last["usage"]["completion_tokens"], 5);
     assert!(all.ends_with("data: [DONE]\n\n"));
 
     // a tool call in a stream: its start, then its arguments in pieces, then tool_calls
-    let t = text(
-        gw.post_with(
-            "/v1/chat/completions",
-            json!({"model": "bedrock-model", "stream": true, "tools": tools(),
-                "messages": [{"role": "user", "content": "weather?"}]}),
-            &[],
-        )
-        .await,
-    )
-    .await;
-    let ev = events(&t);
-    let calls: Vec<&Value> = ev
-        .iter()
-        .filter_map(|e| e["choices"][0]["delta"]["tool_calls"].get(0))
-        .collect();
+    let (t, ev) = stream_with_tools(&gw, "bedrock-model", tools()).await;
+    let calls = tool_call_deltas(&ev);
     assert_eq!(calls.len(), 3, "{t}");
     assert_eq!(calls[0]["id"], "tooluse_mock0001");
     assert_eq!(calls[0]["function"]["name"], "weather");
@@ -476,13 +417,7 @@ models:
     );
 
     // 503 ServiceUnavailable and 429 Throttling: the OpenAI deployment answers
-    for status in [503, 429] {
-        b.set(json!({"fail_status": status, "fail_rate": 1.0}))
-            .await;
-        let r = chat(&gw, KEY, json!({"model": "b-then-o", "messages": msg}), &[]).await;
-        assert_eq!(r.status, 200, "{status}: {:?}", r.body);
-        assert_eq!(r.body["model"], "openai-up", "{status}");
-    }
+    assert_fails_over_to_openai(&gw, &b, "b-then-o", &[503, 429], &msg).await;
     // the signature is checked before the failure knobs, as AWS checks it first
     let r = chat(
         &gw,
@@ -496,23 +431,7 @@ models:
 
     // and the other way: the OpenAI deployment fails with 500, Bedrock answers, translated
     o.set(json!({"fail_status": 500, "fail_rate": 1.0})).await;
-    let r = chat(&gw, KEY, json!({"model": "o-then-b", "messages": msg}), &[]).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body["model"], "o-then-b");
-    assert_eq!(r.body["choices"][0]["message"]["content"], "Olá do mock da");
-    let t = text(
-        gw.post_with(
-            "/v1/chat/completions",
-            json!({"model": "o-then-b", "stream": true, "messages": msg}),
-            &[],
-        )
-        .await,
-    )
-    .await;
-    assert!(
-        t.contains("\"content\":\"Olá\"") && t.ends_with("data: [DONE]\n\n"),
-        "{t}"
-    );
+    assert_fails_over_from_openai(&gw, "o-then-b", &msg).await;
     let ev = gw.wait_events(10).await;
     let last = ev.last().unwrap();
     assert_eq!(last["deployment"], "db2");
@@ -645,33 +564,16 @@ async fn bedrock_embeddings_match_the_same_vectors_in_float_and_base64() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk_works_against_a_bedrock_deployment() {
-    let python = std::env::var("CATRACA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "the openai package is missing for {python}: run scripts/test.sh"
-    );
+    let python = sdk_python("openai");
     let (b, o) = (Mock::start().await, Mock::start().await);
     let gw = gateway(&b, &o).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/sdk/bedrock_sdk_check.py"
-    );
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("CATRACA_BASE_URL", gw.url("/v1"))
-        .env("CATRACA_KEY", KEY)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "SDK check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_sdk_script(
+        &python,
+        "dialect_embeddings_sdk_check.py",
+        &gw.url("/v1"),
+        &[("CATRACA_DIALECT", "bedrock")],
+    )
+    .await;
     assert!(stdout.contains("all bedrock SDK checks passed"), "{stdout}");
 }
 

@@ -6,9 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::common::dialect::{
+    PNG, assert_fails_over_from_openai, assert_fails_over_to_openai, assert_tool_call_answer,
+    assert_translated_stream, run_sdk_script, sdk_python, sse_events, stream_with_tools,
+    timed_stream, tool_call_deltas,
+};
 use crate::common::*;
 
 const GKEY: &str = "gm-test-key-0001";
@@ -49,8 +53,6 @@ fn tools() -> Value {
         "parameters": {"type": "object", "additionalProperties": false,
             "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
 }
-
-const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
 /// The (only) usage event with this status, from the newest.
 async fn last_event(gw: &Gateway, n: usize) -> Value {
@@ -97,17 +99,12 @@ async fn gemini_chat_with_tools_and_images_translates_both_ways() {
         json!({"temperature": 0.2, "maxOutputTokens": 50})
     );
     // what the client got: OpenAI's shape, the public model, the gateway's id
-    let b = &r.body;
-    assert_eq!(b["object"], "chat.completion");
-    assert_eq!(b["model"], "gemini-model");
-    assert!(b["id"].as_str().unwrap().starts_with("chatcmpl-"));
-    let call = &b["choices"][0]["message"]["tool_calls"][0];
-    assert_eq!(call["id"], "call_0");
-    assert_eq!(call["function"]["name"], "weather");
-    let args: Value =
-        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
-    assert_eq!(args, json!({"answer": "Olá do mock da"}));
-    assert_eq!(b["choices"][0]["finish_reason"], "tool_calls");
+    let call = assert_tool_call_answer(
+        &r.body,
+        "gemini-model",
+        "call_0",
+        json!({"answer": "Olá do mock da"}),
+    );
 
     // the tool's result goes back as a functionResponse named after the call; text answer
     let r = chat(
@@ -129,7 +126,7 @@ async fn gemini_chat_with_tools_and_images_translates_both_ways() {
     );
     assert_eq!(
         st["last_body"]["contents"][1]["parts"][0]["functionCall"]["args"],
-        args
+        json!({"answer": "Olá do mock da"})
     );
     assert_eq!(r.body["choices"][0]["message"]["content"], "Olá do mock");
     assert_eq!(r.body["choices"][0]["finish_reason"], "stop");
@@ -229,17 +226,7 @@ async fn gemini_stream_is_translated_chunk_by_chunk_as_it_arrives() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let mut s = r.bytes_stream();
-    let mut all = String::new();
-    let mut first_text: Option<Duration> = None;
-    while let Some(c) = s.next().await {
-        all.push_str(std::str::from_utf8(&c.unwrap()).unwrap());
-        if first_text.is_none() && all.contains("\"content\":\"Olá\"") {
-            first_text = Some(t0.elapsed());
-        }
-    }
-    let end = t0.elapsed();
-    let first = first_text.expect("no first chunk");
+    let (all, first, end) = timed_stream(r, t0).await;
     // the upstream's last event comes 4 × 300 ms after its first: the first translated chunk
     // must reach the client long before that
     assert!(end >= Duration::from_millis(1200), "{end:?}");
@@ -247,30 +234,8 @@ async fn gemini_stream_is_translated_chunk_by_chunk_as_it_arrives() {
         first + Duration::from_millis(900) < end,
         "first {first:?}, end {end:?}"
     );
-    let events: Vec<Value> = all
-        .split("\n\n")
-        .filter(|e| e.starts_with("data: {"))
-        .map(|e| serde_json::from_str(&e[6..]).unwrap())
-        .collect();
-    let content: String = events
-        .iter()
-        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(content, "Olá do mock da catraca");
-    assert!(
-        events
-            .iter()
-            .all(|e| e["model"] == "gemini-model" && e["object"] == "chat.completion.chunk")
-    );
-    let id = events[0]["id"].as_str().unwrap();
-    assert!(id.starts_with("chatcmpl-") && events.iter().all(|e| e["id"] == id));
-    assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
-    let fin: Vec<&Value> = events
-        .iter()
-        .filter(|e| !e["choices"][0]["finish_reason"].is_null())
-        .collect();
-    assert_eq!(fin.len(), 1);
-    assert_eq!(fin[0]["choices"][0]["finish_reason"], "stop");
+    let events = sse_events(&all);
+    assert_translated_stream(&events, "gemini-model");
     let last = events.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(last["usage"]["completion_tokens"], 5);
@@ -282,25 +247,8 @@ async fn gemini_stream_is_translated_chunk_by_chunk_as_it_arrives() {
     );
 
     // a tool call in a stream: one chunk with the whole call, then tool_calls
-    let t = text(
-        gw.post_with(
-            "/v1/chat/completions",
-            json!({"model": "gemini-model", "stream": true, "tools": tools(),
-                "messages": [{"role": "user", "content": "weather?"}]}),
-            &[],
-        )
-        .await,
-    )
-    .await;
-    let events: Vec<Value> = t
-        .split("\n\n")
-        .filter(|e| e.starts_with("data: {"))
-        .map(|e| serde_json::from_str(&e[6..]).unwrap())
-        .collect();
-    let calls: Vec<&Value> = events
-        .iter()
-        .filter_map(|e| e["choices"][0]["delta"]["tool_calls"].get(0))
-        .collect();
+    let (t, events) = stream_with_tools(&gw, "gemini-model", tools()).await;
+    let calls = tool_call_deltas(&events);
     assert_eq!(calls.len(), 1, "{t}");
     assert_eq!(calls[0]["id"], "call_0");
     assert_eq!(calls[0]["index"], 0);
@@ -406,34 +354,12 @@ models:
     assert_eq!(r.body["error"]["code"], "invalid_api_key", "{:?}", r.body);
 
     // 503 UNAVAILABLE and 429 RESOURCE_EXHAUSTED from Gemini: the OpenAI deployment answers
-    for status in [503, 429] {
-        g.set(json!({"fail_status": status, "fail_rate": 1.0}))
-            .await;
-        let r = chat(&gw, KEY, json!({"model": "g-then-o", "messages": msg}), &[]).await;
-        assert_eq!(r.status, 200, "{status}: {:?}", r.body);
-        assert_eq!(r.body["model"], "openai-up", "{status}");
-    }
+    assert_fails_over_to_openai(&gw, &g, "g-then-o", &[503, 429], &msg).await;
     g.set(json!({"fail_rate": 0.0})).await;
 
     // and the other way: the OpenAI deployment fails with 500, Gemini answers, translated
     o.set(json!({"fail_status": 500, "fail_rate": 1.0})).await;
-    let r = chat(&gw, KEY, json!({"model": "o-then-g", "messages": msg}), &[]).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body["model"], "o-then-g");
-    assert_eq!(r.body["choices"][0]["message"]["content"], "Olá do mock da");
-    let t = text(
-        gw.post_with(
-            "/v1/chat/completions",
-            json!({"model": "o-then-g", "stream": true, "messages": msg}),
-            &[],
-        )
-        .await,
-    )
-    .await;
-    assert!(
-        t.contains("\"content\":\"Olá\"") && t.ends_with("data: [DONE]\n\n"),
-        "{t}"
-    );
+    assert_fails_over_from_openai(&gw, "o-then-g", &msg).await;
     let ev = gw.wait_events(8).await;
     let last = ev.last().unwrap();
     assert_eq!(last["deployment"], "dg2");
@@ -550,29 +476,15 @@ async fn gemini_embeddings_match_the_same_vectors_in_float_and_base64() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk_works_against_a_gemini_deployment() {
-    let python = std::env::var("CATRACA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "the openai package is missing for {python}: run scripts/test.sh"
-    );
+    let python = sdk_python("openai");
     let (g, o) = (Mock::start().await, Mock::start().await);
     let gw = gateway(&g, &o, "", "").await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/gemini_sdk_check.py");
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("CATRACA_BASE_URL", gw.url("/v1"))
-        .env("CATRACA_KEY", KEY)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "SDK check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_sdk_script(
+        &python,
+        "dialect_embeddings_sdk_check.py",
+        &gw.url("/v1"),
+        &[("CATRACA_DIALECT", "gemini")],
+    )
+    .await;
     assert!(stdout.contains("all gemini SDK checks passed"), "{stdout}");
 }

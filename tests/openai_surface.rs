@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::common::dialect::{run_sdk_script, sdk_python};
 use crate::common::{Gateway, KEY, Mock};
 
 /// fx 5.0 and markup 1.0: every BRL amount is five times the USD one.
@@ -702,32 +703,9 @@ async fn hostile_bodies_on_the_new_routes_are_4xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_sdk_uses_the_whole_surface() {
-    let python = std::env::var("CATRACA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = std::process::Command::new(&python)
-        .args(["-c", "import openai"])
-        .output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "the openai package is missing for {python}: run scripts/test.sh, or pip install -r tests/sdk/requirements.txt"
-    );
+    let python = sdk_python("openai");
     let (_mock, gw) = start().await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/sdk/openai_surface_check.py"
-    );
-    let out = tokio::process::Command::new(&python)
-        .arg(script)
-        .env("CATRACA_BASE_URL", gw.url("/v1"))
-        .env("CATRACA_KEY", KEY)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "SDK check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_sdk_script(&python, "openai_surface_check.py", &gw.url("/v1"), &[]).await;
     assert!(stdout.contains("all surface checks passed"), "{stdout}");
     // one usage event per SDK call that reached a model, each priced
     let ev = gw.events();

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bradax;
+pub mod dialect;
 pub mod pytake;
 
 use std::net::SocketAddr;
