@@ -984,14 +984,8 @@ fn json_str(out: &mut BytesMut, s: &str) {
 impl Decoder {
     /// A decoder for one answer.
     pub fn new(meta: Meta) -> Self {
-        let mut head = Vec::with_capacity(96 + meta.id.len() + meta.model.len());
-        head.extend_from_slice(b"data: {\"id\":");
-        let _ = serde_json::to_writer(&mut head, &meta.id);
-        head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        head.extend_from_slice(itoa::Buffer::new().format(meta.created).as_bytes());
-        head.extend_from_slice(b",\"model\":");
-        let _ = serde_json::to_writer(&mut head, &*meta.model);
-        head.extend_from_slice(b",\"choices\":[");
+        let mut head = meta.chunk_prefix();
+        head.push(b'[');
         Decoder {
             meta,
             head,

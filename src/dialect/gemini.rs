@@ -946,14 +946,7 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder for one answer.
     pub fn new(meta: Meta) -> Self {
-        let mut prefix = Vec::with_capacity(128);
-        prefix.extend_from_slice(b"data: {\"id\":");
-        let _ = serde_json::to_writer(&mut prefix, &meta.id);
-        prefix.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        prefix.extend_from_slice(meta.created.to_string().as_bytes());
-        prefix.extend_from_slice(b",\"model\":");
-        let _ = serde_json::to_writer(&mut prefix, &*meta.model);
-        prefix.extend_from_slice(b",\"choices\":");
+        let prefix = meta.chunk_prefix();
         Decoder {
             meta,
             prefix,

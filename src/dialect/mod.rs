@@ -95,6 +95,22 @@ pub struct Meta {
     pub base64: bool,
 }
 
+impl Meta {
+    /// The bytes every OpenAI chunk of this answer starts with, up to and including
+    /// `"choices":` (built once per answer; each decoder appends its choices).
+    pub fn chunk_prefix(&self) -> Vec<u8> {
+        let mut p = Vec::with_capacity(96 + self.id.len() + self.model.len());
+        p.extend_from_slice(b"data: {\"id\":");
+        let _ = serde_json::to_writer(&mut p, &self.id);
+        p.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        p.extend_from_slice(itoa::Buffer::new().format(self.created).as_bytes());
+        p.extend_from_slice(b",\"model\":");
+        let _ = serde_json::to_writer(&mut p, &*self.model);
+        p.extend_from_slice(b",\"choices\":");
+        p
+    }
+}
+
 /// A provider's stream turned into OpenAI `chat.completion.chunk` events as it arrives.
 pub trait StreamDecoder: Send + Sync {
     /// The next bytes from the upstream, split anywhere: append the OpenAI SSE events
